@@ -1,0 +1,95 @@
+"""actors: BEAM-style processes on Pykka, and the upload actors built on them.
+
+The process runtime (``Process``, exit signals, links, monitors, names,
+timers, the asyncio bridge) is the bottom layer. The upload actors
+(``UploadChannel``, ``UploadSession``) live in modules of their own on top of
+supervision; they are re-exported lazily here so the runtime never imports them.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from actors.bridge import ask_async
+from actors.futures import ProcessFuture
+from actors.log import configure_logging
+from actors.names import NameTakenError, register, registered, unregister, whereis
+from actors.process import (
+    Process,
+    ProcessRef,
+    StartError,
+    await_exit,
+    current_process,
+    demonitor,
+    exit,
+    link,
+    monitor,
+    processes,
+    unlink,
+)
+from actors.reasons import (
+    KILL,
+    KILLED,
+    NOPROC,
+    NORMAL,
+    SHUTDOWN,
+    Down,
+    Exit,
+    ExitReason,
+    MonitorRef,
+    is_clean_exit,
+)
+from actors.timers import Timer, cancel_timer, pending_timers, send_after
+
+__all__ = [
+    "KILL",
+    "KILLED",
+    "NOPROC",
+    "NORMAL",
+    "SHUTDOWN",
+    "Down",
+    "Exit",
+    "ExitReason",
+    "MonitorRef",
+    "NameTakenError",
+    "Process",
+    "ProcessFuture",
+    "ProcessRef",
+    "StartError",
+    "Timer",
+    "UploadChannel",
+    "UploadSession",
+    "ask_async",
+    "await_exit",
+    "cancel_timer",
+    "configure_logging",
+    "current_process",
+    "demonitor",
+    "exit",
+    "is_clean_exit",
+    "link",
+    "monitor",
+    "pending_timers",
+    "processes",
+    "register",
+    "registered",
+    "send_after",
+    "unlink",
+    "unregister",
+    "whereis",
+]
+
+_LAZY = {
+    "UploadChannel": "actors.upload_channel",
+    "UploadSession": "actors.upload_session",
+}
+
+
+def __getattr__(name: str) -> Any:
+    """Import the upload actors on first use: the runtime never imports them."""
+    module_name = _LAZY.get(name)
+    if module_name is None:
+        raise AttributeError(f"module 'actors' has no attribute {name!r}")
+    import importlib
+
+    return getattr(importlib.import_module(module_name), name)

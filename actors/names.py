@@ -1,0 +1,71 @@
+"""Registered names: ``register``, ``whereis``, ``unregister``, as ``erlang:register``.
+
+A process has at most one name, a name at most one process, and the name is
+freed the instant its process dies.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pykka import ActorRef
+
+from actors.process import ProcessRef, _require_process, on_death, table_lock
+from actors.reasons import ExitReason
+
+__all__ = ["NameTakenError", "register", "registered", "unregister", "whereis"]
+
+_names: dict[str, ProcessRef] = {}
+
+
+class NameTakenError(ValueError):
+    """The name is registered to another process, or the process already has a name."""
+
+
+def register(name: str, ref: ActorRef[Any]) -> None:
+    """Register ``name`` for the live process ``ref``.
+
+    Raises ``NameTakenError`` if the name is taken or the process already has a
+    name, and ``ValueError`` if the process is dead.
+    """
+    ref = _require_process(ref)
+    with table_lock:
+        if ref.exit_reason is not None:
+            raise ValueError(f"cannot register {name!r}: {ref} is not alive")
+        holder = _names.get(name)
+        if holder is not None:
+            raise NameTakenError(f"name {name!r} is already registered to {holder}")
+        if ref.name is not None:
+            raise NameTakenError(f"{ref} is already registered as {ref.name!r}")
+        _names[name] = ref
+        ref.name = name
+
+
+def whereis(name: str) -> ProcessRef | None:
+    """The live process registered as ``name``, or ``None``."""
+    return _names.get(name)
+
+
+def unregister(name: str) -> None:
+    """Remove the registered ``name``; ``KeyError`` if nothing holds it."""
+    with table_lock:
+        ref = _names.pop(name)
+        ref.name = None
+
+
+def registered() -> list[str]:
+    """Every name registered now."""
+    with table_lock:
+        return list(_names)
+
+
+def _free_name(ref: ProcessRef, _reason: ExitReason) -> None:
+    if ref.name is None:
+        return
+    with table_lock:
+        if ref.name is not None and _names.get(ref.name) is ref:
+            del _names[ref.name]
+        ref.name = None
+
+
+on_death(_free_name)

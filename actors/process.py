@@ -1,0 +1,508 @@
+"""``Process``: a Pykka actor with BEAM semantics, and the exit signals between processes.
+
+A process crashes on any exception it raises, whether the message came by
+``tell``, ``ask`` or a proxy call; it exits with a reason; the processes linked
+to it get an exit signal and its monitors a ``Down`` notice. The ref
+(``ProcessRef``) is the process's identity, like a pid: it outlives the actor
+object and keeps the exit reason, so ``await_exit`` works after the fact.
+
+All link, monitor and alive-to-dead bookkeeping happens under one lock
+(``table_lock``), which makes the races simple: a link or monitor made while
+the target is dying either lands before its death (and fires) or after it (and
+gets ``"noproc"``), never in between.
+"""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from collections.abc import Callable
+from typing import Any, ClassVar
+
+import structlog
+from pykka import ActorDeadError, ActorRef, ThreadingActor, Timeout
+from pykka._envelope import Envelope
+from pykka.messages import _ActorStop
+
+from actors import substrate
+from actors.futures import ProcessFuture
+from actors.reasons import (
+    KILL,
+    KILLED,
+    NOPROC,
+    NORMAL,
+    Down,
+    Exit,
+    ExitReason,
+    MonitorRef,
+)
+
+__all__ = [
+    "Process",
+    "ProcessRef",
+    "StartError",
+    "await_exit",
+    "current_process",
+    "demonitor",
+    "exit",
+    "link",
+    "monitor",
+    "on_death",
+    "processes",
+    "unlink",
+]
+
+log = structlog.get_logger("liveupload.actors")
+
+table_lock = threading.RLock()
+"""Guards every process's links, monitors and its alive-to-dead transition."""
+
+_live: set[ProcessRef] = set()
+_death_hooks: list[Callable[[ProcessRef, ExitReason], None]] = []
+_ALIVE: Any = object()
+
+
+class _Wake:
+    """Mail that only wakes a process so it notices a pending exit signal."""
+
+
+_WAKE = _Wake()
+
+
+class StartError(Exception):
+    """``start_link`` failed: the process's ``on_start`` raised ``reason``."""
+
+    def __init__(self, process: str, reason: ExitReason) -> None:
+        super().__init__(f"{process} failed to start: {reason!r}")
+        self.reason = reason
+
+
+class ProcessRef(ActorRef[Any]):
+    """A pid: the identity of one process, valid before, during and after its life."""
+
+    def __init__(self, process: Process) -> None:
+        super().__init__(process)
+        self._process: Process | None = process
+        self._exit_reason: ExitReason = _ALIVE
+        self._links: set[ProcessRef] | None = None
+        self._monitors: dict[MonitorRef, ActorRef[Any]] | None = None
+        self._watching: set[MonitorRef] | None = None
+        self.name: str | None = None
+        self.timers: set[Any] | None = None
+
+    @property
+    def exit_reason(self) -> ExitReason | None:
+        """The reason the process exited with, or ``None`` while it is alive."""
+        reason = self._exit_reason
+        return None if reason is _ALIVE else reason
+
+    def __repr__(self) -> str:
+        return f"<ProcessRef {self.actor_class.__name__} {self.actor_urn[-12:]}>"
+
+
+class Process(ThreadingActor):
+    """A Pykka actor that lives and dies like a BEAM process.
+
+    Override ``on_start``, ``on_receive`` (or plain methods called through a
+    proxy) and ``terminate(reason)``. Set ``trap_exit = True`` to receive exit
+    signals as ``Exit`` messages instead of dying with them. Pykka's
+    ``on_stop``/``on_failure`` hooks are not used: ``terminate`` replaces both.
+    """
+
+    trap_exit: bool = False
+    """Receive exit signals from links as ``Exit(sender, reason)`` messages."""
+
+    use_daemon_thread: ClassVar[bool] = False
+
+    _actor_ref: ProcessRef
+
+    def __init__(self, *_args: Any, **_kwargs: Any) -> None:
+        self.actor_urn = uuid.uuid4().urn
+        self.actor_inbox = self._create_actor_inbox()
+        self.actor_stopped = threading.Event()
+        self._actor_ref = ProcessRef(self)
+        self._pending_exit: ExitReason | None = None
+        self._current: Envelope[Any] | None = None
+        self._stop_waiters: list[Any] | None = None
+        self._start_ack: ProcessFuture[Any] | None = None
+
+    @property
+    def actor_ref(self) -> ProcessRef:  # type: ignore[override]
+        return self._actor_ref
+
+    # Pykka's extension points for runtimes, all answered by the substrate.
+
+    @staticmethod
+    def _create_actor_inbox() -> substrate.Mailbox:
+        return substrate.Mailbox()
+
+    @staticmethod
+    def _create_future() -> ProcessFuture[Any]:
+        return substrate.create_future()
+
+    def _start_actor_loop(self) -> None:
+        substrate.spawn(self)
+
+    # -- starting -----------------------------------------------------------
+
+    @classmethod
+    def start(cls, *args: Any, **kwargs: Any) -> ProcessRef:  # type: ignore[override]
+        """Start a process and return its ref at once; ``on_start`` runs in it."""
+        process = cls(*args, **kwargs)
+        return _spawn(process, link_to=None, wait=False)
+
+    @classmethod
+    def start_link(cls, *args: Any, **kwargs: Any) -> ProcessRef:
+        """Start a process linked to the calling process, and wait for its ``on_start``.
+
+        The link exists before the new process runs a line, so no exit of it can
+        be missed. Raises ``StartError`` (the process has then exited) if
+        ``on_start`` raised. Must be called from inside a process.
+        """
+        parent = substrate.current_process()
+        if parent is None:
+            raise RuntimeError("start_link must be called from inside a process")
+        process = cls(*args, **kwargs)
+        return _spawn(process, link_to=parent, wait=True)
+
+    # -- hooks ----------------------------------------------------------------
+
+    def terminate(self, reason: ExitReason) -> None:  # noqa: B027 - optional hook
+        """Clean up as the process exits with ``reason``, in its own context.
+
+        Called on every exit except a kill: normal stop, exit signal, crash
+        (``reason`` is the exception) and a failed ``on_start``. An exception
+        raised here becomes the exit reason and is reported as a crash.
+        """
+
+    # -- convenience ----------------------------------------------------------
+
+    def link(self, other: ActorRef[Any]) -> None:
+        """Link this process with ``other``."""
+        link(self._actor_ref, other)
+
+    def unlink(self, other: ActorRef[Any]) -> None:
+        unlink(self._actor_ref, other)
+
+    def monitor(self, target: ActorRef[Any]) -> MonitorRef:
+        """Monitor ``target``; a ``Down`` message arrives here when it exits."""
+        return monitor(target, self._actor_ref)
+
+    def send_after(self, message: Any, seconds: float) -> Any:
+        """Send ``message`` to this process after ``seconds``; returns the timer."""
+        from actors.timers import send_after
+
+        return send_after(self._actor_ref, message, seconds)
+
+    def exit(self, reason: ExitReason = NORMAL) -> None:
+        """Exit with ``reason`` once the current message is handled (trapping or not)."""
+        self._request_exit(reason)
+
+    # -- the loop (driven by the substrate) ---------------------------------------
+
+    def _run(self) -> None:
+        reason = self._start_up()
+        if reason is None:
+            reason = self._receive_loop()
+        self._shut_down(reason)
+
+    def _start_up(self) -> ExitReason | None:
+        try:
+            self.on_start()
+        except BaseException as exc:  # noqa: BLE001 - any failure ends only this process
+            _report_crash(self._actor_ref, exc, "on_start")
+            return exc
+        if self._start_ack is not None:
+            self._start_ack.set(None)
+        return None
+
+    def _receive_loop(self) -> ExitReason:
+        inbox = self.actor_inbox
+        while True:
+            envelope = inbox.get()
+            if envelope is None:
+                return KILLED
+            if self._pending_exit is not None:
+                substrate.reject(envelope)
+                return self._pending_exit
+            message = envelope.message
+            if message is _WAKE:
+                continue
+            if isinstance(message, _ActorStop):
+                self._add_stop_waiter(envelope.reply_to)
+                return NORMAL
+            self._current = envelope
+            try:
+                result = self._handle_receive(message)
+            except BaseException as exc:  # noqa: BLE001 - crash this process only
+                self._current = None
+                if envelope.reply_to is not None:
+                    _answer_with_exception(envelope.reply_to, exc)
+                _report_crash(self._actor_ref, exc, "handle_message")
+                return exc
+            self._current = None
+            if envelope.reply_to is not None:
+                if self._actor_ref._exit_reason is _ALIVE:
+                    _answer(envelope.reply_to, result)
+                else:
+                    substrate.reject(envelope)
+            if self._pending_exit is not None:
+                return self._pending_exit
+
+    def _shut_down(self, reason: ExitReason) -> None:
+        ref = self._actor_ref
+        if ref._exit_reason is _ALIVE:
+            try:
+                self.terminate(reason)
+            except BaseException as exc:  # noqa: BLE001 - becomes the exit reason
+                _report_crash(ref, exc, "terminate")
+                reason = exc
+            _die(ref, reason)
+        for waiter in self._stop_waiters or ():
+            _answer(waiter, None)
+        if self._start_ack is not None:  # on_start failed: start_link raises
+            _answer(self._start_ack, ref._exit_reason)
+
+    def _add_stop_waiter(self, future: Any) -> None:
+        if future is not None:
+            if self._stop_waiters is None:
+                self._stop_waiters = []
+            self._stop_waiters.append(future)
+
+    def _request_exit(self, reason: ExitReason) -> None:
+        with table_lock:
+            if self._pending_exit is None:
+                self._pending_exit = reason
+        self.actor_inbox.put(Envelope(_WAKE))
+
+
+# -- the life and death of a process ------------------------------------------------
+
+
+def _spawn(process: Process, *, link_to: ProcessRef | None, wait: bool) -> ProcessRef:
+    ref = process.actor_ref
+    if wait:
+        process._start_ack = ProcessFuture()
+    with table_lock:
+        _live.add(ref)
+    if link_to is not None:
+        link(link_to, ref)
+    process._start_actor_loop()
+    if wait:
+        outcome = process._start_ack.get()
+        if outcome is not None:
+            raise StartError(str(ref), outcome)
+    return ref
+
+
+def _die(ref: ProcessRef, reason: ExitReason) -> bool:
+    """Make ``ref`` dead with ``reason``, once, and send out its exit signals.
+
+    Called by the process itself after ``terminate``, or by whoever kills it.
+    Returns False if the process was already dead.
+    """
+    with table_lock:
+        if ref._exit_reason is not _ALIVE:
+            return False
+        ref._exit_reason = reason
+        process, ref._process = ref._process, None
+        links, ref._links = ref._links or (), None
+        monitors, ref._monitors = ref._monitors or {}, None
+        watching, ref._watching = ref._watching or (), None
+        for peer in links:
+            if peer._links is not None:
+                peer._links.discard(ref)
+        for mref in watching:
+            target_monitors = mref.target._monitors
+            if target_monitors is not None:
+                target_monitors.pop(mref, None)
+        _live.discard(ref)
+        ref.actor_stopped.set()
+    if process is not None:
+        for envelope in process.actor_inbox.close():
+            substrate.reject(envelope)
+    for hook in _death_hooks:
+        hook(ref, reason)
+    for peer in links:
+        _deliver_exit_signal(peer, ref, reason)
+    for mref, watcher in monitors.items():
+        _send(watcher, Down(mref, ref, reason))
+    return True
+
+
+def _kill(ref: ProcessRef) -> None:
+    """End ``ref`` at once with ``"killed"``: dead to everyone from this instant,
+    its mail discarded, its ``terminate`` not run. A handler still running on its
+    thread finishes, but its reply is dropped and it handles nothing more."""
+    with table_lock:
+        process = ref._process
+    if process is None or not _die(ref, KILLED):
+        return
+    current = process._current
+    if current is not None and current.reply_to is not None:
+        substrate.reject(current)
+
+
+def _deliver_exit_signal(target: ActorRef[Any], sender: ActorRef[Any] | None, reason: ExitReason) -> None:
+    """Apply BEAM's rules for an exit signal from ``sender`` to ``target``."""
+    if not isinstance(target, ProcessRef):
+        return
+    with table_lock:
+        process = target._process
+    if process is None:
+        return
+    if reason == KILL:
+        _kill(target)
+    elif process.trap_exit:
+        _send(target, Exit(sender, reason))
+    elif reason == NORMAL and sender is not target:
+        return
+    else:
+        process._request_exit(reason)
+
+
+def _send(ref: ActorRef[Any], message: Any) -> None:
+    try:
+        ref.tell(message)
+    except ActorDeadError:
+        pass
+
+
+def _answer(future: Any, value: Any) -> None:
+    try:
+        future.set(value)
+    except Exception:  # noqa: BLE001 - already answered by a kill (queue.Full)
+        pass
+
+
+def _answer_with_exception(future: Any, exc: BaseException) -> None:
+    if not isinstance(exc, Exception):
+        dead = ActorDeadError(f"process exited with {exc!r}")
+        dead.__cause__ = exc
+        exc = dead
+    try:
+        future.set_exception((type(exc), exc, exc.__traceback__))
+    except Exception:  # noqa: BLE001 - already answered by a kill (queue.Full)
+        pass
+
+
+def _report_crash(ref: ProcessRef, exc: BaseException, phase: str) -> None:
+    log.error(
+        "process_crashed",
+        process=str(ref),
+        phase=phase,
+        reason=repr(exc),
+        exc_info=(type(exc), exc, exc.__traceback__),
+    )
+
+
+def _require_process(ref: Any) -> ProcessRef:
+    if not isinstance(ref, ProcessRef):
+        raise TypeError(f"expected the ref of an actors.Process, got {ref!r}")
+    return ref
+
+
+# -- public functions -----------------------------------------------------------------
+
+
+def current_process() -> ProcessRef | None:
+    """The ref of the process whose code is running here, or ``None`` outside one."""
+    return substrate.current_process()
+
+
+def processes() -> list[ProcessRef]:
+    """Refs of every process alive now."""
+    with table_lock:
+        return list(_live)
+
+
+def on_death(hook: Callable[[ProcessRef, ExitReason], None]) -> None:
+    """Call ``hook(ref, reason)`` after every process death (for names, timers)."""
+    _death_hooks.append(hook)
+
+
+def exit(ref: ActorRef[Any], reason: ExitReason) -> None:  # noqa: A001 - BEAM's name
+    """Send an exit signal with ``reason`` to the process ``ref``.
+
+    ``"kill"`` cannot be trapped and ends the process with ``"killed"`` at once.
+    Any other reason arrives as an ``Exit`` message if the target traps exits;
+    otherwise ``"normal"`` is ignored (unless a process sends it to itself) and
+    every other reason makes the target exit with it once its current message
+    is handled (its ``terminate`` runs). A dead target is ignored.
+    """
+    _deliver_exit_signal(_require_process(ref), current_process(), reason)
+
+
+def link(a: ActorRef[Any], b: ActorRef[Any]) -> None:
+    """Link two processes both ways. If one is already dead, the other gets an
+    exit signal with ``"noproc"`` from it."""
+    a, b = _require_process(a), _require_process(b)
+    if a is b:
+        return
+    with table_lock:
+        a_alive = a._exit_reason is _ALIVE
+        b_alive = b._exit_reason is _ALIVE
+        if a_alive and b_alive:
+            if a._links is None:
+                a._links = set()
+            if b._links is None:
+                b._links = set()
+            a._links.add(b)
+            b._links.add(a)
+            return
+    if a_alive:
+        _deliver_exit_signal(a, b, NOPROC)
+    elif b_alive:
+        _deliver_exit_signal(b, a, NOPROC)
+
+
+def unlink(a: ActorRef[Any], b: ActorRef[Any]) -> None:
+    """Remove the link between two processes, if any."""
+    a, b = _require_process(a), _require_process(b)
+    with table_lock:
+        if a._links is not None:
+            a._links.discard(b)
+        if b._links is not None:
+            b._links.discard(a)
+
+
+def monitor(target: ActorRef[Any], watcher: ActorRef[Any]) -> MonitorRef:
+    """Have ``watcher`` receive ``Down(mref, target, reason)`` once ``target`` exits;
+    at once with ``"noproc"`` if it is already dead."""
+    target = _require_process(target)
+    mref = MonitorRef(target, watcher)
+    with table_lock:
+        if target._exit_reason is _ALIVE:
+            if target._monitors is None:
+                target._monitors = {}
+            target._monitors[mref] = watcher
+            if isinstance(watcher, ProcessRef) and watcher._exit_reason is _ALIVE:
+                if watcher._watching is None:
+                    watcher._watching = set()
+                watcher._watching.add(mref)
+            return mref
+    _send(watcher, Down(mref, target, NOPROC))
+    return mref
+
+
+def demonitor(mref: MonitorRef) -> bool:
+    """Turn a monitor off. True if it was active (no ``Down`` will come from it)."""
+    with table_lock:
+        watcher = mref.watcher
+        if isinstance(watcher, ProcessRef) and watcher._watching is not None:
+            watcher._watching.discard(mref)
+        monitors = mref.target._monitors
+        return monitors is not None and monitors.pop(mref, None) is not None
+
+
+def await_exit(ref: ActorRef[Any], timeout: float | None = None) -> ExitReason:
+    """Wait until the process exits and return its reason (at once if it already has).
+
+    For code outside any process: tests, servers, the command line. Raises
+    ``pykka.Timeout`` if it is still alive after ``timeout`` seconds.
+    """
+    ref = _require_process(ref)
+    if not ref.actor_stopped.wait(timeout):
+        raise Timeout(f"{ref} still alive after {timeout} seconds")
+    return ref._exit_reason
+

@@ -1,0 +1,27 @@
+"""Distribution of liveupload: a BEAM-style actor runtime on Pykka that runs
+Phoenix LiveView's upload pipeline."""
+
+from setuptools import setup
+
+setup(
+    name="liveupload",
+    version="0.1.0",
+    description="BEAM-style processes on Pykka running Phoenix LiveView's upload pipeline",
+    long_description=open("README.md", encoding="utf-8").read(),
+    long_description_content_type="text/markdown",
+    python_requires=">=3.10",
+    packages=["actors", "writers", "supervision", "server", "benchmarks"],
+    package_data={"server": ["static/*"]},
+    install_requires=[
+        "pykka>=4.1,<5",
+        "structlog>=24.1",
+    ],
+    extras_require={
+        "test": [
+            "pytest>=8",
+            "pytest-timeout>=2.3",
+            "psutil>=5.9",
+        ],
+    },
+    entry_points={"console_scripts": ["liveupload = server.cli:main"]},
+)

@@ -1,0 +1,89 @@
+"""Shared fixtures. ``no_leaks`` runs around every test and fails it if the test
+left a process, Pykka actor, thread, timer, temp file or socket behind."""
+
+from __future__ import annotations
+
+import glob
+import os
+import tempfile
+import threading
+import time
+
+import psutil
+import pykka
+import pytest
+import structlog
+
+import actors
+
+TMP_PATTERN = os.path.join(tempfile.gettempdir(), "liveupload-*")
+GRACE_SECONDS = 5.0
+
+
+def _sockets() -> set[int]:
+    return {c.fd for c in psutil.Process().net_connections(kind="all") if c.fd != -1}
+
+
+def _snapshot() -> dict[str, set]:
+    return {
+        "threads": {t for t in threading.enumerate()},
+        "processes": set(actors.processes()),
+        "pykka actors": set(pykka.ActorRegistry.get_all()),
+        "temp files": set(glob.glob(TMP_PATTERN)),
+        "sockets": _sockets(),
+    }
+
+
+def _leaks(before: dict[str, set]) -> dict[str, set]:
+    now = _snapshot()
+    leaks = {kind: now[kind] - before[kind] for kind in now}
+    leaks["threads"] = {t for t in leaks["threads"] if t.is_alive()}
+    if actors.pending_timers():
+        leaks["timers"] = {f"{actors.pending_timers()} pending"}
+    return {kind: found for kind, found in leaks.items() if found}
+
+
+@pytest.fixture(autouse=True)
+def no_leaks():
+    """Fail the test if anything it started is still alive once it ends.
+
+    Threads get a short grace to finish exiting (a process's thread runs a few
+    lines after its death is visible); the wait is on the resources themselves,
+    with a deadline, never a fixed sleep.
+    """
+    before = _snapshot()
+    yield
+    deadline = time.monotonic() + GRACE_SECONDS
+    while True:
+        leaks = _leaks(before)
+        threads, procs = leaks.get("threads", ()), leaks.get("processes", ())
+        remaining = deadline - time.monotonic()
+        if not (threads or procs) or remaining <= 0:
+            break
+        for ref in procs:
+            ref.actor_stopped.wait(max(0.0, deadline - time.monotonic()))
+        for thread in threads:
+            thread.join(max(0.0, deadline - time.monotonic()))
+    if leaks:
+        _clean_up(leaks)
+        pytest.fail(f"test left behind: {leaks}", pytrace=False)
+
+
+def _clean_up(leaks: dict[str, set]) -> None:
+    """Kill what leaked so the next test is not blamed for it."""
+    for ref in leaks.get("processes", ()):
+        actors.exit(ref, actors.KILL)
+    for ref in leaks.get("pykka actors", ()):
+        ref.stop(block=False)
+    for path in leaks.get("temp files", ()):
+        try:
+            os.unlink(path)
+        except OSError:
+            pass
+
+
+@pytest.fixture
+def logs():
+    """Structured log entries emitted during the test (structlog's capture)."""
+    with structlog.testing.capture_logs() as captured:
+        yield captured

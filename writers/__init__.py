@@ -1,0 +1,58 @@
+"""Upload writers: where an upload entry's chunks go.
+
+Pure Python, independent of the actor runtime. See :mod:`writers.behaviour`
+for the contract (Phoenix's ``UploadWriter`` plus a ``release`` hook).
+"""
+
+from .behaviour import (
+    CloseReason,
+    CloseResult,
+    InitResult,
+    Reason,
+    UploadWriter,
+    WriteResult,
+    WriterFactory,
+    WriterSpec,
+    WriterState,
+    instantiate,
+)
+from .echo import LOG_LEVELS, EchoWriter
+from .faulty import CLOSE_ON, FAULTS, FaultConfig, FaultInjected, FaultyState, FaultyWriter
+from .memory import MemoryState, MemoryWriter
+from .tmpfile import (
+    TMPFILE_PREFIX,
+    TMPFILE_SUFFIX,
+    TmpFileState,
+    TmpFileWriter,
+    default_writer_factory,
+    oserror_reason,
+)
+
+__all__ = [
+    "CLOSE_ON",
+    "CloseReason",
+    "CloseResult",
+    "EchoWriter",
+    "FAULTS",
+    "FaultConfig",
+    "FaultInjected",
+    "FaultyState",
+    "FaultyWriter",
+    "InitResult",
+    "LOG_LEVELS",
+    "MemoryState",
+    "MemoryWriter",
+    "Reason",
+    "TMPFILE_PREFIX",
+    "TMPFILE_SUFFIX",
+    "TmpFileState",
+    "TmpFileWriter",
+    "UploadWriter",
+    "WriteResult",
+    "WriterFactory",
+    "WriterSpec",
+    "WriterState",
+    "default_writer_factory",
+    "instantiate",
+    "oserror_reason",
+]

@@ -1,0 +1,163 @@
+"""The upload-writer behaviour (Phoenix's ``Phoenix.LiveView.UploadWriter``).
+
+A writer receives an upload entry's chunks inside the entry's channel and
+decides where they go (a temp file, memory, another server...). The channel
+owns the writer's *state* and threads it through every callback, exactly as
+the Elixir channel process does; results are Elixir-style tuples:
+
+=================  =====================================================
+callback           result
+=================  =====================================================
+``init``           ``("ok", state)`` | ``("error", reason)``
+``meta``           a ``dict`` handed to the consumer
+``write_chunk``    ``("ok", state)`` | ``("error", reason, state)``
+``close``          ``("ok", state)`` | ``("error", reason)``
+``release``        ``None`` (Python-only hook, see :meth:`UploadWriter.release`)
+=================  =====================================================
+
+Close reasons: ``"done"`` (every expected byte arrived; the entry awaits
+consumption), ``"cancel"`` (cancelled by the client or server, owner gone,
+chunk timeout, size limit, crash) and ``("error", reason)`` (``write_chunk``
+returned ``("error", reason, state)``).
+
+A writer factory mirrors ``allow_upload(..., writer: fn name, entry, socket
+-> {Writer, opts} end)``: a callable ``(name, entry, session) -> (writer,
+opts)`` where *writer* is an :class:`UploadWriter` subclass or instance; see
+:func:`instantiate`.
+"""
+
+from __future__ import annotations
+
+import abc
+from typing import Any, Callable, Literal, Union
+
+__all__ = [
+    "UploadWriter",
+    "WriterState",
+    "Reason",
+    "CloseReason",
+    "InitResult",
+    "WriteResult",
+    "CloseResult",
+    "WriterSpec",
+    "WriterFactory",
+    "instantiate",
+]
+
+#: Whatever a writer keeps between callbacks; opaque to the channel.
+WriterState = Any
+#: Any term describing a failure (Elixir's ``reason :: term``).
+Reason = Any
+
+#: Why :meth:`UploadWriter.close` is called.
+CloseReason = Union[Literal["done"], Literal["cancel"], tuple[Literal["error"], Reason]]
+#: ``("ok", state)`` or ``("error", reason)``.
+InitResult = Union[tuple[Literal["ok"], WriterState], tuple[Literal["error"], Reason]]
+#: ``("ok", state)`` or ``("error", reason, state)``.
+WriteResult = Union[
+    tuple[Literal["ok"], WriterState],
+    tuple[Literal["error"], Reason, WriterState],
+]
+#: ``("ok", state)`` or ``("error", reason)``.
+CloseResult = Union[tuple[Literal["ok"], WriterState], tuple[Literal["error"], Reason]]
+
+
+class UploadWriter(abc.ABC):
+    """Behaviour for writing an upload entry's chunks to a destination.
+
+    Writers run inside the upload channel: blocking work blocks that channel
+    and an exception crashes it (the channel then closes the writer with
+    ``"cancel"`` and the last good state).
+
+    Keep per-upload data in the *state*, never on ``self``: a writer
+    instance returned by a factory may serve many uploads concurrently.
+
+    Lifecycle, as driven by the channel::
+
+        init(opts) -> write_chunk(...)* -> close(state, reason) -> release(state)
+
+    ``close`` is called exactly once per successful ``init``. ``release`` is
+    called exactly once when the channel ends, after ``close`` (only for a
+    writer whose ``init`` succeeded).
+    """
+
+    @abc.abstractmethod
+    def init(self, opts: Any) -> InitResult:
+        """Start an upload: ``("ok", state)`` or ``("error", reason)``.
+
+        An error fails the channel join with ``writer_error`` and the owner
+        records the entry as failed with ``("writer_failure", reason)``.
+        """
+
+    @abc.abstractmethod
+    def meta(self, state: WriterState) -> dict:
+        """What the consumer receives once the upload is done (e.g. ``{"path": ...}``)."""
+
+    @abc.abstractmethod
+    def write_chunk(self, data: bytes, state: WriterState) -> WriteResult:
+        """Take one chunk: ``("ok", state)`` or ``("error", reason, state)``.
+
+        An error makes the channel close the writer with ``("error", reason)``.
+        """
+
+    @abc.abstractmethod
+    def close(self, state: WriterState, reason: CloseReason) -> CloseResult:
+        """Finish the upload: ``("ok", state)`` or ``("error", reason)``.
+
+        *reason* is ``"done"``, ``"cancel"`` or ``("error", reason)``. An
+        error after ``"done"`` is reported like a write error.
+        """
+
+    def release(self, state: WriterState) -> None:
+        """Free what the writer kept for consumption. Default: no-op.
+
+        Called exactly once when the upload's channel ends, after ``close``
+        (whatever the close reason, and also after the entry was consumed).
+        It has no Elixir counterpart: in Phoenix the temp file lives as long
+        as the channel process and the VM deletes it when that process dies;
+        here the channel calls ``release`` instead, and the temp-file writer
+        deletes its file. It must not raise for cleanup failures and should
+        be idempotent.
+        """
+        return None
+
+
+#: ``(writer, opts)``: a writer class (instantiated with no arguments) or
+#: instance, and the options given to its ``init``.
+WriterSpec = tuple[Union[type[UploadWriter], UploadWriter], Any]
+#: ``(name, entry, session) -> (writer, opts)``, as ``allow_upload``'s ``writer:``.
+WriterFactory = Callable[[str, Any, Any], WriterSpec]
+
+
+def instantiate(spec: Any) -> tuple[UploadWriter, Any]:
+    """Turn a factory's ``(writer, opts)`` into ``(writer instance, opts)``.
+
+    *writer* may be an :class:`UploadWriter` subclass (instantiated with no
+    arguments) or an instance (returned as is). Anything else raises
+    :class:`TypeError` naming what was received.
+    """
+    if not isinstance(spec, (tuple, list)) or len(spec) != 2:
+        raise TypeError(
+            "a writer factory must return a (writer, opts) 2-tuple, "
+            f"got {spec!r}"
+        )
+    writer, opts = spec
+    if isinstance(writer, type):
+        if not issubclass(writer, UploadWriter):
+            raise TypeError(
+                f"writer class {writer.__qualname__} is not an UploadWriter subclass"
+            )
+        try:
+            instance = writer()
+        except TypeError as exc:
+            raise TypeError(
+                f"cannot instantiate writer class {writer.__qualname__} "
+                f"with no arguments: {exc}"
+            ) from exc
+        return instance, opts
+    if isinstance(writer, UploadWriter):
+        return writer, opts
+    raise TypeError(
+        "writer must be an UploadWriter subclass or instance, "
+        f"got {writer!r} of type {type(writer).__qualname__}"
+    )

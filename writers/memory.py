@@ -1,0 +1,46 @@
+"""A writer that keeps the upload in memory (tests, small payloads)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from .behaviour import CloseReason, CloseResult, InitResult, UploadWriter, WriteResult
+
+__all__ = ["MemoryState", "MemoryWriter"]
+
+
+@dataclass
+class MemoryState:
+    """The bytes received so far and how many chunks carried them."""
+
+    buffer: bytearray = field(default_factory=bytearray, repr=False)
+    chunks: int = 0
+
+    @property
+    def size(self) -> int:
+        return len(self.buffer)
+
+
+class MemoryWriter(UploadWriter):
+    """Collects chunks in a ``bytearray``; ``meta`` is ``{"data": bytes}``.
+
+    No options. ``release`` drops the buffer.
+    """
+
+    def init(self, opts: Any = None) -> InitResult:
+        return ("ok", MemoryState())
+
+    def meta(self, state: MemoryState) -> dict:
+        return {"data": bytes(state.buffer)}
+
+    def write_chunk(self, data: bytes, state: MemoryState) -> WriteResult:
+        state.buffer += data
+        state.chunks += 1
+        return ("ok", state)
+
+    def close(self, state: MemoryState, reason: CloseReason) -> CloseResult:
+        return ("ok", state)
+
+    def release(self, state: MemoryState) -> None:
+        state.buffer = bytearray()
