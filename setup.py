@@ -14,6 +14,7 @@ setup(
     package_data={"server": ["static/*"]},
     install_requires=[
         "pykka>=4.1,<5",
+        "itsdangerous>=2.1",
         "structlog>=24.1",
     ],
     extras_require={

@@ -1,0 +1,632 @@
+"""The Phoenix Channels socket (``/live/websocket``) as an ASGI endpoint.
+
+One :class:`Connection` per WebSocket.  It decodes frames (serializer V2),
+answers heartbeats on topic ``phoenix``, keeps the table of joined topics
+(one ``join_ref`` per topic) and routes ``phx_join`` / ``phx_leave`` / events
+to one :class:`TopicHandler` per joined topic, made by the factory registered
+for the topic's prefix in a :class:`TopicRegistry` (``lv:``, ``lvu:``).
+
+Each joined topic gets its own worker task and bounded inbox, playing the
+part of a Phoenix channel process: messages of one topic are handled in
+order, a slow topic never holds up another one or the heartbeats, and a full
+inbox stops the socket reader (real back-pressure).  Bad input is answered
+as Phoenix does and never ends the connection or another topic:
+
+* unknown topic on join, or a push to a topic not joined (or with a stale
+  ``join_ref``): error reply ``{"reason": "unmatched topic"}``;
+* malformed JSON or binary frame: a structured log line, frame dropped;
+* a frame over ``max_message_size``: logged, socket closed with 1009;
+* a handler that raises: ``phx_error`` for that topic only;
+* a duplicate join: the old channel gets ``phx_close`` and is left first.
+
+A handler's ``leave(reason)`` runs exactly once for every successful join,
+after its last ``handle_in`` returned, whatever ended it.
+"""
+
+from __future__ import annotations
+
+import abc
+import asyncio
+import concurrent.futures
+import secrets
+from dataclasses import dataclass, field
+from typing import Any, Callable, Mapping, Union
+
+import structlog
+from starlette.websockets import WebSocket
+
+from . import protocol
+from .protocol import Message, ProtocolError
+
+__all__ = [
+    "Reply",
+    "TopicHandler",
+    "HandlerFactory",
+    "TopicRegistry",
+    "Channel",
+    "Connection",
+    "Transport",
+    "UNMATCHED_TOPIC",
+    "DEFAULT_MAX_MESSAGE_SIZE",
+    "max_message_size_for",
+    "LEAVE_REASONS",
+]
+
+log = structlog.get_logger("liveupload.server")
+
+#: ``(status, response)``: status ``"ok"`` or ``"error"``; response a dict
+#: (a JSON reply) or bytes (a binary reply, kind 1).
+Reply = tuple[str, Union[dict, bytes]]
+
+UNMATCHED_TOPIC = {"reason": "unmatched topic"}
+#: Why a handler's ``leave`` was called.
+LEAVE_REASONS = ("leave", "closed", "crash", "duplicate_join", "disconnect", "shutdown")
+
+# Text frames (joins, form events listing many files) need some room beyond
+# the binary push framing (5 + 4 * 255 bytes at most).
+_TEXT_SLACK = 8_192
+
+
+def max_message_size_for(chunk_size: int) -> int:
+    """A socket message bound for uploads of ``chunk_size``-byte chunks:
+    the chunk, the largest binary push framing, and room for text events."""
+    return chunk_size + protocol.BINARY_PUSH_HEADER + 4 * protocol.MAX_FIELD_BYTES + _TEXT_SLACK
+
+
+DEFAULT_MAX_MESSAGE_SIZE = max_message_size_for(64_000)
+
+
+# ------------------------------------------------------------------ handlers
+
+
+class TopicHandler(abc.ABC):
+    """One joined topic of one socket: the role of a Phoenix channel process.
+
+    Made by a :data:`HandlerFactory` with the topic's :class:`Channel` (kept
+    as ``self.channel``), which is how the handler pushes, replies later and
+    stops itself.  All three methods run in the topic's worker task, never
+    concurrently with each other; they must not block the event loop (await
+    actors through the asyncio bridge instead).
+    """
+
+    def __init__(self, channel: "Channel") -> None:
+        self.channel = channel
+
+    @abc.abstractmethod
+    async def join(self, payload: dict) -> Reply:
+        """Answer ``phx_join``: ``("ok", response)`` joins the topic,
+        ``("error", {"reason": ...})`` refuses it (``leave`` is then not called)."""
+
+    @abc.abstractmethod
+    async def handle_in(self, event: str, payload: dict | bytes, ref: str | None) -> Reply | None:
+        """Answer one pushed event.  ``None`` sends no reply now: the handler
+        may answer later with ``await self.channel.reply(ref, status, response)``.
+        Raising crashes only this topic (``phx_error``, then ``leave("crash")``)."""
+
+    async def leave(self, reason: str) -> None:  # noqa: B027 - optional hook
+        """The topic ended; ``reason`` is one of :data:`LEAVE_REASONS`.  Called
+        exactly once per successful join, after the last ``handle_in``."""
+
+
+#: Makes the handler for a topic being joined; a TopicHandler subclass whose
+#: ``__init__`` takes the channel is itself a factory.
+HandlerFactory = Callable[["Channel"], TopicHandler]
+
+
+class TopicRegistry:
+    """Topic prefix -> handler factory; the longest matching prefix wins."""
+
+    def __init__(self, handlers: Mapping[str, HandlerFactory] | None = None) -> None:
+        self._factories: dict[str, HandlerFactory] = {}
+        for prefix, factory in (handlers or {}).items():
+            self.register(prefix, factory)
+
+    def register(self, prefix: str, factory: HandlerFactory) -> None:
+        """Route topics starting with ``prefix`` (e.g. ``"lvu:"``) to ``factory``."""
+        if not prefix or prefix == "phoenix":
+            raise ValueError(f"invalid topic prefix {prefix!r}")
+        self._factories[prefix] = factory
+
+    def unregister(self, prefix: str) -> None:
+        self._factories.pop(prefix, None)
+
+    def match(self, topic: str) -> HandlerFactory | None:
+        best: str | None = None
+        for prefix in self._factories:
+            if topic.startswith(prefix) and (best is None or len(prefix) > len(best)):
+                best = prefix
+        return self._factories[best] if best is not None else None
+
+    def prefixes(self) -> list[str]:
+        return sorted(self._factories)
+
+
+# ------------------------------------------------------------------ channel
+
+
+@dataclass
+class _Stop:
+    reason: str
+    notify: str | None  # "close" -> phx_close, "error" -> phx_error, None -> nothing
+    error_reason: str = "channel_crash"
+
+
+class Channel:
+    """A handler's handle on its joined topic.
+
+    ``push``/``reply`` are coroutines for the event loop; ``close``/``crash``
+    request the topic's end (taking effect after the message being handled
+    is answered, so a reply always precedes its ``phx_close``).  The
+    ``*_threadsafe`` variants may be called from any thread (e.g. an actor)
+    and return a ``concurrent.futures.Future``.
+    """
+
+    def __init__(self, connection: "Connection", topic: str, join_ref: str | None) -> None:
+        self.connection = connection
+        self.topic = topic
+        self.join_ref = join_ref
+        self.joined = False
+        self.closed = False
+        self._stop: _Stop | None = None
+        self._state: _TopicState | None = None
+
+    @property
+    def loop(self) -> asyncio.AbstractEventLoop:
+        return self.connection.loop
+
+    async def push(self, event: str, payload: dict | bytes) -> bool:
+        """Push an event to the client (``ref`` null); False if it was not sent."""
+        if self.closed:
+            log.debug("channel.push_after_close", conn=self.connection.id, topic=self.topic, event_name=event)
+            return False
+        if isinstance(payload, (bytes, bytearray, memoryview)):
+            frame: str | bytes = protocol.encode_binary_server_push(
+                self.join_ref, self.topic, event, bytes(payload)
+            )
+        else:
+            frame = protocol.encode_text(Message(self.join_ref, None, self.topic, event, payload))
+        return await self.connection.send(frame)
+
+    async def reply(self, ref: str | None, status: str, response: dict | bytes) -> bool:
+        """Reply to the push ``ref`` (for a handler that returned ``None``)."""
+        if self.closed:
+            log.debug("channel.reply_after_close", conn=self.connection.id, topic=self.topic, ref=ref)
+            return False
+        return await self.connection.send(_reply_frame(self.join_ref, ref, self.topic, status, response))
+
+    def close(self) -> None:
+        """Stop normally: ``phx_close`` to the client, then ``leave("closed")``."""
+        self._request_stop(_Stop("closed", "close"))
+
+    def crash(self, reason: str = "channel_crash") -> None:
+        """Stop as crashed: ``phx_error`` to the client, then ``leave("crash")``."""
+        self._request_stop(_Stop("crash", "error", reason))
+
+    def push_threadsafe(self, event: str, payload: dict | bytes) -> concurrent.futures.Future:
+        return asyncio.run_coroutine_threadsafe(self.push(event, payload), self.loop)
+
+    def reply_threadsafe(
+        self, ref: str | None, status: str, response: dict | bytes
+    ) -> concurrent.futures.Future:
+        return asyncio.run_coroutine_threadsafe(self.reply(ref, status, response), self.loop)
+
+    def close_threadsafe(self) -> None:
+        self.loop.call_soon_threadsafe(self.close)
+
+    def crash_threadsafe(self, reason: str = "channel_crash") -> None:
+        self.loop.call_soon_threadsafe(self.crash, reason)
+
+    def _request_stop(self, stop: _Stop) -> None:
+        if self.closed or self._stop is not None:
+            return
+        self._stop = stop
+        if self._state is not None:
+            self._state.wake()
+
+    def __repr__(self) -> str:
+        return f"<Channel {self.topic!r} join_ref={self.join_ref!r} conn={self.connection.id}>"
+
+
+_WAKE = object()
+
+
+@dataclass
+class _TopicState:
+    channel: Channel
+    handler: TopicHandler
+    queue: asyncio.Queue
+    task: asyncio.Task | None = None
+    done: bool = False
+    handled: int = field(default=0)
+
+    def wake(self) -> None:
+        # A worker blocked on get() has an empty queue; otherwise it will see
+        # the stop request when it takes its next item.
+        if self.queue.empty():
+            self.queue.put_nowait(_WAKE)
+
+
+def _reply_frame(join_ref: str | None, ref: str | None, topic: str, status: str, response: Any) -> str | bytes:
+    if isinstance(response, (bytes, bytearray, memoryview)):
+        return protocol.encode_binary_reply(join_ref, ref, topic, status, bytes(response))
+    return protocol.encode_reply(join_ref, ref, topic, status, response)
+
+
+def _check_reply(result: Any) -> tuple[str, dict | bytes]:
+    if (
+        isinstance(result, tuple)
+        and len(result) == 2
+        and isinstance(result[0], str)
+        and isinstance(result[1], (dict, bytes, bytearray, memoryview))
+    ):
+        return result[0], result[1]
+    raise TypeError(f"handler must return (status, dict | bytes), got {result!r}")
+
+
+# --------------------------------------------------------------- connection
+
+
+class Connection:
+    """One WebSocket speaking Phoenix Channels; see the module docstring."""
+
+    def __init__(self, transport: "Transport", websocket: WebSocket) -> None:
+        self.transport = transport
+        self.websocket = websocket
+        self.id = secrets.token_hex(4)
+        self.params: dict[str, str] = dict(websocket.query_params)
+        client = websocket.client
+        self.peer = f"{client.host}:{client.port}" if client else None
+        self.info: Any = None  # what the transport's connect hook returned
+        self.loop = asyncio.get_running_loop()
+        self.topics: dict[str, _TopicState] = {}
+        self._tasks: set[asyncio.Task] = set()  # every topic worker still running
+        self.open = False
+        self._send_lock = asyncio.Lock()
+        self._log = log.bind(conn=self.id, peer=self.peer)
+
+    # ---------------------------------------------------------------- I/O
+
+    async def send(self, frame: str | bytes) -> bool:
+        """Send one frame; False (and the connection marked closed) on failure."""
+        if not self.open:
+            return False
+        async with self._send_lock:
+            if not self.open:
+                return False
+            try:
+                if isinstance(frame, str):
+                    await self.websocket.send_text(frame)
+                else:
+                    await self.websocket.send_bytes(frame)
+                return True
+            except Exception as exc:  # the peer went away mid-send
+                self.open = False
+                self._log.debug("ws.send_failed", error=repr(exc))
+                return False
+
+    async def close(self, code: int = 1000, reason: str = "") -> None:
+        if not self.open:
+            return
+        self.open = False
+        try:
+            await self.websocket.close(code=code, reason=reason)
+        except Exception as exc:
+            self._log.debug("ws.close_failed", error=repr(exc))
+
+    # ------------------------------------------------------------- reading
+
+    async def run(self) -> None:
+        """Serve the socket until the peer leaves or the frame loop ends."""
+        ws = self.websocket
+        vsn = self.params.get("vsn", "1.0.0")
+        if not vsn.startswith("2."):
+            self._log.warning("ws.rejected", reason="unsupported serializer", vsn=vsn)
+            await ws.close(code=1008)
+            return
+        if self.transport.connect is not None:
+            try:
+                self.info = await _maybe_await(self.transport.connect(self))
+            except Exception:
+                self._log.exception("ws.connect_hook_failed")
+                self.info = None
+            if self.info is None or self.info is False:
+                self._log.warning("ws.rejected", reason="connect hook refused")
+                await ws.close(code=1008)
+                return
+        await ws.accept()
+        self.open = True
+        self.transport.connections.add(self)
+        self._log.info("ws.connected", path=ws.url.path)
+        end_reason = "disconnect"
+        try:
+            end_reason = await self._read_loop()
+        finally:
+            await self._teardown(end_reason)
+            self.transport.connections.discard(self)
+
+    async def _read_loop(self) -> str:
+        ws = self.websocket
+        limit = self.transport.max_message_size
+        idle = self.transport.idle_timeout
+        while True:
+            try:
+                if idle is None:
+                    message = await ws.receive()
+                else:
+                    message = await asyncio.wait_for(ws.receive(), idle)
+            except asyncio.TimeoutError:
+                self._log.info("ws.idle_timeout", seconds=idle)
+                await self.close(1000, "idle timeout")
+                return "disconnect"
+            except Exception as exc:
+                self._log.debug("ws.receive_failed", error=repr(exc))
+                self.open = False
+                return "disconnect"
+            if message["type"] == "websocket.disconnect":
+                self.open = False
+                self._log.info("ws.disconnected", code=message.get("code"))
+                return "disconnect"
+            text = message.get("text")
+            data = message.get("bytes")
+            if text is not None:
+                size = len(text.encode("utf-8", "surrogatepass"))
+            else:
+                size = len(data or b"")
+            if size > limit:
+                self._log.warning("frame.too_large", size=size, limit=limit, kind="text" if text is not None else "binary")
+                await self.close(1009, "message too big")
+                return "disconnect"
+            try:
+                msg = protocol.decode_text(text) if text is not None else protocol.decode_binary(data or b"")
+            except ProtocolError as exc:
+                self._log.warning(
+                    "frame.malformed",
+                    kind="text" if text is not None else "binary",
+                    size=size,
+                    error=str(exc),
+                )
+                continue
+            await self._dispatch(msg)
+            if not self.open:
+                return "disconnect"
+
+    async def _dispatch(self, msg: Message) -> None:
+        if msg.topic == "phoenix":
+            if msg.event == "heartbeat":
+                await self.send(protocol.encode_reply(None, msg.ref, "phoenix", "ok", {}))
+            else:
+                await self._unmatched(msg, None)
+            return
+        if msg.event == "phx_join":
+            await self._join(msg)
+            return
+        state = self.topics.get(msg.topic)
+        if state is None or state.done or state.channel.join_ref != msg.join_ref:
+            await self._unmatched(msg, None)
+            return
+        await state.queue.put(msg)
+        if state.done:  # the worker ended while we waited for room
+            await self._drain(state)
+
+    async def _unmatched(self, msg: Message, join_ref: str | None) -> None:
+        self._log.warning(
+            "topic.unmatched",
+            topic=msg.topic,
+            event_name=msg.event,
+            join_ref=msg.join_ref,
+            ref=msg.ref,
+        )
+        if msg.ref is not None:
+            await self.send(protocol.encode_reply(join_ref, msg.ref, msg.topic, "error", dict(UNMATCHED_TOPIC)))
+
+    # --------------------------------------------------------------- joins
+
+    async def _join(self, msg: Message) -> None:
+        factory = self.transport.registry.match(msg.topic)
+        if factory is None:
+            await self._unmatched(msg, msg.join_ref)
+            return
+        if not isinstance(msg.payload, dict):
+            self._log.warning("channel.join_refused", topic=msg.topic, reason="binary join payload")
+            await self.send(
+                protocol.encode_reply(msg.join_ref, msg.ref, msg.topic, "error", {"reason": "invalid payload"})
+            )
+            return
+        old = self.topics.get(msg.topic)
+        if old is not None and not old.done:
+            self._log.info(
+                "channel.duplicate_join",
+                topic=msg.topic,
+                old_join_ref=old.channel.join_ref,
+                join_ref=msg.join_ref,
+            )
+            old.channel._request_stop(_Stop("duplicate_join", "close"))
+            await self._finish([old])
+        channel = Channel(self, msg.topic, msg.join_ref)
+        try:
+            handler = factory(channel)
+        except Exception:
+            self._log.exception("channel.join_crashed", topic=msg.topic, join_ref=msg.join_ref)
+            await self.send(
+                protocol.encode_reply(msg.join_ref, msg.ref, msg.topic, "error", {"reason": "join crashed"})
+            )
+            return
+        state = _TopicState(channel, handler, asyncio.Queue(self.transport.topic_queue_size))
+        channel._state = state
+        self.topics[msg.topic] = state
+        task = asyncio.create_task(self._worker(state, msg), name=f"topic {msg.topic} {msg.join_ref}")
+        state.task = task
+        self._tasks.add(task)
+        task.add_done_callback(self._worker_done)
+
+    def _worker_done(self, task: asyncio.Task) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            exc = task.exception()
+            self._log.error("channel.worker_failed", task=task.get_name(), exc_info=exc)
+
+    async def _worker(self, state: _TopicState, join: Message) -> None:
+        channel, handler = state.channel, state.handler
+        tlog = self._log.bind(topic=channel.topic, join_ref=channel.join_ref)
+        try:
+            try:
+                status, response = _check_reply(await handler.join(join.payload))  # type: ignore[arg-type]
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                tlog.exception("channel.join_crashed")
+                status, response = "error", {"reason": "join crashed"}
+            if status != "ok":
+                tlog.info("channel.join_refused", response=response if isinstance(response, dict) else None)
+                channel.closed = True
+                await self.send(_reply_frame(join.join_ref, join.ref, channel.topic, status, response))
+                return
+            channel.joined = True  # from here on, leave() will be called
+            try:
+                frame = _reply_frame(join.join_ref, join.ref, channel.topic, "ok", response)
+            except Exception:
+                tlog.exception("channel.join_crashed", why="join reply cannot be encoded")
+                channel._request_stop(_Stop("crash", None))
+                frame = protocol.encode_reply(
+                    join.join_ref, join.ref, channel.topic, "error", {"reason": "join crashed"}
+                )
+            else:
+                tlog.info("channel.joined")
+            await self.send(frame)
+            while channel._stop is None:
+                item = await state.queue.get()
+                if item is _WAKE:
+                    continue
+                msg: Message = item
+                if channel._stop is not None:  # stopped while this one waited
+                    await self._unmatched(msg, None)
+                    continue
+                if msg.event == "phx_leave":
+                    await self.send(protocol.encode_reply(channel.join_ref, msg.ref, channel.topic, "ok", {}))
+                    channel._request_stop(_Stop("leave", "close"))
+                    continue
+                state.handled += 1
+                try:
+                    result = await handler.handle_in(msg.event, msg.payload, msg.ref)
+                    if result is not None:
+                        status, response = _check_reply(result)
+                        await self.send(_reply_frame(channel.join_ref, msg.ref, channel.topic, status, response))
+                except asyncio.CancelledError:
+                    raise
+                except Exception:
+                    tlog.exception("channel.crashed", event_name=msg.event, ref=msg.ref)
+                    channel._request_stop(_Stop("crash", "error"))
+        finally:
+            await self._end_topic(state, tlog)
+
+    async def _end_topic(self, state: _TopicState, tlog: Any) -> None:
+        channel = state.channel
+        state.done = True
+        if self.topics.get(channel.topic) is state:
+            del self.topics[channel.topic]
+        if not channel.joined:
+            channel.closed = True
+            await self._drain(state)
+            return
+        stop = channel._stop or _Stop("disconnect", None)
+        channel._stop = stop
+        channel.closed = True
+        if stop.notify == "close":
+            await self.send(protocol.encode_close(channel.join_ref, channel.topic))
+        elif stop.notify == "error":
+            await self.send(protocol.encode_error(channel.join_ref, channel.topic, stop.error_reason))
+        try:
+            await state.handler.leave(stop.reason)
+        except Exception:
+            tlog.exception("channel.leave_failed", reason=stop.reason)
+        tlog.info("channel.left", reason=stop.reason, handled=state.handled)
+        await self._drain(state)
+
+    async def _drain(self, state: _TopicState) -> None:
+        """Answer what was queued for an ended topic as Phoenix would."""
+        while not state.queue.empty():
+            item = state.queue.get_nowait()
+            if item is not _WAKE:
+                await self._unmatched(item, None)
+
+    async def _finish(self, states: list[_TopicState]) -> None:
+        """Wait for topics asked to stop; cancel any stuck past the grace time."""
+        tasks = [s.task for s in states if s.task is not None and not s.task.done()]
+        await self._await_tasks(tasks)
+
+    async def _await_tasks(self, tasks: list[asyncio.Task]) -> None:
+        if not tasks:
+            return
+        _, pending = await asyncio.wait(tasks, timeout=self.transport.shutdown_timeout)
+        for task in pending:
+            self._log.warning("channel.stop_timeout", task=task.get_name(), seconds=self.transport.shutdown_timeout)
+            task.cancel()
+        if pending:
+            _, stuck = await asyncio.wait(pending, timeout=self.transport.shutdown_timeout)
+            for task in stuck:
+                self._log.error("channel.unstoppable", task=task.get_name())
+
+    async def stop_all(self, reason: str = "disconnect") -> None:
+        """End every topic with ``leave(reason)`` and nothing sent to the peer."""
+        for state in list(self.topics.values()):
+            state.channel._request_stop(_Stop(reason, None))
+        # Every worker, including ones already ending (e.g. inside leave()).
+        await self._await_tasks([t for t in self._tasks if not t.done()])
+
+    async def _teardown(self, reason: str) -> None:
+        self.open = False
+        await self.stop_all(reason)
+        self._log.info("ws.closed", reason=reason)
+
+
+async def _maybe_await(value: Any) -> Any:
+    if asyncio.iscoroutine(value) or isinstance(value, asyncio.Future):
+        return await value
+    return value
+
+
+# ---------------------------------------------------------------- transport
+
+
+class Transport:
+    """The socket endpoint: configuration shared by all connections.
+
+    ``endpoint`` is the Starlette WebSocket endpoint (use it in a
+    ``WebSocketRoute``).  ``connect``, if given, is called with the
+    :class:`Connection` before the socket is accepted (``connection.params``
+    holds the query: ``_csrf_token``, ``vsn``...); a falsy result refuses the
+    socket, anything else is kept as ``connection.info``.
+    """
+
+    def __init__(
+        self,
+        registry: TopicRegistry | None = None,
+        *,
+        max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE,
+        idle_timeout: float | None = 60.0,
+        topic_queue_size: int = 32,
+        shutdown_timeout: float = 5.0,
+        connect: Callable[[Connection], Any] | None = None,
+    ) -> None:
+        if max_message_size <= 0:
+            raise ValueError("max_message_size must be positive")
+        if topic_queue_size <= 0:
+            raise ValueError("topic_queue_size must be positive")
+        self.registry = registry if registry is not None else TopicRegistry()
+        self.max_message_size = max_message_size
+        self.idle_timeout = idle_timeout
+        self.topic_queue_size = topic_queue_size
+        self.shutdown_timeout = shutdown_timeout
+        self.connect = connect
+        self.connections: set[Connection] = set()
+
+    async def endpoint(self, websocket: WebSocket) -> None:
+        await Connection(self, websocket).run()
+
+    async def shutdown(self, code: int = 1001) -> None:
+        """End every topic with ``leave("shutdown")`` and close every socket."""
+        conns = list(self.connections)
+        for conn in conns:
+            await conn.stop_all("shutdown")
+        for conn in conns:
+            await conn.close(code, "server shutdown")
