@@ -43,8 +43,16 @@ def _leaks(before: dict[str, set]) -> dict[str, set]:
     return {kind: found for kind, found in leaks.items() if found}
 
 
+@pytest.fixture(autouse=True, params=["pool", "thread"])
+def substrate(request):
+    """Run every test on both substrates: the shared scheduler and a thread per process."""
+    old = actors.set_default_substrate(request.param)
+    yield request.param
+    actors.set_default_substrate(old)
+
+
 @pytest.fixture(autouse=True)
-def no_leaks():
+def no_leaks(substrate):
     """Fail the test if anything it started is still alive once it ends.
 
     Threads get a short grace to finish exiting (a process's thread runs a few
