@@ -92,6 +92,10 @@ class ProcessRef(ActorRef[Any]):
         self.name: str | None = None
         self.timers: set[Any] | None = None
 
+    def is_alive(self) -> bool:
+        """False from the instant the process dies (before its signals are out)."""
+        return self._exit_reason is _ALIVE
+
     @property
     def exit_reason(self) -> ExitReason | None:
         """The reason the process exited with, or ``None`` while it is alive."""
@@ -326,8 +330,10 @@ def _die(ref: ProcessRef, reason: ExitReason) -> bool:
             target_monitors = mref.target._monitors
             if target_monitors is not None:
                 target_monitors.pop(mref, None)
+        for mref, watcher in monitors.items():
+            if isinstance(watcher, ProcessRef) and watcher._watching is not None:
+                watcher._watching.discard(mref)
         _live.discard(ref)
-        ref.actor_stopped.set()
     if process is not None:
         for envelope in process.actor_inbox.close():
             substrates.reject(envelope)
@@ -337,6 +343,7 @@ def _die(ref: ProcessRef, reason: ExitReason) -> bool:
         _deliver_exit_signal(peer, ref, reason)
     for mref, watcher in monitors.items():
         _send(watcher, Down(mref, ref, reason))
+    ref.actor_stopped.set()  # last: await_exit returns once every signal is out
     return True
 
 
@@ -512,7 +519,7 @@ def await_exit(ref: ActorRef[Any], timeout: float | None = None) -> ExitReason:
     ``pykka.Timeout`` if it is still alive after ``timeout`` seconds.
     """
     ref = _require_process(ref)
-    if not ref.actor_stopped.wait(timeout):
+    if not ref.actor_stopped.wait(timeout):  # set once its links, monitors and name are done
         raise Timeout(f"{ref} still alive after {timeout} seconds")
     return ref._exit_reason
 

@@ -1,57 +1,40 @@
-"""The ``liveupload`` command line."""
+"""The ``liveupload`` command line.
+
+Each subcommand lives in a module of its own with ``configure(parser)``, which
+adds its arguments and sets ``run=<callable(args) -> exit status>``; this file
+only assembles them, so the server, the benchmark harness and the crash drill
+each own their command.
+"""
 
 from __future__ import annotations
 
 import argparse
+import importlib
 import sys
 from collections.abc import Sequence
 
-import structlog
-
 import actors
 
-log = structlog.get_logger("liveupload.cli")
-
-
-def _demo(_args: argparse.Namespace) -> int:
-    """Show the runtime: a linked process crashes, its trapping peer hears why."""
-    import queue
-
-    heard: queue.Queue = queue.Queue()
-
-    class Listener(actors.Process):
-        trap_exit = True
-
-        def on_receive(self, message):
-            heard.put(message)
-
-    class Fragile(actors.Process):
-        def on_receive(self, message):
-            raise RuntimeError(f"cannot handle {message!r}")
-
-    listener, fragile = Listener.start(), Fragile.start()
-    actors.link(listener, fragile)
-    fragile.tell("a chunk")
-    exit_signal = heard.get(timeout=5)
-    log.info("linked process exited", sender=str(exit_signal.sender), reason=repr(exit_signal.reason))
-    listener.stop()
-    return 0
+COMMANDS: dict[str, tuple[str, str]] = {
+    "demo": ("server.demo", "a short demonstration of the process runtime"),
+}
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="liveupload", description=__doc__)
-    parser.add_argument("--log-level", default="info")
+    parser = argparse.ArgumentParser(prog="liveupload", description="BEAM-style upload runtime on Pykka")
+    parser.add_argument("--log-level", default="info", help="debug, info, warning, error (default info)")
     parser.add_argument("--log-json", action="store_true", help="log as JSON lines")
-    commands = parser.add_subparsers(dest="command", required=True)
-    demo = commands.add_parser("demo", help="a short demonstration of the process runtime")
-    demo.set_defaults(run=_demo)
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name, (module, help_text) in COMMANDS.items():
+        sub = commands.add_parser(name, help=help_text, description=help_text)
+        importlib.import_module(module).configure(sub)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     actors.configure_logging(args.log_level, json=args.log_json)
-    return args.run(args)
+    return int(args.run(args) or 0)
 
 
 if __name__ == "__main__":

@@ -594,3 +594,29 @@ def test_pykka_stdlib_logging_goes_through_the_structlog_formatter():
     records = [json.loads(line) for line in lines]
     assert {"event": "from pykka", "logger": "pykka", "level": "warning"}.items() <= records[0].items()
     assert {"event": "from structlog", "field": 1, "level": "warning"}.items() <= records[1].items()
+
+
+def test_a_dead_targets_monitor_records_leave_its_watcher():
+    inbox = queue.Queue()
+    watcher = Probe.start(inbox)
+    for _ in range(20):
+        target = Worker.start()
+        actors.monitor(target, watcher)
+        stopped(target)
+    assert not watcher._watching  # noqa: SLF001 - the bookkeeping itself is what is tested
+    stopped(watcher)
+
+
+def test_await_exit_returns_after_the_name_is_freed_and_signals_are_out():
+    inbox = queue.Queue()
+    watcher = Probe.start(inbox)
+    for i in range(50):
+        target = Worker.start()
+        actors.register(f"short-lived-{i}", target)
+        mref = actors.monitor(target, watcher)
+        target.tell(("raise", ValueError(i)))
+        actors.await_exit(target, WAIT)
+        assert actors.whereis(f"short-lived-{i}") is None
+        assert not target.is_alive()
+        assert inbox.get(timeout=WAIT).ref is mref
+    stopped(watcher)

@@ -1,0 +1,456 @@
+"""``UploadSession``: the LiveView's role in an upload, as a process.
+
+A session holds the ``allow_upload`` configs and their entries, validates what
+the client announces, signs entry tokens, starts one ``UploadChannel`` per
+joined entry under its own dynamic supervisor (restart ``temporary``), hears
+from each channel how its upload ended, and hands completed uploads to the
+application's consume function.
+
+Unlike Phoenix, where an upload channel's crash takes the LiveView down, a
+crashed channel here fails only its own entry: the session marks it cancelled
+with the crash as its error, and the sibling uploads carry on.
+
+All methods are called through the Pykka proxy (``session.proxy().preflight(...)``)
+so they run in the session's process, one at a time.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import secrets
+from collections.abc import Callable, Mapping
+from typing import Any, TypeVar
+
+from pykka import ActorDeadError
+
+import structlog
+
+import actors.names
+from actors.process import Process, ProcessRef
+from actors.reasons import Down, Exit, ExitReason, is_clean_exit
+from actors.upload_channel import UploadChannel
+from actors.upload_config import ClientError, TokenSigner, UploadConfig, UploadEntry, session_id_of, validate_accept
+from supervision import ChildSpec, DynamicSupervisor, start_child
+from writers import WriterFactory, default_writer_factory, instantiate
+
+__all__ = ["UploadSession", "session_for_token"]
+
+log = structlog.get_logger("liveupload.uploads")
+
+_NAME_PREFIX = "liveupload.session:"
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def client_input(method: F) -> F:
+    """For methods fed by the client: bad client data is answered with
+    ``("error", reason)``, never raised, so it cannot crash the session."""
+
+    @functools.wraps(method)
+    def guarded(self: UploadSession, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return method(self, *args, **kwargs)
+        except ClientError as exc:
+            log.warning("upload_client_error", method=method.__name__, error=str(exc))
+            return ("error", str(exc))
+
+    return guarded  # type: ignore[return-value]
+
+
+def session_for_token(token: Any) -> ProcessRef | None:
+    """The live session an entry token claims to come from (not yet verified)."""
+    session_id = session_id_of(token)
+    return None if session_id is None else actors.names.whereis(_NAME_PREFIX + session_id)
+
+
+class UploadSession(Process):
+    """Upload configs, entries and channels of one LiveView."""
+
+    trap_exit = True  # channels and the supervisor are linked to us; their exits are news, not death
+
+    def __init__(
+        self,
+        *,
+        on_change: Callable[[], Any] | None = None,
+        token_max_age: float = 3600.0,
+        channel_shutdown: float = 5.0,
+    ) -> None:
+        super().__init__()
+        self.session_id = secrets.token_urlsafe(12)
+        self.tokens = TokenSigner(self.session_id, token_max_age)
+        self.configs: dict[str, UploadConfig] = {}
+        self.on_change = on_change
+        self.channel_shutdown = channel_shutdown
+        self.channels: dict[Any, tuple[str, str]] = {}  # channel ref -> (config name, entry ref)
+        self.supervisor: ProcessRef | None = None
+
+    def on_start(self) -> None:
+        self.supervisor = DynamicSupervisor.start_link()
+        actors.names.register(_NAME_PREFIX + self.session_id, self.actor_ref)
+
+    def terminate(self, reason: ExitReason) -> None:
+        """Stop every channel before the session is gone: each closes its writer
+        with ``"cancel"``."""
+        if self.supervisor is not None and self.supervisor.is_alive():
+            actors.process.exit(self.supervisor, "shutdown")
+            actors.process.await_exit(self.supervisor)
+
+    # -- configs --------------------------------------------------------------
+
+    def allow_upload(
+        self,
+        name: str,
+        *,
+        accept: Any,
+        max_entries: int = 1,
+        max_file_size: int = 8_000_000,
+        chunk_size: int = 64_000,
+        chunk_timeout: float = 10.0,
+        writer: WriterFactory | None = None,
+        auto_upload: bool = False,
+        progress: Callable[..., Any] | None = None,
+        max_entries_mode: str = "selected",
+    ) -> dict[str, Any]:
+        """Allow uploads under ``name`` (Phoenix's ``allow_upload``); returns the config."""
+        current = self.configs.get(name)
+        if current is not None and any(e.channel is not None for e in current.entries):
+            raise ValueError(f"cannot allow_upload {name!r} again while it has active entries")
+        config = UploadConfig(
+            name=name,
+            ref=f"phx-{secrets.token_hex(6)}",
+            accept=validate_accept(accept),
+            max_entries=max_entries,
+            max_file_size=max_file_size,
+            chunk_size=chunk_size,
+            chunk_timeout=chunk_timeout,
+            writer=writer or default_writer_factory,
+            auto_upload=auto_upload,
+            progress=progress,
+            max_entries_mode=max_entries_mode,  # type: ignore[arg-type]
+        )
+        self.configs[name] = config
+        return config.to_dict()
+
+    def disallow_upload(self, name: str) -> None:
+        """Forget ``name``; refuses while any of its entries is uploading."""
+        config = self._config(name)
+        if any(e.channel is not None for e in config.entries):
+            raise ValueError(f"cannot disallow_upload {name!r} while it has active entries")
+        del self.configs[name]
+
+    # -- the client's entries -------------------------------------------------------
+
+    @client_input
+    def put_entries(self, name: str, entries: list[Mapping[str, Any]]) -> dict[str, Any]:
+        """Track the files the client selected (the form's ``uploads`` field) and
+        validate them; returns the config with the entries' errors."""
+        config = self._config(name)
+        config.put_entries(entries)
+        self._changed()
+        return config.to_dict()
+
+    @client_input
+    def preflight(self, name: str, entries: list[Mapping[str, Any]]) -> dict[str, Any]:
+        """The client's ``allow_upload`` request: validate the announced entries and
+        sign a token for each, or refuse them all.
+
+        Returns ``{"ref", "config", "entries": {ref: token}, "errors": {}}``, or
+        ``{"ref", "error": [[ref, reason], ...]}`` when anything is invalid
+        (``too_large``, ``not_accepted``, ``too_many_files``), as Phoenix does.
+        """
+        config = self._config(name)
+        config.put_entries(entries)
+        self._changed()
+        announced = {str(fields["ref"]) for fields in entries}  # validated by put_entries
+        if config.errors:
+            return {"ref": config.ref, "error": [[ref, error] for ref, error in config.errors]}
+        tokens = {}
+        for entry in config.entries:
+            if entry.ref in announced:
+                entry.preflighted = True
+                tokens[entry.ref] = self.tokens.sign(config.ref, entry.ref)
+        return {"ref": config.ref, "config": config.client_config(), "entries": tokens, "errors": {}}
+
+    def join(self, token: Any) -> Any:
+        """Start the channel of a token's entry and initialise its writer.
+
+        Returns the channel's ref, or ``("error", {"reason": r})`` with ``r`` one
+        of ``invalid_token``, ``disallowed``, ``already_registered``, ``writer_error``.
+        """
+        claim = self.tokens.verify(token)
+        if claim is None:
+            return _join_error("invalid_token")
+        config = self._config_by_ref(claim[0])
+        entry = config.entry(claim[1]) if config is not None else None
+        if config is None or entry is None or entry.failed:
+            return _join_error("disallowed")
+        if entry.channel is not None or entry.done:
+            return _join_error("already_registered")
+        try:
+            writer, opts = instantiate(config.writer(config.name, entry.to_dict(), self.actor_ref))
+        except Exception as exc:  # noqa: BLE001 - the application's factory failed this entry only
+            log.error("upload_writer_factory_failed", entry=entry.ref, reason=repr(exc), exc_info=exc)
+            entry.add_error(("writer_failure", repr(exc)))
+            self._changed()
+            return _join_error("writer_error")
+        outcome: dict[str, Any] = {}
+        spec = ChildSpec(
+            id=("upload", config.ref, entry.ref),
+            start=(
+                UploadChannel,
+                (),
+                {
+                    "owner": self.actor_ref,
+                    "entry_ref": entry.ref,
+                    "size": entry.client_size,
+                    "writer": writer,
+                    "writer_opts": opts,
+                    "chunk_timeout": config.chunk_timeout,
+                    "outcome": outcome,
+                },
+            ),
+            restart="temporary",
+            shutdown=self.channel_shutdown,
+            report=lambda _reason: {"entry": entry.ref, "close_reason": outcome.get("close_reason")},
+        )
+        started = start_child(self.supervisor, spec)
+        if started[0] != "ok":
+            return _join_error("writer_error")
+        channel = started[1]
+        entry.channel = channel
+        entry.monitor = self.monitor(channel)
+        self.channels[channel] = (config.name, entry.ref)
+        try:
+            initialised = channel.ask("init_writer")
+        except ActorDeadError:
+            return _join_error("writer_error")  # killed meanwhile: its Down records why
+        except Exception as exc:  # noqa: BLE001 - init raised: the channel crashed, not us
+            initialised = ("error", repr(exc))
+        if initialised != "ok":
+            entry.add_error(("writer_failure", initialised[1]))
+            self._changed()
+            return _join_error("writer_error")
+        return channel
+
+    @client_input
+    def update_progress(self, name: str, entry_ref: str, progress: Any) -> dict[str, Any]:
+        """The client's progress report: a percentage, or ``{"error": reason}``."""
+        config = self._config(name)
+        entry = config.entry(entry_ref)
+        if entry is None:
+            raise ClientError(f"no entry {entry_ref!r} in upload {config.name!r}")
+        if isinstance(progress, Mapping) and "error" in progress:
+            entry.add_error(progress["error"])
+        elif isinstance(progress, int) and not isinstance(progress, bool) and 0 <= progress <= 100:
+            entry.progress = max(entry.progress, 100 if entry.done else progress)
+        else:
+            raise ClientError(f"progress must be 0..100 or {{'error': reason}}, got {progress!r}")
+        if config.progress is not None:
+            config.progress(config.name, entry.to_dict(), self.actor_ref)
+        self._changed()
+        return entry.to_dict()
+
+    @client_input
+    def cancel_upload(self, name: str, entry_ref: str) -> None:
+        """Cancel an entry: its channel closes the writer with ``"cancel"``; the
+        entry is dropped. An entry not yet started is just dropped."""
+        config = self._config(name)
+        entry = config.entry(entry_ref)
+        if entry is None:
+            raise ClientError(f"no entry {entry_ref!r} in upload {config.name!r}")
+        if entry.channel is not None:
+            self._forget_channel(entry)
+            try:
+                entry_channel_reply = entry.channel.ask("cancel")
+            except Exception:  # noqa: BLE001 - already gone: nothing left to close
+                entry_channel_reply = "ok"
+            if entry_channel_reply != "ok":
+                log.warning("upload_cancel_close_failed", entry=entry_ref, reason=repr(entry_channel_reply))
+        config.entries.remove(entry)
+        config.validate()
+        self._changed()
+
+    # -- reading ---------------------------------------------------------------------
+
+    def uploads(self) -> dict[str, dict[str, Any]]:
+        """Every config with its entries, as plain data."""
+        return {name: config.to_dict() for name, config in self.configs.items()}
+
+    def uploaded_entries(self, name: str) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+        """``(completed, in_progress)``: done entries, and valid ones still uploading."""
+        config = self._config(name)
+        done = [e.to_dict() for e in config.entries if e.done and not e.failed]
+        running = [e.to_dict() for e in config.entries if not e.done and not e.failed]
+        return done, running
+
+    def upload_errors(self, name: str, entry_ref: str | None = None) -> list[Any]:
+        """The config's own errors (``too_many_files``), or one entry's errors."""
+        config = self._config(name)
+        if entry_ref is None:
+            return config.config_errors()
+        entry = config.entry(entry_ref)
+        if entry is None:
+            raise KeyError(f"no entry {entry_ref!r} in upload {config.name!r}")
+        return list(entry.errors)
+
+    # -- consuming --------------------------------------------------------------------
+
+    def consume_uploaded_entries(self, name: str, fn: Callable[..., Any]) -> list[Any]:
+        """Hand every completed entry to ``fn(meta)`` or ``fn(meta, entry)``.
+
+        ``fn`` returns ``("ok", value)`` (the entry is consumed: its channel stops
+        and the writer releases what it kept) or ``("postpone", value)`` (kept for
+        later). Raises while any entry is still uploading, as Phoenix does.
+        """
+        config = self._config(name)
+        done, running = self.uploaded_entries(name)
+        if running:
+            raise RuntimeError("cannot consume uploaded files when entries are still in progress")
+        return [self._consume(config, config.entry(e["ref"]), fn) for e in done]
+
+    def consume_uploaded_entry(self, name: str, entry_ref: str, fn: Callable[..., Any]) -> Any:
+        """Consume one entry; raises if it is still in progress."""
+        config = self._config(name)
+        entry = config.entry(entry_ref)
+        if entry is None:
+            raise KeyError(f"no entry {entry_ref!r} in upload {config.name!r}")
+        if not entry.done or entry.failed:
+            raise RuntimeError("cannot consume uploaded file that is still in progress")
+        return self._consume(config, entry, fn)
+
+    def _consume(self, config: UploadConfig, entry: UploadEntry | None, fn: Callable[..., Any]) -> Any:
+        assert entry is not None
+        if entry.channel is None:
+            raise RuntimeError(f"upload entry {entry.ref} has no channel left to consume from")
+        started = entry.channel.ask("consume_start")
+        if started[0] != "ok":
+            raise RuntimeError("cannot consume uploaded file that is still in progress")
+        meta = started[1]
+        try:
+            result = fn(meta, entry.to_dict()) if _arity(fn) >= 2 else fn(meta)
+        except BaseException:
+            self._consumed(config, entry)
+            raise
+        if isinstance(result, tuple) and len(result) == 2 and result[0] == "postpone":
+            return result[1]
+        if isinstance(result, tuple) and len(result) == 2 and result[0] == "ok":
+            value = result[1]
+        else:
+            log.warning(
+                "consume_result_unexpected",
+                entry=entry.ref,
+                result=repr(result),
+                hint='return ("ok", value) or ("postpone", value); treated as consumed',
+            )
+            value = result
+        self._consumed(config, entry)
+        return value
+
+    def _consumed(self, config: UploadConfig, entry: UploadEntry) -> None:
+        channel = entry.channel
+        self._forget_channel(entry)
+        try:
+            channel.ask("consume_done")
+        except Exception:  # noqa: BLE001 - it already stopped
+            pass
+        config.entries.remove(entry)
+        config.consumed_count += 1
+        config.validate()
+        self._changed()
+
+    # -- news from channels ----------------------------------------------------------------
+
+    def on_receive(self, message: Any) -> Any:
+        if isinstance(message, tuple) and message[0] == "upload_done":
+            return self._upload_done(message[1])
+        if isinstance(message, Down):
+            return self._channel_down(message)
+        if isinstance(message, Exit):
+            return self._exit_signal(message)
+        raise ValueError(f"upload session: unexpected message {message!r}")
+
+    def _upload_done(self, entry_ref: str) -> None:
+        for config in self.configs.values():
+            entry = config.entry(entry_ref)
+            if entry is not None and entry.channel is not None:
+                entry.done = True
+                entry.progress = 100
+                self._changed()
+                return
+
+    def _channel_down(self, down: Down) -> None:
+        """A channel ended: record on its entry what its exit reason says."""
+        where = self.channels.pop(down.target, None)
+        if where is None:
+            return
+        config = self.configs.get(where[0])
+        entry = config.entry(where[1]) if config is not None else None
+        if entry is None:
+            return
+        entry.channel = None
+        entry.monitor = None
+        reason = down.reason
+        if is_clean_exit(reason):
+            why = reason[1] if isinstance(reason, tuple) else reason
+            if isinstance(why, tuple) and why[0] == "writer_error":
+                entry.add_error(("writer_failure", why[1]))
+            elif why == "file_size_limit_exceeded":
+                entry.add_error("file_size_limit_exceeded")
+            elif why == "timeout":
+                entry.add_error("timeout")
+            elif not entry.done:
+                entry.cancelled = True
+        else:
+            entry.cancelled = True
+            entry.add_error(("channel_crash", reason))
+        self._changed()
+
+    def _exit_signal(self, message: Exit) -> None:
+        if message.sender is self.supervisor:
+            # Our supervisor ended (it gave up on restarts or was killed): so do we.
+            self.exit(message.reason if not is_clean_exit(message.reason) else ("shutdown", "supervisor_exited"))
+        elif not is_clean_exit(message.reason) and message.sender not in self.channels:
+            self.exit(message.reason)  # a linked process we do not own crashed
+
+    # -- helpers ---------------------------------------------------------------------------
+
+    def _forget_channel(self, entry: UploadEntry) -> None:
+        if entry.monitor is not None:
+            actors.process.demonitor(entry.monitor)
+        self.channels.pop(entry.channel, None)
+        entry.monitor = None
+
+    def _config(self, name_or_ref: str) -> UploadConfig:
+        config = self.configs.get(name_or_ref) or self._config_by_ref(name_or_ref)
+        if config is None:
+            raise ClientError(f"no upload named {name_or_ref!r} is allowed")
+        return config
+
+    def _config_by_ref(self, ref: str) -> UploadConfig | None:
+        for config in self.configs.values():
+            if config.ref == ref:
+                return config
+        return None
+
+    def _changed(self) -> None:
+        if self.on_change is not None:
+            try:
+                self.on_change()
+            except Exception:  # noqa: BLE001 - a listener's bug must not end the session
+                log.exception("upload_session_listener_failed")
+
+
+def _join_error(reason: str) -> tuple[str, dict[str, str]]:
+    return ("error", {"reason": reason})
+
+
+def _arity(fn: Callable[..., Any]) -> int:
+    try:
+        params = inspect.signature(fn).parameters.values()
+    except (TypeError, ValueError):
+        return 1
+    positional = [p for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    if any(p.kind is p.VAR_POSITIONAL for p in params):
+        return 2
+    return len(positional)
