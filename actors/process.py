@@ -167,6 +167,7 @@ class Process(ThreadingActor):
         ``substrate="thread"`` gives it a dedicated OS thread instead of the
         class's choice (``Process.substrate``) or the runtime's default pool.
         """
+        substrates.check(substrate)
         process = cls(*args, **kwargs)
         return _spawn(process, link_to=None, wait=False, on=substrate)
 
@@ -181,6 +182,7 @@ class Process(ThreadingActor):
         parent = substrates.current_process()
         if parent is None:
             raise RuntimeError("start_link must be called from inside a process")
+        substrates.check(substrate)
         process = cls(*args, **kwargs)
         return _spawn(process, link_to=parent, wait=True, on=substrate)
 

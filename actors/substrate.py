@@ -178,6 +178,12 @@ def set_default_substrate(substrate: Substrate) -> Substrate:
     return old
 
 
+def check(substrate: Any) -> None:
+    """Refuse an unknown substrate name before anything is started."""
+    if substrate is not None and substrate not in SUBSTRATES:
+        raise ValueError(f"substrate must be one of {SUBSTRATES}, got {substrate!r}")
+
+
 def spawn(process: Process, substrate: Substrate | None = None) -> None:
     """Start running ``process`` on ``substrate`` (the default when ``None``)."""
     substrate = substrate or process.substrate or _default
