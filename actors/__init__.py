@@ -27,6 +27,7 @@ from actors.process import (
     processes,
     unlink,
 )
+from actors.substrate import blocking, default_substrate, set_default_substrate
 from actors.reasons import (
     KILL,
     KILLED,
@@ -60,6 +61,9 @@ __all__ = [
     "UploadChannel",
     "UploadSession",
     "ask_async",
+    "blocking",
+    "default_substrate",
+    "set_default_substrate",
     "await_exit",
     "cancel_timer",
     "configure_logging",

@@ -15,8 +15,8 @@ gets ``"noproc"``), never in between.
 from __future__ import annotations
 
 import threading
-import uuid
 from collections.abc import Callable
+from itertools import count
 from typing import Any, ClassVar
 
 import structlog
@@ -24,8 +24,9 @@ from pykka import ActorDeadError, ActorRef, ThreadingActor, Timeout
 from pykka._envelope import Envelope
 from pykka.messages import _ActorStop
 
-from actors import substrate
-from actors.futures import ProcessFuture
+from actors import substrate as substrates
+from actors.futures import ExitFlag, ProcessFuture
+from actors.substrate import Substrate
 from actors.reasons import (
     KILL,
     KILLED,
@@ -60,6 +61,7 @@ table_lock = threading.RLock()
 _live: set[ProcessRef] = set()
 _death_hooks: list[Callable[[ProcessRef, ExitReason], None]] = []
 _ALIVE: Any = object()
+_serials = count(1)
 
 
 class _Wake:
@@ -116,19 +118,28 @@ class Process(ThreadingActor):
     trap_exit: bool = False
     """Receive exit signals from links as ``Exit(sender, reason)`` messages."""
 
+    substrate: ClassVar[Substrate | None] = None
+    """Where instances run: ``"pool"`` (the shared scheduler), ``"thread"`` (a
+    dedicated OS thread), or ``None`` for the runtime's default (``"pool"``)."""
+
     use_daemon_thread: ClassVar[bool] = False
 
     _actor_ref: ProcessRef
 
+    # Rarely used per-process state lives on the class until first set.
+    _pending_exit: ExitReason | None = None
+    _current: Envelope[Any] | None = None
+    _stop_waiters: list[Any] | None = None
+    _start_ack: ProcessFuture[Any] | None = None
+    _started = False
+
     def __init__(self, *_args: Any, **_kwargs: Any) -> None:
-        self.actor_urn = uuid.uuid4().urn
+        # Not pykka.Actor.__init__: a uuid4 and a threading.Event per process cost
+        # microseconds and a kilobyte; a serial number and an ExitFlag do not.
+        self.actor_urn = f"urn:liveupload:process:{next(_serials)}"
         self.actor_inbox = self._create_actor_inbox()
-        self.actor_stopped = threading.Event()
+        self.actor_stopped = ExitFlag()  # type: ignore[assignment]
         self._actor_ref = ProcessRef(self)
-        self._pending_exit: ExitReason | None = None
-        self._current: Envelope[Any] | None = None
-        self._stop_waiters: list[Any] | None = None
-        self._start_ack: ProcessFuture[Any] | None = None
 
     @property
     def actor_ref(self) -> ProcessRef:  # type: ignore[override]
@@ -137,37 +148,43 @@ class Process(ThreadingActor):
     # Pykka's extension points for runtimes, all answered by the substrate.
 
     @staticmethod
-    def _create_actor_inbox() -> substrate.Mailbox:
-        return substrate.Mailbox()
+    def _create_actor_inbox() -> substrates.Mailbox:
+        return substrates.Mailbox()
 
     @staticmethod
     def _create_future() -> ProcessFuture[Any]:
-        return substrate.create_future()
+        return substrates.create_future()
 
-    def _start_actor_loop(self) -> None:
-        substrate.spawn(self)
+    def _start_actor_loop(self, on: Substrate | None = None) -> None:
+        substrates.spawn(self, on)
 
     # -- starting -----------------------------------------------------------
 
     @classmethod
-    def start(cls, *args: Any, **kwargs: Any) -> ProcessRef:  # type: ignore[override]
-        """Start a process and return its ref at once; ``on_start`` runs in it."""
+    def start(cls, *args: Any, substrate: Substrate | None = None, **kwargs: Any) -> ProcessRef:  # type: ignore[override]
+        """Start a process and return its ref at once; ``on_start`` runs in it.
+
+        ``substrate="thread"`` gives it a dedicated OS thread instead of the
+        class's choice (``Process.substrate``) or the runtime's default pool.
+        """
+        substrates.check(substrate)
         process = cls(*args, **kwargs)
-        return _spawn(process, link_to=None, wait=False)
+        return _spawn(process, link_to=None, wait=False, on=substrate)
 
     @classmethod
-    def start_link(cls, *args: Any, **kwargs: Any) -> ProcessRef:
+    def start_link(cls, *args: Any, substrate: Substrate | None = None, **kwargs: Any) -> ProcessRef:
         """Start a process linked to the calling process, and wait for its ``on_start``.
 
         The link exists before the new process runs a line, so no exit of it can
         be missed. Raises ``StartError`` (the process has then exited) if
         ``on_start`` raised. Must be called from inside a process.
         """
-        parent = substrate.current_process()
+        parent = substrates.current_process()
         if parent is None:
             raise RuntimeError("start_link must be called from inside a process")
+        substrates.check(substrate)
         process = cls(*args, **kwargs)
-        return _spawn(process, link_to=parent, wait=True)
+        return _spawn(process, link_to=parent, wait=True, on=substrate)
 
     # -- hooks ----------------------------------------------------------------
 
@@ -202,15 +219,10 @@ class Process(ThreadingActor):
         """Exit with ``reason`` once the current message is handled (trapping or not)."""
         self._request_exit(reason)
 
-    # -- the loop (driven by the substrate) ---------------------------------------
-
-    def _run(self) -> None:
-        reason = self._start_up()
-        if reason is None:
-            reason = self._receive_loop()
-        self._shut_down(reason)
+    # -- one message at a time (driven by the substrate) ---------------------------
 
     def _start_up(self) -> ExitReason | None:
+        """Run ``on_start``; the exit reason if it failed, else ``None``."""
         try:
             self.on_start()
         except BaseException as exc:  # noqa: BLE001 - any failure ends only this process
@@ -220,38 +232,38 @@ class Process(ThreadingActor):
             self._start_ack.set(None)
         return None
 
-    def _receive_loop(self) -> ExitReason:
-        inbox = self.actor_inbox
-        while True:
-            envelope = inbox.get()
-            if envelope is None:
-                return KILLED
-            if self._pending_exit is not None:
-                substrate.reject(envelope)
-                return self._pending_exit
-            message = envelope.message
-            if message is _WAKE:
-                continue
-            if isinstance(message, _ActorStop):
-                self._add_stop_waiter(envelope.reply_to)
-                return NORMAL
-            self._current = envelope
-            try:
-                result = self._handle_receive(message)
-            except BaseException as exc:  # noqa: BLE001 - crash this process only
-                self._current = None
-                if envelope.reply_to is not None:
-                    _answer_with_exception(envelope.reply_to, exc)
-                _report_crash(self._actor_ref, exc, "handle_message")
-                return exc
+    def _step(self, envelope: Envelope[Any] | None) -> ExitReason | None:
+        """Handle one envelope (``None``: the mailbox was closed by a kill).
+
+        Returns the reason to exit with, or ``None`` to go on.
+        """
+        if envelope is None:
+            return KILLED
+        if self._pending_exit is not None:
+            substrates.reject(envelope)
+            return self._pending_exit
+        message = envelope.message
+        if message is _WAKE:
+            return None
+        if isinstance(message, _ActorStop):
+            self._add_stop_waiter(envelope.reply_to)
+            return NORMAL
+        self._current = envelope
+        try:
+            result = self._handle_receive(message)
+        except BaseException as exc:  # noqa: BLE001 - crash this process only
             self._current = None
             if envelope.reply_to is not None:
-                if self._actor_ref._exit_reason is _ALIVE:
-                    _answer(envelope.reply_to, result)
-                else:
-                    substrate.reject(envelope)
-            if self._pending_exit is not None:
-                return self._pending_exit
+                _answer_with_exception(envelope.reply_to, exc)
+            _report_crash(self._actor_ref, exc, "handle_message")
+            return exc
+        self._current = None
+        if envelope.reply_to is not None:
+            if self._actor_ref._exit_reason is _ALIVE:
+                _answer(envelope.reply_to, result)
+            else:
+                substrates.reject(envelope)
+        return self._pending_exit
 
     def _shut_down(self, reason: ExitReason) -> None:
         ref = self._actor_ref
@@ -283,7 +295,7 @@ class Process(ThreadingActor):
 # -- the life and death of a process ------------------------------------------------
 
 
-def _spawn(process: Process, *, link_to: ProcessRef | None, wait: bool) -> ProcessRef:
+def _spawn(process: Process, *, link_to: ProcessRef | None, wait: bool, on: Substrate | None) -> ProcessRef:
     ref = process.actor_ref
     if wait:
         process._start_ack = ProcessFuture()
@@ -291,7 +303,7 @@ def _spawn(process: Process, *, link_to: ProcessRef | None, wait: bool) -> Proce
         _live.add(ref)
     if link_to is not None:
         link(link_to, ref)
-    process._start_actor_loop()
+    process._start_actor_loop(on)
     if wait:
         outcome = process._start_ack.get()
         if outcome is not None:
@@ -326,7 +338,7 @@ def _die(ref: ProcessRef, reason: ExitReason) -> bool:
         _live.discard(ref)
     if process is not None:
         for envelope in process.actor_inbox.close():
-            substrate.reject(envelope)
+            substrates.reject(envelope)
     for hook in _death_hooks:
         hook(ref, reason)
     for peer in links:
@@ -347,7 +359,7 @@ def _kill(ref: ProcessRef) -> None:
         return
     current = process._current
     if current is not None and current.reply_to is not None:
-        substrate.reject(current)
+        substrates.reject(current)
 
 
 def _deliver_exit_signal(target: ActorRef[Any], sender: ActorRef[Any] | None, reason: ExitReason) -> None:
@@ -414,7 +426,7 @@ def _require_process(ref: Any) -> ProcessRef:
 
 def current_process() -> ProcessRef | None:
     """The ref of the process whose code is running here, or ``None`` outside one."""
-    return substrate.current_process()
+    return substrates.current_process()
 
 
 def processes() -> list[ProcessRef]:

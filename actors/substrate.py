@@ -1,20 +1,30 @@
 """The substrate: how a process runs, waits for mail and is woken.
 
-This is the runtime's one seam between BEAM semantics and threads. Everything
-above it (exit signals, links, monitors, names, timers, supervision, uploads)
-talks to a process only through ``Mailbox`` (put, get, close), ``spawn`` (start
-running a process's loop), ``create_future`` (what an asker waits on) and
-``current_process`` (which process is running here). Today each process runs
-on a thread of its own; an M:N scheduler replaces this module's internals
-without touching anything above it.
+This module is the runtime's one seam between BEAM semantics and threads.
+Everything above it (exit signals, links, monitors, names, timers,
+supervision, uploads) reaches a process only through:
+
+- ``Mailbox``: put / take / close, with the process's run state;
+- ``spawn(process, substrate)``: start running a process;
+- ``create_future()``: what an asker waits on;
+- ``blocking()``: mark code that waits, so a pooled worker hands its place on;
+- ``current_process()``: which process is running here.
+
+Two substrates implement it. ``"pool"`` (the default, as on BEAM) runs every
+process on a small shared pool of worker threads (``actors.scheduler``);
+``"thread"`` gives a process a dedicated OS thread, as a plain Pykka
+``ThreadingActor`` has.
 """
 
 from __future__ import annotations
 
+import os
 import threading
 from collections import deque
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from itertools import count
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from pykka import ActorDeadError
 
@@ -25,55 +35,116 @@ if TYPE_CHECKING:
 
     from actors.process import Process
 
-__all__ = ["Mailbox", "create_future", "current_process", "reject", "spawn"]
+__all__ = [
+    "EMPTY",
+    "Mailbox",
+    "Substrate",
+    "blocking",
+    "create_future",
+    "current_process",
+    "default_substrate",
+    "reject",
+    "set_default_substrate",
+    "spawn",
+]
+
+Substrate = Literal["pool", "thread"]
+SUBSTRATES: tuple[Substrate, ...] = ("pool", "thread")
+
+IDLE, SCHEDULED, RUNNING = 0, 1, 2
+
+EMPTY: Any = object()
+"""``Mailbox.take``'s answer when there is no mail: the process is now idle."""
 
 _local = threading.local()
 _thread_numbers = count(1)
+_default: Substrate = "pool"
 
 
 class Mailbox:
-    """A process's inbox: first in, first out, and closed for good at death.
+    """A process's inbox and run state: first in, first out, closed for good at death.
 
-    A closed mailbox rejects whatever is put into it afterwards, so an ask sent
-    to a process at the instant it dies fails with ``ActorDeadError`` instead of
-    waiting forever. ``get`` returns ``None`` once the mailbox is closed.
+    ``put`` queues an envelope and, if the process was idle, marks it scheduled
+    and calls the substrate's ``wake`` once: a dedicated thread is released, or
+    the process is queued on the scheduler. The process then ``take``s its
+    mail until none is left (it goes idle atomically with finding the mailbox
+    empty, so no wake-up is ever lost). A closed mailbox rejects new mail, so an
+    ask sent at the instant a process dies fails instead of waiting forever.
     """
 
-    __slots__ = ("_closed", "_items", "_nonempty")
+    __slots__ = ("_closed", "_items", "_lock", "_state", "owner", "wake")
 
     def __init__(self) -> None:
-        self._items: deque[Envelope[Any]] = deque()
-        self._nonempty = threading.Condition(threading.Lock())
+        self._items: deque[Envelope[Any]] | None = None
+        self._lock = threading.Lock()
+        self._state = SCHEDULED  # until the substrate runs the process's start-up
         self._closed = False
+        self.wake: Callable[[Mailbox], None] | None = None
+        self.owner: Process | None = None  # set by the pool, which runs mailboxes
 
     def put(self, envelope: Envelope[Any], /) -> None:
-        """Queue ``envelope`` and wake the process; reject it if closed."""
-        with self._nonempty:
-            if not self._closed:
-                self._items.append(envelope)
-                self._nonempty.notify()
-                return
-        reject(envelope)
+        """Queue ``envelope``; wake the process if idle; reject it if closed."""
+        with self._lock:
+            if self._closed:
+                wake = None
+                rejected = True
+            else:
+                rejected = False
+                items = self._items
+                if items is None:
+                    items = self._items = deque()
+                items.append(envelope)
+                if self._state == IDLE:
+                    self._state = SCHEDULED
+                    wake = self.wake
+                else:
+                    wake = None
+        if rejected:
+            reject(envelope)
+        elif wake is not None:
+            wake(self)
 
-    def get(self) -> Envelope[Any] | None:
-        """Wait for the next envelope; ``None`` once the mailbox is closed."""
-        with self._nonempty:
-            while not self._items:
-                if self._closed:
-                    return None
-                self._nonempty.wait()
-            return self._items.popleft()
+    def take(self) -> Any:
+        """The next envelope; ``EMPTY`` (and now idle) if none; ``None`` once closed."""
+        with self._lock:
+            items = self._items
+            if items:
+                return items.popleft()
+            if self._closed:
+                return None
+            self._state = IDLE
+            self._items = None
+            return EMPTY
+
+    def running(self) -> None:
+        """The substrate has picked this process up to run it."""
+        self._state = RUNNING
+
+    def yield_back(self) -> bool:
+        """After a bounded batch: stay scheduled (True) if mail remains, else go idle."""
+        with self._lock:
+            if self._items or self._closed:
+                self._state = SCHEDULED
+                return True
+            self._state = IDLE
+            self._items = None
+            return False
 
     def empty(self) -> bool:
         return not self._items
 
     def close(self) -> list[Envelope[Any]]:
-        """Close for good, wake the waiting process, return what was queued."""
-        with self._nonempty:
+        """Close for good, wake an idle process one last time, return what was queued."""
+        with self._lock:
             self._closed = True
-            pending = list(self._items)
-            self._items.clear()
-            self._nonempty.notify_all()
+            pending = list(self._items or ())
+            self._items = None
+            wake = None
+            if self._state == IDLE:
+                self._state = SCHEDULED
+                wake = self.wake
+        if wake is not None:
+            wake(self)
         return pending
 
 
@@ -94,25 +165,102 @@ def create_future() -> ProcessFuture[Any]:
     return ProcessFuture()
 
 
-def spawn(process: Process) -> None:
-    """Start running ``process``'s loop; it runs on a thread of its own."""
+def default_substrate() -> Substrate:
+    return _default
+
+
+def set_default_substrate(substrate: Substrate) -> Substrate:
+    """Choose where processes started without an explicit choice run; returns the old one."""
+    global _default
+    if substrate not in SUBSTRATES:
+        raise ValueError(f"substrate must be one of {SUBSTRATES}, got {substrate!r}")
+    old, _default = _default, substrate
+    return old
+
+
+def check(substrate: Any) -> None:
+    """Refuse an unknown substrate name before anything is started."""
+    if substrate is not None and substrate not in SUBSTRATES:
+        raise ValueError(f"substrate must be one of {SUBSTRATES}, got {substrate!r}")
+
+
+def spawn(process: Process, substrate: Substrate | None = None) -> None:
+    """Start running ``process`` on ``substrate`` (the default when ``None``)."""
+    substrate = substrate or process.substrate or _default
+    if substrate == "pool":
+        from actors.scheduler import scheduler
+
+        scheduler().spawn(process)
+    elif substrate == "thread":
+        _spawn_thread(process)
+    else:
+        raise ValueError(f"substrate must be one of {SUBSTRATES}, got {substrate!r}")
+
+
+def current_process() -> Any:
+    """The ref of the process running in this context, or ``None`` outside one."""
+    return getattr(_local, "process", None)
+
+
+@contextmanager
+def blocking() -> Iterator[None]:
+    """Mark code that waits (I/O, a lock, another process's reply).
+
+    On a pooled worker the worker's place is handed to a spare thread for the
+    duration, so a waiting process never starves the others, and an ``ask``
+    from inside a process cannot deadlock a small pool. On a dedicated thread,
+    and outside any process, it costs nothing.
+    """
+    worker = getattr(_local, "worker", None)
+    if worker is None:
+        yield
+        return
+    with worker.handing_off():
+        yield
+
+
+# -- the thread substrate ---------------------------------------------------------
+
+
+def _spawn_thread(process: Process) -> None:
     thread = threading.Thread(
         target=_run_on_thread,
         args=(process,),
         name=f"{type(process).__name__}-{next(_thread_numbers)}",
         daemon=process.use_daemon_thread,
     )
+    wake_up = threading.Lock()
+    wake_up.acquire()
+    process.actor_inbox.wake = lambda _mailbox: wake_up.release()
+    process._wake_up = wake_up  # noqa: SLF001 - the thread waits on it
     thread.start()
 
 
 def _run_on_thread(process: Process) -> None:
+    """A dedicated thread: start up, then take mail, sleeping while there is none."""
     _local.process = process.actor_ref
+    mailbox: Mailbox = process.actor_inbox
+    wake_up: threading.Lock = process._wake_up  # noqa: SLF001
     try:
-        process._run()  # noqa: SLF001 - the substrate drives the process loop
+        reason = process._start_up()  # noqa: SLF001
+        while reason is None:
+            envelope = mailbox.take()
+            if envelope is EMPTY:
+                wake_up.acquire()
+                continue
+            reason = process._step(envelope)  # noqa: SLF001
+        process._shut_down(reason)  # noqa: SLF001
     finally:
         _local.process = None
 
 
-def current_process() -> Any:
-    """The ref of the process running in this context, or ``None`` outside one."""
-    return getattr(_local, "process", None)
+def _set_current(ref: Any) -> None:
+    _local.process = ref
+
+
+def _set_worker(worker: Any) -> None:
+    _local.worker = worker
+
+
+def cpu_count() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)

@@ -208,6 +208,8 @@ class UploadSession(Process):
                     "writer_opts": opts,
                     "chunk_timeout": config.chunk_timeout,
                     "outcome": outcome,
+                    # A writer that blocks gets a thread of its own (see UploadWriter.blocking).
+                    "substrate": "thread" if writer.blocking else None,
                 },
             ),
             restart="temporary",

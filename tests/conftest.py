@@ -43,8 +43,35 @@ def _leaks(before: dict[str, set]) -> dict[str, set]:
     return {kind: found for kind, found in leaks.items() if found}
 
 
+SUBSTRATES = ("pool", "thread")
+
+
+def pytest_configure(config):
+    config.addinivalue_line(
+        "markers", "substrates(*names): run this test on these substrates only (default: both)"
+    )
+
+
+def pytest_generate_tests(metafunc):
+    """Every test runs on both substrates unless it names its own with
+    ``@pytest.mark.substrates(...)``."""
+    if "substrate" in metafunc.fixturenames:
+        marker = metafunc.definition.get_closest_marker("substrates")
+        names = marker.args if marker else SUBSTRATES
+        metafunc.parametrize("substrate", names, indirect=True)
+
+
 @pytest.fixture(autouse=True)
-def no_leaks():
+def substrate(request):
+    """The default substrate for processes this test starts: the shared scheduler
+    ("pool") or a dedicated thread per process ("thread")."""
+    old = actors.set_default_substrate(request.param)
+    yield request.param
+    actors.set_default_substrate(old)
+
+
+@pytest.fixture(autouse=True)
+def no_leaks(substrate):
     """Fail the test if anything it started is still alive once it ends.
 
     Threads get a short grace to finish exiting (a process's thread runs a few

@@ -52,7 +52,7 @@ class Worker(actors.Process):
 
     def terminate(self, reason: Any) -> None:
         if self.events is not None:
-            self.events.put(("terminate", reason, threading.current_thread().name))
+            self.events.put(("terminate", reason, actors.current_process()))
 
 
 def drain(q: queue.Queue) -> list[Any]:

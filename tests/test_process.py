@@ -69,14 +69,13 @@ def test_messages_queued_behind_a_crash_fail_with_actor_dead_error():
 # 2. exit reasons and exit signals ----------------------------------------------
 
 
-def test_stop_exits_normal_and_runs_terminate_in_the_process_thread():
+def test_stop_exits_normal_and_runs_terminate_in_the_process_itself():
     events = queue.Queue()
     ref = Worker.start(events)
     assert ref.stop() is True
     assert actors.await_exit(ref, 0) == "normal"
-    kind, reason, thread_name = events.get(timeout=WAIT)
-    assert (kind, reason) == ("terminate", "normal")
-    assert thread_name.startswith("Worker-") and thread_name != threading.current_thread().name
+    kind, reason, running = events.get(timeout=WAIT)
+    assert (kind, reason, running) == ("terminate", "normal", ref)
 
 
 @pytest.mark.parametrize("reason", ["shutdown", ("shutdown", "closed"), "custom"])

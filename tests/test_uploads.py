@@ -514,3 +514,23 @@ def test_session_changes_are_announced():
         assert changes.get(timeout=WAIT) == "changed"
     finally:
         stop_session(session)
+
+
+def test_a_blocking_writer_gets_its_channel_a_dedicated_thread():
+    import threading
+
+    seen = []
+
+    class SlowNetworkWriter(MemoryWriter):
+        blocking = True
+
+        def write_chunk(self, data, state):
+            seen.append(threading.current_thread().name)
+            return super().write_chunk(data, state)
+
+    session, client = started(writer=lambda *_: (SlowNetworkWriter, {}))
+    try:
+        client.upload({"a": b"abc"})
+        assert seen and seen[0].startswith("UploadChannel-")
+    finally:
+        stop_session(session)

@@ -81,6 +81,15 @@ class UploadWriter(abc.ABC):
     writer whose ``init`` succeeded).
     """
 
+    blocking: bool = False
+    """True if the callbacks may block for long (a network upload, a slow disk).
+
+    The channel of such a writer runs on a dedicated thread instead of the shared
+    scheduler's pool, so its waits never delay other processes. Brief blocking is
+    fine either way: the scheduler hands a stuck worker's place on after a few
+    milliseconds.
+    """
+
     @abc.abstractmethod
     def init(self, opts: Any) -> InitResult:
         """Start an upload: ``("ok", state)`` or ``("error", reason)``.

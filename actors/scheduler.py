@@ -1,0 +1,335 @@
+"""The M:N scheduler: many processes on a small shared pool of worker threads.
+
+A process with mail is queued to run (``Mailbox.wake`` puts its mailbox on the
+run queue); a worker takes it, handles at most ``BATCH`` messages, and puts it
+back at the end of the queue if mail remains, so a busy process cannot starve
+the others. An idle process costs only its Python objects: no thread, no lock
+held, no timer.
+
+Blocking. A handler that blocks holds its worker. Two mechanisms give the
+place back, so the pool keeps ``size`` workers running Python at all times.
+A watchdog looks every ``WATCH_EVERY`` seconds and hands the place of a worker
+to a spare thread when the worker is in a ``substrate.blocking()`` section
+(every wait inside the runtime is one: a future's ``get``, ``await_exit``, a
+supervisor waiting for a child) or has spent more than ``STUCK_AFTER`` seconds
+in one message (a writer doing slow I/O, a ``time.sleep``). Short waits thus
+cost a timestamp, and no wait can deadlock a small pool. A worker whose wait ends while the pool is full parks
+as a spare, and leaves after ``PARK_SECONDS`` unused.
+
+An idle runtime holds no thread: the workers and the watchdog end when the
+last pooled process has exited, and start again with the next spawn.
+"""
+
+from __future__ import annotations
+
+import os
+import queue
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from itertools import count
+from typing import TYPE_CHECKING, Any
+
+import structlog
+
+from actors import substrate
+from actors.substrate import EMPTY, Mailbox
+
+if TYPE_CHECKING:
+    from actors.process import Process
+
+__all__ = ["BATCH", "Scheduler", "scheduler"]
+
+log = structlog.get_logger("liveupload.actors")
+
+BATCH = 32
+"""Messages a worker handles for one process before it goes to the back of the queue."""
+
+STUCK_AFTER = 0.002
+"""Seconds in one message after which the watchdog hands a worker's place on."""
+
+WAIT_AFTER = 0.0005
+"""Seconds in a ``blocking()`` section after which the watchdog hands the place on."""
+
+WATCH_EVERY = 0.001
+PARK_SECONDS = 2.0
+BURST = 64
+"""Extra workers a tick may add when every worker is stuck and mail is queued."""
+
+_STOP: Any = object()
+_worker_numbers = count(1)
+
+
+class Worker:
+    """One pool thread, and what the watchdog needs to see of it."""
+
+    __slots__ = ("blocked", "busy_since", "pool", "thread", "waiting_since")
+
+    def __init__(self, pool: Scheduler) -> None:
+        self.pool = pool
+        self.blocked = False  # its place has been handed to another thread
+        self.busy_since = 0.0  # monotonic start of the current message; 0 between messages
+        self.waiting_since = 0.0  # monotonic start of a blocking() section; 0 outside
+        self.thread: threading.Thread | None = None
+
+    @contextmanager
+    def handing_off(self) -> Iterator[None]:
+        """Mark a wait: if it is still going on at the watchdog's next look, this
+        worker's place goes to another thread. Short waits cost a timestamp."""
+        if self.waiting_since:
+            yield
+            return
+        self.waiting_since = time.monotonic()
+        try:
+            yield
+        finally:
+            self.waiting_since = 0.0
+            if self.blocked:
+                self.pool._take_back(self)
+
+
+class Scheduler:
+    """The shared pool that runs every ``substrate="pool"`` process.
+
+    ``size`` workers run processes at any time; workers that wait or are stuck
+    in one message are not counted (their place has been handed on), and
+    surplus workers park as spares.
+    """
+
+    def __init__(self, size: int) -> None:
+        if size < 1:
+            raise ValueError(f"a scheduler needs at least one worker, got {size}")
+        self.size = size
+        self._run_queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self._spare_tokens: queue.SimpleQueue[bool] = queue.SimpleQueue()
+        self._lock = threading.Lock()
+        self._workers: set[Worker] = set()  # every live worker thread
+        self._running: set[Worker] = set()  # those counted towards ``size``
+        self._parked = 0  # spares waiting for a token
+        self._live = 0  # pooled processes spawned and not yet shut down
+        self._epoch = 0  # bumped when the runtime wakes from idle: older stop marks are stale
+        self._watchdog: tuple[threading.Thread, threading.Event] | None = None
+        self.handoffs = 0  # how often a worker's place was handed on (for the benchmarks)
+
+    # -- processes --------------------------------------------------------------
+
+    def spawn(self, process: Process) -> None:
+        """Queue a new process; its start-up runs on a worker."""
+        mailbox: Mailbox = process.actor_inbox
+        mailbox.owner = process
+        mailbox.wake = self._run_queue.put
+        with self._lock:
+            if self._live == 0:
+                self._epoch += 1  # the stop marks of the last idle moment no longer count
+            self._live += 1
+            missing = self.size - len(self._running)
+        for _ in range(missing):
+            self._add_worker()
+        self._run_queue.put(mailbox)
+
+    def live_processes(self) -> int:
+        return self._live
+
+    def threads(self) -> list[threading.Thread]:
+        """Every thread the scheduler holds now."""
+        with self._lock:
+            threads = [w.thread for w in self._workers if w.thread is not None]
+            if self._watchdog is not None:
+                threads.append(self._watchdog[0])
+        return threads
+
+    def _run(self, worker: Worker, mailbox: Mailbox) -> None:
+        """Start up or run one process for at most ``BATCH`` messages."""
+        process = mailbox.owner
+        assert process is not None
+        mailbox.running()
+        substrate._set_current(process.actor_ref)
+        try:
+            if not process._started:
+                process._started = True
+                worker.busy_since = time.monotonic()
+                reason = process._start_up()
+                if reason is not None:
+                    self._finish(process, reason)
+                    return
+            for _ in range(BATCH):
+                envelope = mailbox.take()
+                if envelope is EMPTY:
+                    return
+                worker.busy_since = time.monotonic()
+                reason = process._step(envelope)
+                if reason is not None:
+                    self._finish(process, reason)
+                    return
+                worker.busy_since = 0.0
+                if worker.blocked:
+                    self._take_back(worker)
+            if mailbox.yield_back():
+                self._run_queue.put(mailbox)
+        finally:
+            worker.busy_since = 0.0
+            if worker.blocked:
+                self._take_back(worker)
+            substrate._set_current(None)
+
+    def _finish(self, process: Process, reason: Any) -> None:
+        """Shut a process down (``terminate`` runs here, watched like a message);
+        with the last one gone, let every worker go."""
+        process._shut_down(reason)
+        with self._lock:
+            self._live -= 1
+            if self._live:
+                return
+            epoch = self._epoch
+            stops = len(self._workers)  # one per worker, blocked ones too; extras go stale
+            parked, self._parked = self._parked, 0
+        for _ in range(stops):
+            self._run_queue.put((_STOP, epoch))
+        for _ in range(parked):
+            self._spare_tokens.put(False)
+
+    # -- workers -------------------------------------------------------------------
+
+    def _add_worker(self) -> None:
+        """Put one more worker to work: a parked spare if any, else a new thread."""
+        with self._lock:
+            if self._parked > 0:
+                self._parked -= 1
+                wake_spare = True
+            else:
+                wake_spare = False
+                worker = Worker(self)
+                worker.thread = threading.Thread(
+                    target=self._work, args=(worker,), name=f"actors-worker-{next(_worker_numbers)}", daemon=True
+                )
+                self._workers.add(worker)
+                self._running.add(worker)
+                if self._watchdog is None:
+                    stop = threading.Event()
+                    watchdog = threading.Thread(target=self._watch, args=(stop,), name="actors-watchdog", daemon=True)
+                    self._watchdog = (watchdog, stop)
+                    watchdog.start()
+        if wake_spare:
+            self._spare_tokens.put(True)
+        else:
+            worker.thread.start()
+
+    def _work(self, worker: Worker) -> None:
+        substrate._set_worker(worker)
+        run_queue = self._run_queue
+        try:
+            while True:
+                if len(self._running) > self.size and not self._park(worker):
+                    return
+                mailbox = run_queue.get()
+                if type(mailbox) is tuple:  # a stop mark: (_STOP, epoch)
+                    with self._lock:
+                        if mailbox[1] == self._epoch and self._live == 0:
+                            self._running.discard(worker)
+                            return
+                    continue
+                try:
+                    self._run(worker, mailbox)
+                except BaseException:  # noqa: BLE001 - a runtime bug; keep the worker alive
+                    log.exception("scheduler_worker_error")
+        finally:
+            self._retire(worker)
+
+    def _park(self, worker: Worker) -> bool:
+        """Too many workers run: wait as a spare. False when this worker should end."""
+        with self._lock:
+            if len(self._running) <= self.size or worker not in self._running:
+                return True
+            self._running.discard(worker)
+            if self._live == 0:
+                return False  # idle runtime: leave now rather than park
+            self._parked += 1
+        while True:
+            try:
+                token = self._spare_tokens.get(timeout=PARK_SECONDS)
+            except queue.Empty:
+                token = None
+            with self._lock:
+                if token is None and self._parked > 0:
+                    self._parked -= 1  # unused for a while: leave
+                    return False
+                if token is False:
+                    return False  # the runtime went idle
+                if token:
+                    self._running.add(worker)  # _add_worker took us off the parked count
+                    return True
+            # Timed out while a token is on its way to some spare: take it.
+
+    def _retire(self, worker: Worker) -> None:
+        with self._lock:
+            self._workers.discard(worker)
+            self._running.discard(worker)
+            watchdog = self._watchdog if not self._workers else None
+            if watchdog is not None:
+                self._watchdog = None
+        if watchdog is not None:
+            watchdog[1].set()
+
+    # -- handing a worker's place on -------------------------------------------------
+
+    def _hand_off(self, worker: Worker) -> None:
+        """``worker`` waits or is stuck: stop counting it, and fill its place."""
+        with self._lock:
+            if worker.blocked or worker not in self._running:
+                return
+            worker.blocked = True
+            self._running.discard(worker)
+            self.handoffs += 1
+            short = self._live > 0 and len(self._running) < self.size
+        if short:
+            self._add_worker()
+
+    def _take_back(self, worker: Worker) -> None:
+        """``worker``'s wait is over: it counts again (surplus workers park later)."""
+        with self._lock:
+            if worker.blocked:
+                worker.blocked = False
+                self._running.add(worker)
+
+    def _watch(self, stop: threading.Event) -> None:
+        """Every ``WATCH_EVERY``: hand on the place of every running worker that is
+        waiting (``blocking()``) or stuck in one message past ``STUCK_AFTER``."""
+        while not stop.wait(WATCH_EVERY):
+            now = time.monotonic()
+            with self._lock:
+                stuck = [
+                    w
+                    for w in self._running
+                    if (w.waiting_since and now - w.waiting_since > WAIT_AFTER)
+                    or (w.busy_since and now - w.busy_since > STUCK_AFTER)
+                ]
+            for worker in stuck:
+                self._hand_off(worker)
+            if stuck and len(stuck) >= self.size:
+                # Every worker waits and mail is queued: the load blocks. Grow by
+                # more than the places handed on, so a thousand blocking handlers
+                # do not wait a thousand ticks; surplus workers park afterwards.
+                for _ in range(min(self._run_queue.qsize(), BURST)):
+                    self._add_worker()
+
+
+_scheduler: Scheduler | None = None
+_scheduler_lock = threading.Lock()
+
+
+def default_size() -> int:
+    configured = os.environ.get("LIVEUPLOAD_WORKERS")
+    if configured:
+        return int(configured)
+    return max(4, 2 * substrate.cpu_count())
+
+
+def scheduler() -> Scheduler:
+    """The process-wide scheduler, made on first use."""
+    global _scheduler
+    if _scheduler is None:
+        with _scheduler_lock:
+            if _scheduler is None:
+                _scheduler = Scheduler(default_size())
+    return _scheduler
