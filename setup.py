@@ -1,7 +1,7 @@
 """Distribution of liveupload: a BEAM-style actor runtime on Pykka that runs
 Phoenix LiveView's upload pipeline."""
 
-from setuptools import setup
+from setuptools import find_packages, setup
 
 setup(
     name="liveupload",
@@ -10,18 +10,22 @@ setup(
     long_description=open("README.md", encoding="utf-8").read(),
     long_description_content_type="text/markdown",
     python_requires=">=3.10",
-    packages=["actors", "writers", "supervision", "server", "benchmarks"],
+    packages=find_packages(include=["actors", "writers", "supervision", "server", "benchmarks", "benchmarks.*"]),
     package_data={"server": ["static/*"]},
     install_requires=[
         "pykka>=4.1,<5",
-        "itsdangerous>=2.1",
         "structlog>=24.1",
+        "itsdangerous>=2.1",
+        "starlette>=0.37",
+        "uvicorn>=0.29",
+        "websockets>=12",
     ],
     extras_require={
         "test": [
             "pytest>=8",
             "pytest-timeout>=2.3",
             "psutil>=5.9",
+            "httpx>=0.27",
         ],
     },
     entry_points={"console_scripts": ["liveupload = server.cli:main"]},
