@@ -383,17 +383,17 @@ def test_consume_while_in_progress_raises(method):
 # -- cancelling ---------------------------------------------------------------------------------
 
 
-def test_cancel_in_progress_closes_the_writer_and_removes_the_temp_file():
-    session, client = started()
+def test_cancel_in_progress_closes_the_writer_and_removes_the_temp_file(tmp_path):
+    session, client = started(writer=lambda *_: (TmpFileWriter, {"dir": str(tmp_path)}))
     try:
         channel = client.join(client.preflight({"a.bin": DATA})["entries"]["0"])
         assert channel.ask(("chunk", DATA[:64_000]), timeout=WAIT) == "ok"
-        tmp_files = [p for p in os.listdir("/tmp") if p.startswith("liveupload-")]
-        assert tmp_files
+        [tmp_file] = list(tmp_path.iterdir())
+        assert tmp_file.stat().st_size == 64_000
         client.call("cancel_upload", "avatar", "0")
         assert actors.await_exit(channel, WAIT) == ("shutdown", "cancelled")
         assert client.call("uploads")["avatar"]["entries"] == []
-        assert not [p for p in os.listdir("/tmp") if p in tmp_files]
+        assert list(tmp_path.iterdir()) == []
     finally:
         stop_session(session)
 
