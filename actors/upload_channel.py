@@ -36,8 +36,9 @@ OK = "ok"
 class UploadChannel(Process):
     """One upload entry: its writer, its state, its chunk timer, its end.
 
-    ``outcome`` is a dict the channel fills as it ends (``close_reason``), so its
-    supervisor's report can say how the writer was closed after a crash.
+    ``outcome`` is a dict shared with the session: the channel records how its
+    writer was closed (``close_reason``, for its supervisor's report) and how to
+    release it (``release``, for the session to call after a kill).
     """
 
     trap_exit = True  # an exit signal (its supervisor's shutdown) still closes the writer
@@ -69,6 +70,8 @@ class UploadChannel(Process):
         self.done = False
         self._last_activity = time.monotonic()
         self._chunk_timer: Timer | None = None
+        self.released = False
+        self.outcome["release"] = self.release_writer  # for a kill, which runs no terminate
 
     # -- life ----------------------------------------------------------------
 
@@ -102,7 +105,7 @@ class UploadChannel(Process):
             return
         if not self.writer_closed:
             self.close_writer("cancel")
-        self.writer.release(self.writer_state)
+        self.release_writer()
 
     # -- join ------------------------------------------------------------------
 
@@ -213,6 +216,16 @@ class UploadChannel(Process):
         self.close_reason = reason
         self.outcome["close_reason"] = reason
         return self.writer.close(self.writer_state, reason)
+
+    def release_writer(self) -> None:
+        """Let the writer free what it kept (its temp file), once.
+
+        Called by ``terminate``; after a kill, which runs no ``terminate``, the
+        session calls it, as Phoenix deletes a temp file when its owner dies.
+        """
+        if self.initialised and not self.released:
+            self.released = True
+            self.writer.release(self.writer_state)
 
     def stop_as(self, reason: ExitReason) -> None:
         self.exit(reason)

@@ -82,7 +82,7 @@ class UploadSession(Process):
         self.configs: dict[str, UploadConfig] = {}
         self.on_change = on_change
         self.channel_shutdown = channel_shutdown
-        self.channels: dict[Any, tuple[str, str]] = {}  # channel ref -> (config name, entry ref)
+        self.channels: dict[Any, tuple[str, str, dict[str, Any]]] = {}  # channel -> (config, entry ref, outcome)
         self.supervisor: ProcessRef | None = None
 
     def on_start(self) -> None:
@@ -95,6 +95,9 @@ class UploadSession(Process):
         if self.supervisor is not None and self.supervisor.is_alive():
             actors.process.exit(self.supervisor, "shutdown")
             actors.process.await_exit(self.supervisor)
+        for channel, (_config, _entry, outcome) in self.channels.items():
+            if channel.exit_reason == "killed" and "release" in outcome:
+                outcome["release"]()  # killed past its shutdown timeout: no terminate ran
 
     # -- configs --------------------------------------------------------------
 
@@ -222,7 +225,7 @@ class UploadSession(Process):
         channel = started[1]
         entry.channel = channel
         entry.monitor = self.monitor(channel)
-        self.channels[channel] = (config.name, entry.ref)
+        self.channels[channel] = (config.name, entry.ref, outcome)
         try:
             initialised = channel.ask("init_writer")
         except ActorDeadError:
@@ -386,6 +389,8 @@ class UploadSession(Process):
         where = self.channels.pop(down.target, None)
         if where is None:
             return
+        if down.reason == "killed" and "release" in where[2]:
+            where[2]["release"]()  # a killed channel ran no terminate: free its temp file here
         config = self.configs.get(where[0])
         entry = config.entry(where[1]) if config is not None else None
         if entry is None:

@@ -534,3 +534,17 @@ def test_a_blocking_writer_gets_its_channel_a_dedicated_thread():
         assert seen and seen[0].startswith("UploadChannel-")
     finally:
         stop_session(session)
+
+
+def test_a_killed_channels_temp_file_is_removed_by_its_session(tmp_path):
+    session, client = started(writer=lambda *_: (TmpFileWriter, {"dir": str(tmp_path)}))
+    try:
+        channel = client.join(client.preflight({"a.bin": DATA})["entries"]["0"])
+        assert channel.ask(("chunk", DATA[:64_000]), timeout=WAIT) == "ok"
+        assert len(list(tmp_path.iterdir())) == 1
+        actors.exit(channel, "kill")
+        assert actors.await_exit(channel, WAIT) == "killed"
+        session.proxy().uploads().get(timeout=WAIT)  # the Down has been handled
+        assert list(tmp_path.iterdir()) == []
+    finally:
+        stop_session(session)
