@@ -130,6 +130,7 @@ class Process(ThreadingActor):
     _pending_exit: ExitReason | None = None
     _current: Envelope[Any] | None = None
     _stop_waiters: list[Any] | None = None
+    _crash_phase: str | None = None  # where this process's own code raised, if it did
     _start_ack: ProcessFuture[Any] | None = None
     _started = False
 
@@ -226,7 +227,7 @@ class Process(ThreadingActor):
         try:
             self.on_start()
         except BaseException as exc:  # noqa: BLE001 - any failure ends only this process
-            _report_crash(self._actor_ref, exc, "on_start")
+            self._crash_phase = "on_start"
             return exc
         if self._start_ack is not None:
             self._start_ack.set(None)
@@ -255,7 +256,7 @@ class Process(ThreadingActor):
             self._current = None
             if envelope.reply_to is not None:
                 _answer_with_exception(envelope.reply_to, exc)
-            _report_crash(self._actor_ref, exc, "handle_message")
+            self._crash_phase = "handle_message"
             return exc
         self._current = None
         if envelope.reply_to is not None:
@@ -268,12 +269,15 @@ class Process(ThreadingActor):
     def _shut_down(self, reason: ExitReason) -> None:
         ref = self._actor_ref
         if ref._exit_reason is _ALIVE:
+            crash = (reason, self._crash_phase) if self._crash_phase else None
             try:
                 self.terminate(reason)
             except BaseException as exc:  # noqa: BLE001 - becomes the exit reason
-                _report_crash(ref, exc, "terminate")
+                if crash is not None:
+                    _report_crash(ref, *crash)
+                crash = (exc, "terminate")
                 reason = exc
-            _die(ref, reason)
+            _die(ref, reason, crash)
         for waiter in self._stop_waiters or ():
             _answer(waiter, None)
         if self._start_ack is not None:  # on_start failed: start_link raises
@@ -303,7 +307,13 @@ def _spawn(process: Process, *, link_to: ProcessRef | None, wait: bool, on: Subs
         _live.add(ref)
     if link_to is not None:
         link(link_to, ref)
-    process._start_actor_loop(on)
+    try:
+        process._start_actor_loop(on)
+    except BaseException as exc:  # e.g. the kernel's thread limit: it never ran
+        _die(ref, exc)
+        if wait:
+            raise StartError(str(ref), exc) from exc
+        raise
     if wait:
         outcome = process._start_ack.get()
         if outcome is not None:
@@ -311,10 +321,12 @@ def _spawn(process: Process, *, link_to: ProcessRef | None, wait: bool, on: Subs
     return ref
 
 
-def _die(ref: ProcessRef, reason: ExitReason) -> bool:
+def _die(ref: ProcessRef, reason: ExitReason, crash: tuple[BaseException, str] | None = None) -> bool:
     """Make ``ref`` dead with ``reason``, once, and send out its exit signals.
 
     Called by the process itself after ``terminate``, or by whoever kills it.
+    A crash of the process's own code is reported once the signals are out, so
+    rendering its traceback delays neither its links nor its supervisor.
     Returns False if the process was already dead.
     """
     with table_lock:
@@ -345,7 +357,9 @@ def _die(ref: ProcessRef, reason: ExitReason) -> bool:
         _deliver_exit_signal(peer, ref, reason)
     for mref, watcher in monitors.items():
         _send(watcher, Down(mref, ref, reason))
-    ref.actor_stopped.set()  # last: await_exit returns once every signal is out
+    if crash is not None:
+        _report_crash(ref, *crash)
+    ref.actor_stopped.set()  # last: await_exit returns once every signal is out and the crash is reported
     return True
 
 

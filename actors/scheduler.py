@@ -12,7 +12,7 @@ A watchdog looks every ``WATCH_EVERY`` seconds and hands the place of a worker
 to a spare thread when the worker is in a ``substrate.blocking()`` section
 (every wait inside the runtime is one: a future's ``get``, ``await_exit``, a
 supervisor waiting for a child) or has spent more than ``STUCK_AFTER`` seconds
-in one message (a writer doing slow I/O, a ``time.sleep``). Short waits thus
+(10 ms) in one message (a writer doing slow I/O, a ``time.sleep``). Short waits thus
 cost a timestamp, and no wait can deadlock a small pool. A worker whose wait ends while the pool is full parks
 as a spare, and leaves after ``PARK_SECONDS`` unused.
 
@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import os
 import queue
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -46,8 +47,12 @@ log = structlog.get_logger("liveupload.actors")
 BATCH = 32
 """Messages a worker handles for one process before it goes to the back of the queue."""
 
-STUCK_AFTER = 0.002
-"""Seconds in one message after which the watchdog hands a worker's place on."""
+STUCK_AFTER = max(0.010, 2 * sys.getswitchinterval())
+"""Seconds in one message after which the watchdog hands a worker's place on.
+
+Longer than two GIL switch intervals: a worker that merely waits its turn for
+the GIL under load is not stuck, and handing its place on would only add
+threads to the contention."""
 
 WAIT_AFTER = 0.0005
 """Seconds in a ``blocking()`` section after which the watchdog hands the place on."""
@@ -194,6 +199,8 @@ class Scheduler:
     def _add_worker(self) -> None:
         """Put one more worker to work: a parked spare if any, else a new thread."""
         with self._lock:
+            if self._live == 0:
+                return  # the runtime went idle meanwhile: the stop marks are out
             if self._parked > 0:
                 self._parked -= 1
                 wake_spare = True
@@ -310,7 +317,7 @@ class Scheduler:
                 # Every worker waits and mail is queued: the load blocks. Grow by
                 # more than the places handed on, so a thousand blocking handlers
                 # do not wait a thousand ticks; surplus workers park afterwards.
-                for _ in range(min(self._run_queue.qsize(), BURST)):
+                for _ in range(min(self._run_queue.qsize(), BURST, self._live)):
                     self._add_worker()
 
 

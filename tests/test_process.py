@@ -620,3 +620,34 @@ def test_await_exit_returns_after_the_name_is_freed_and_signals_are_out():
         assert not target.is_alive()
         assert inbox.get(timeout=WAIT).ref is mref
     stopped(watcher)
+
+
+def test_a_process_whose_thread_cannot_start_is_not_left_half_alive(monkeypatch):
+    import actors.substrate as substrate_module
+
+    def no_threads(process):
+        raise RuntimeError("can't start new thread")
+
+    monkeypatch.setattr(substrate_module, "_spawn_thread", no_threads)
+    inbox = queue.Queue()
+    parent = Probe.start(inbox, trap_exit=True, substrate="pool")
+    before = set(actors.processes())
+    with pytest.raises(RuntimeError, match="can't start new thread"):
+        Worker.start(substrate="thread")
+    assert set(actors.processes()) == before
+
+    class Spawner(actors.Process):
+        trap_exit = True  # like a supervisor: the failed child's exit signal arrives as a message
+
+        def on_receive(self, message):
+            if isinstance(message, actors.Exit):
+                return None
+            try:
+                Worker.start_link(substrate="thread")
+            except actors.StartError as err:
+                return repr(err.reason)
+
+    spawner = Spawner.start(substrate="pool")
+    assert "can't start new thread" in spawner.ask("go", timeout=WAIT)
+    assert set(actors.processes()) == before | {spawner}
+    stopped(spawner, parent)
