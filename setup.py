@@ -19,12 +19,14 @@ setup(
         "starlette>=0.37",
         "uvicorn>=0.29",
         "websockets>=12",
+        "psutil>=5.9",
+        "tqdm>=4.66",
+        "matplotlib>=3.8",
     ],
     extras_require={
         "test": [
             "pytest>=8",
             "pytest-timeout>=2.3",
-            "psutil>=5.9",
             "httpx>=0.27",
         ],
     },

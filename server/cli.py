@@ -17,6 +17,7 @@ import actors
 
 COMMANDS: dict[str, tuple[str, str]] = {
     "demo": ("server.demo", "a short demonstration of the process runtime"),
+    "bench": ("benchmarks.cli", "measure the runtime against its baselines and limits"),
 }
 
 

@@ -1,0 +1,156 @@
+"""``liveupload bench`` / ``python -m benchmarks``: run the scenarios, print the
+table, write the JSON and the plots.
+
+``configure(parser)`` adds the arguments and sets ``run``; the ``liveupload``
+command line and ``benchmarks.__main__`` both use it. The table goes to
+stdout (it is the command's product); progress goes to stderr; the runtime's
+logs go wherever logging is configured.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import time
+from datetime import datetime, timezone
+from typing import Any
+
+import structlog
+
+from benchmarks import substrates
+from benchmarks.machine import describe_machine
+from benchmarks.params import PRESETS, Params
+from benchmarks.plots import write_plots
+from benchmarks.progress import NoProgress, ProgressBar
+from benchmarks.report import render, write_json
+from benchmarks.scenarios import NAMES, load
+
+__all__ = ["configure", "run", "params_from_args", "run_scenarios"]
+
+log = structlog.get_logger("liveupload.bench")
+
+
+class _Scenarios(argparse.Action):
+    """``scenario`` positionals, checked by hand: argparse rejects an empty
+    ``nargs="*"`` list when ``choices`` is set."""
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace, values: Any, option_string: str | None = None) -> None:
+        unknown = [v for v in values if v not in NAMES]
+        if unknown:
+            parser.error(f"unknown scenario {', '.join(unknown)} (choose from {', '.join(NAMES)})")
+        setattr(namespace, self.dest, list(dict.fromkeys(values)))
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    """Add the harness's arguments to ``parser`` and set ``run``."""
+    parser.add_argument(
+        "scenario",
+        nargs="*",
+        action=_Scenarios,
+        default=[],
+        metavar="SCENARIO",
+        help=f"which to run: {', '.join(NAMES)} (default: all)",
+    )
+    size = parser.add_mutually_exclusive_group()
+    size.add_argument("--quick", action="store_const", const="quick", dest="preset", help="tiny run (seconds): U up to 100, 200 channel spawns")
+    size.add_argument("--full", action="store_const", const="full", dest="preset", help="scaled up: U up to 10,000, 20,000 channel spawns, 1,000,000 pooled processes, 1,000 crashing uploads")
+    parser.set_defaults(preset="default")
+    parser.add_argument("--out", default="bench-results", metavar="DIR", help="where results.json and the plots go (default ./bench-results)")
+    parser.add_argument("--substrate", action="append", choices=sorted(substrates.SUBSTRATES), help="run on this substrate (repeatable; default: every one available)")
+    parser.add_argument("--max-uploads", type=int, metavar="U", help="largest U of channels: 1, 10, 100... up to U")
+    parser.add_argument("--chunk-bytes", type=int, metavar="B", help="bytes per chunk (default 64000, the client's chunk size)")
+    parser.add_argument("--chunk-budget", type=int, metavar="N", help="chunks per channels point (C = N / U, at least --min-chunks)")
+    parser.add_argument("--min-chunks", type=int, metavar="C", help="fewest chunks per upload")
+    parser.add_argument("--repeat", type=int, metavar="R", help="runs of every channels point (the best is shown)")
+    parser.add_argument("--client-threads", type=int, metavar="T", help="client threads driving the uploads (default 4)")
+    parser.add_argument("--uploads-per-session", type=int, metavar="N", help="uploads per UploadSession (default 100)")
+    parser.add_argument("--max-spawn", type=int, metavar="K", help="most channels the spawn scenario starts (the flag bound)")
+    parser.add_argument("--spawn-baseline", type=int, metavar="K", help="plain Pykka actors and bare processes on threads to spawn")
+    parser.add_argument("--pool-spawn", type=int, metavar="K", help="bare processes to spawn on the pool (default 100,000)")
+    parser.add_argument("--memory-reserve-mb", type=int, metavar="MB", help="stop spawning below this much available memory")
+    parser.add_argument("--crash-uploads", type=int, metavar="U", help="uploads in the crash scenario")
+    parser.add_argument("--crash-share", type=float, metavar="F", help="share of them that crash (default 0.5)")
+    parser.add_argument("--seed", type=int, help="seed of the crash plan")
+    parser.add_argument("--markdown", action="store_true", help="print the tables as markdown")
+    parser.add_argument("--no-plots", action="store_true", help="do not write PNG plots")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.add_argument("--check", action="store_true", help="exit 1 if a target is missed")
+    parser.set_defaults(run=run)
+
+
+_OVERRIDES = (
+    "max_uploads",
+    "chunk_bytes",
+    "chunk_budget",
+    "min_chunks",
+    "repeat",
+    "client_threads",
+    "uploads_per_session",
+    "max_spawn",
+    "spawn_baseline",
+    "pool_spawn",
+    "memory_reserve_mb",
+    "crash_uploads",
+    "crash_share",
+    "seed",
+)
+
+
+def params_from_args(args: argparse.Namespace) -> Params:
+    """The preset named by the flags, with single knobs overridden."""
+    params = PRESETS[args.preset]
+    changes = {name: getattr(args, name) for name in _OVERRIDES if getattr(args, name, None) is not None}
+    changes["substrates"] = tuple(args.substrate or substrates.available())
+    for name, value in changes.items():
+        if isinstance(value, int) and not isinstance(value, bool) and value < 1 and name != "seed":
+            raise ValueError(f"--{name.replace('_', '-')} must be >= 1, got {value}")
+    if not 0 <= changes.get("crash_share", params.crash_share) <= 1:
+        raise ValueError("--crash-share must be within 0..1")
+    return params.with_(**changes)
+
+
+def run_scenarios(params: Params, names: list[str], progress: Any) -> dict[str, Any]:
+    """Run ``names`` in order; the results dict (a failed scenario gets ``error``)."""
+    started = time.perf_counter()
+    results: dict[str, Any] = {
+        "started": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "machine": describe_machine(),
+        "params": params.to_json(),
+        "scenarios": {},
+    }
+    for name in names:
+        began = time.perf_counter()
+        try:
+            section = load(name).run(params, progress)
+        except Exception as exc:  # noqa: BLE001 - report it, run the others
+            log.exception("bench_scenario_failed", scenario=name)
+            section = {"error": repr(exc), "rows": [], "targets": []}
+        section["seconds"] = time.perf_counter() - began
+        results["scenarios"][name] = section
+    results["seconds"] = time.perf_counter() - started
+    return results
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run the chosen scenarios; print the table; write ``DIR/results.json`` and plots."""
+    try:
+        params = params_from_args(args)
+    except ValueError as exc:
+        print(f"liveupload bench: {exc}")
+        return 2
+    names = [n for n in NAMES if n in args.scenario] if args.scenario else list(NAMES)
+    total = sum(load(name).steps(params) for name in names)
+    progress = NoProgress() if args.no_progress else ProgressBar(total)
+    try:
+        results = run_scenarios(params, names, progress)
+    finally:
+        progress.close()
+    print(render(results, markdown=args.markdown), end="")
+    json_path = write_json(results, os.path.join(args.out, "results.json"))
+    written = [json_path]
+    if not args.no_plots:
+        written.extend(write_plots(results, args.out))
+    print("\nwrote " + ", ".join(written))
+    failed = any("error" in section for section in results["scenarios"].values())
+    missed = any(t["met"] is False for s in results["scenarios"].values() for t in s.get("targets", []))
+    return 1 if failed or (args.check and missed) else 0

@@ -1,0 +1,106 @@
+"""The knobs of a run, with three presets: ``quick`` (seconds, for CI and a first
+look), ``default`` (under 2 minutes on a 2-core machine) and ``full`` (scales
+up: more uploads, 20k spawned channels). Flags override single knobs."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, replace
+from typing import Any
+
+__all__ = ["Params", "PRESETS", "upload_counts"]
+
+
+def upload_counts(max_uploads: int) -> list[int]:
+    """1, 10, 100, ... up to ``max_uploads``, ending with ``max_uploads`` itself."""
+    if max_uploads < 1:
+        raise ValueError(f"max_uploads must be >= 1, got {max_uploads}")
+    counts, u = [], 1
+    while u < max_uploads:
+        counts.append(u)
+        u *= 10
+    counts.append(max_uploads)
+    return counts
+
+
+@dataclass(frozen=True)
+class Params:
+    """Everything a run's scenarios need to know; recorded in the JSON."""
+
+    preset: str = "default"
+    substrates: tuple[str, ...] = ("thread",)
+
+    # channels (and their baselines)
+    max_uploads: int = 1000
+    chunk_bytes: int = 64_000
+    chunk_budget: int = 6_000
+    """Chunks per measured point; each upload gets ``chunk_budget / U`` of them..."""
+    min_chunks: int = 8
+    """...but never fewer than this."""
+    uploads_per_session: int = 100
+    client_threads: int = 4
+    repeat: int = 3
+    """Runs of every channels point; the row shows the best run by chunks/s."""
+    target_uploads: int = 100
+    """The U at which the TmpFileWriter-vs-plain-files target is read."""
+
+    # spawn
+    max_spawn: int = 2_000
+    """The largest K tried (the "flag bound")."""
+    spawn_baseline: int = 1_000
+    """K for the plain Pykka actor row and bare processes on threads."""
+    pool_spawn: int = 100_000
+    """K for bare processes on the pool (a thousand is too few to see their memory)."""
+    memory_reserve_mb: int = 1_024
+    """Stop spawning when less memory than this is available (the "memory" limit)."""
+
+    # crash
+    crash_uploads: int = 100
+    crash_share: float = 0.5
+    crash_chunks: int = 8
+    crash_chunk_bytes: int = 4_096
+    seed: int = 1
+
+    # server (not yet runnable)
+    server_uploads: int = 100
+
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def uploads(self) -> list[int]:
+        return upload_counts(self.max_uploads)
+
+    def with_(self, **changes: Any) -> Params:
+        return replace(self, **changes)
+
+    def to_json(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["uploads"] = self.uploads
+        return data
+
+
+PRESETS: dict[str, Params] = {
+    "quick": Params(
+        preset="quick",
+        max_uploads=100,
+        chunk_budget=400,
+        min_chunks=4,
+        max_spawn=200,
+        spawn_baseline=200,
+        pool_spawn=10_000,
+        crash_uploads=20,
+        crash_chunks=4,
+        server_uploads=10,
+    ),
+    "default": Params(),
+    "full": Params(
+        preset="full",
+        max_uploads=10_000,
+        chunk_budget=20_000,
+        repeat=3,
+        max_spawn=20_000,
+        spawn_baseline=10_000,
+        pool_spawn=1_000_000,
+        crash_uploads=1_000,
+        server_uploads=100,
+    ),
+}

@@ -1,0 +1,26 @@
+"""The harness's scenarios, one idea per module.
+
+Each scenario module has ``NAME``, ``steps(params) -> int`` (how many progress
+ticks it will make), ``run(params, progress) -> dict`` (its JSON section:
+``rows``, ``targets`` and whatever else it measured) and ``COLUMNS`` (how its
+rows print as a table). ``baselines`` is not a scenario: it holds the
+non-actor and plain-Pykka peers that ``channels`` and ``spawn`` run beside
+ours in the same run.
+"""
+
+from __future__ import annotations
+
+import importlib
+from types import ModuleType
+
+NAMES = ("channels", "spawn", "crash", "server")
+"""The scenarios, in the order a full run takes them."""
+
+__all__ = ["NAMES", "load"]
+
+
+def load(name: str) -> ModuleType:
+    """The module of scenario ``name``."""
+    if name not in NAMES:
+        raise ValueError(f"unknown scenario {name!r}; known: {', '.join(NAMES)}")
+    return importlib.import_module(f"benchmarks.scenarios.{name}")

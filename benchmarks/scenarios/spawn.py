@@ -1,0 +1,301 @@
+"""``spawn``: what a process costs to start and to keep, and how many fit.
+
+Three kinds, started K at a time and left idle:
+
+* ``channel``: an ``UploadChannel`` made by a session's ``join`` (the session
+  starts it under its ``DynamicSupervisor`` and has it ``init`` a NullWriter),
+  with the sessions and supervisors it needs (one per ``uploads_per_session``
+  channels) counted in: everything a live upload costs before its first chunk;
+* ``process``: a bare ``actors.Process`` with nothing to do (``spawn_baseline``
+  of them on threads, ``pool_spawn`` on the pool, whose per-process memory is
+  too small to read off a thousand);
+* ``pykka``: a plain ``pykka.ThreadingActor`` (the peer, no substrate).
+
+Figures: microseconds per spawn (wall time / K), KB of resident memory per
+idle one ((RSS after - RSS before) / K, after a warm-up and a garbage
+collection on both sides, each row in a fresh child process so that memory
+freed earlier in the run cannot hide what the spawns allocate), threads per spawn, and the stop time. Channels are
+joined in batches up to ``max_spawn`` (the "flag bound"); a batch that cannot
+start ends the run with the limit it hit: ``thread limit`` (no new OS thread
+could start), ``memory`` (less than ``memory_reserve_mb`` available) or the
+error itself. The batches give the scaling curve (cost per spawn as the live
+count grows).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gc
+import multiprocessing
+import threading
+import time
+from typing import Any
+
+import psutil
+import pykka
+import structlog
+
+import actors
+from benchmarks import substrates
+from benchmarks.params import Params
+from benchmarks.progress import Progress
+from benchmarks.sessions import SessionFleet, fixed_writer
+from benchmarks.targets import TableSpec, target
+from benchmarks.writers import NullWriter
+
+__all__ = ["NAME", "TABLES", "run", "steps"]
+
+NAME = "spawn"
+BATCHES = 10
+
+log = structlog.get_logger("liveupload.bench")
+
+TABLES: list[TableSpec] = [
+    (
+        "rows",
+        "spawn: start K idle processes",
+        [
+            ("kind", "kind", ""),
+            ("substrate", "substrate", ""),
+            ("count", "K reached", ",d"),
+            ("us_per_spawn", "µs/spawn", ",.0f"),
+            ("kb_per_idle", "KB RSS/idle", ",.1f"),
+            ("threads_per_spawn", "threads/spawn", ".2f"),
+            ("stop_us_per_process", "µs/stop", ",.0f"),
+            ("limit", "limit", ""),
+        ],
+    )
+]
+
+
+class Idle(actors.Process):
+    """A process that only waits."""
+
+
+class PlainIdle(pykka.ThreadingActor):
+    """A plain Pykka actor that only waits."""
+
+
+def steps(params: Params) -> int:
+    return len(params.substrates) * (BATCHES + 1) + 1
+
+
+def _rss() -> int:
+    gc.collect()
+    return psutil.Process().memory_info().rss
+
+
+def _thread_limit_reached() -> bool:
+    """Can this process start one more OS thread right now?"""
+    probe = threading.Thread(target=lambda: None, name="bench-thread-probe")
+    try:
+        probe.start()
+    except RuntimeError:
+        return True
+    probe.join()
+    return False
+
+
+def _limit_of(exc: BaseException) -> str:
+    if isinstance(exc, MemoryError):
+        return "memory"
+    if _thread_limit_reached() or "can't start new thread" in repr(exc):
+        return "thread limit"
+    return f"error: {exc!r}"
+
+
+def _row(kind: str, substrate: str, count: int, seconds: float, rss: int, threads: int, stop: float, limit: str) -> dict[str, Any]:
+    return {
+        "kind": kind,
+        "substrate": substrate,
+        "count": count,
+        "seconds": seconds,
+        "us_per_spawn": seconds / count * 1e6 if count else float("nan"),
+        "rss_delta_bytes": rss,
+        "kb_per_idle": rss / count / 1024 if count else float("nan"),
+        "threads_per_spawn": threads / count if count else float("nan"),
+        "stop_seconds": stop,
+        "stop_us_per_process": stop / count * 1e6 if count else float("nan"),
+        "limit": limit,
+    }
+
+
+def _simple(kind: str, substrate: str, count: int) -> dict[str, Any]:
+    """Start ``count`` bare processes (or plain Pykka actors), measure, stop them all."""
+    start = Idle.start if kind == "process" else PlainIdle.start
+    for ref in [start() for _ in range(10)]:  # warm-up
+        ref.stop()
+    gc.collect()
+    refs: list[Any] = []
+    limit = "flag bound"
+    rss0, threads0 = _rss(), threading.active_count()
+    began = time.perf_counter()
+    try:
+        for _ in range(count):
+            refs.append(start())
+    except Exception as exc:  # noqa: BLE001 - the limit is the result
+        limit = _limit_of(exc)
+    seconds = time.perf_counter() - began
+    rss, threads = _rss() - rss0, threading.active_count() - threads0
+    began = time.perf_counter()
+    if kind == "process":  # as a supervisor stops its children: every exit signal, then every wait
+        for ref in refs:
+            actors.exit(ref, actors.SHUTDOWN)
+        for ref in refs:
+            actors.await_exit(ref)
+    else:
+        stops = [ref.stop(block=False) for ref in refs]
+        for stopped in stops:
+            stopped.get()
+    stop = time.perf_counter() - began
+    return _row(kind, substrate, len(refs), seconds, rss, threads, stop, limit)
+
+
+def _channels(params: Params, substrate: str, progress: Progress) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """Join channels in batches up to ``max_spawn``; the row and the scaling curve."""
+    with SessionFleet(fixed_writer(NullWriter), size=1, chunk_size=1, per_session=params.uploads_per_session) as warm:
+        warm.join(min(10, params.uploads_per_session))
+    batch = max(1, params.max_spawn // BATCHES)
+    curve: list[dict[str, Any]] = []
+    limit = "flag bound"
+    fleet = SessionFleet(fixed_writer(NullWriter), size=1, chunk_size=1, per_session=params.uploads_per_session)
+    rss0, threads0 = _rss(), threading.active_count()
+    spawning = 0.0
+    try:
+        while len(fleet.channels) < params.max_spawn:
+            if psutil.virtual_memory().available < params.memory_reserve_mb * 2**20:
+                limit = "memory"
+                break
+            want = min(batch, params.max_spawn - len(fleet.channels))
+            before = len(fleet.channels)
+            began = time.perf_counter()
+            try:
+                fleet.join(want)
+            except Exception as exc:  # noqa: BLE001 - the limit is the result
+                limit = _limit_of(exc)
+                log.warning("bench_spawn_limit", limit=limit, reached=len(fleet.channels), error=repr(exc))
+                break
+            finally:
+                took = time.perf_counter() - began
+                spawning += took
+                joined = len(fleet.channels) - before
+                if joined:
+                    curve.append(
+                        {
+                            "substrate": substrate,
+                            "live": len(fleet.channels),
+                            "us_per_spawn": took / joined * 1e6,
+                            "rss_mb": psutil.Process().memory_info().rss / 2**20,
+                        }
+                    )
+            progress.tick(f"spawn {substrate} channels {len(fleet.channels):,}")
+        rss, threads = _rss() - rss0, threading.active_count() - threads0
+        count = len(fleet.channels)
+    finally:
+        progress.note(f"spawn {substrate}: stopping {len(fleet.channels):,} channels")
+        began = time.perf_counter()
+        fleet.close()
+        stop = time.perf_counter() - began
+    row = _row("channel", substrate, count, spawning, rss, threads, stop, limit)
+    row["sessions"] = -(-count // params.uploads_per_session)
+    row["max_spawn"] = params.max_spawn
+    return row, curve
+
+
+class _PipeProgress:
+    """Progress of a child process, sent to the parent's bar through a pipe."""
+
+    def __init__(self, conn: Any) -> None:
+        self.conn = conn
+
+    def tick(self, label: str) -> None:
+        self.conn.send(("tick", label))
+
+    def note(self, label: str) -> None:
+        self.conn.send(("note", label))
+
+
+def _child_main(conn: Any, what: str, args: tuple[Any, ...]) -> None:
+    """In a fresh interpreter: measure one row and send it back."""
+    actors.configure_logging("warning")
+    try:
+        progress = _PipeProgress(conn)
+        substrate = args[1]
+        with substrates.using(substrate) if substrate != "-" else contextlib.nullcontext():
+            if what == "channels":
+                result: Any = _channels(args[0], substrate, progress)
+            else:
+                result = _simple(args[0], substrate, args[2])
+        conn.send(("result", result))
+    except BaseException as exc:  # noqa: BLE001 - reported to the parent
+        conn.send(("error", repr(exc)))
+    finally:
+        conn.close()
+
+
+def _in_child(what: str, args: tuple[Any, ...], progress: Progress, timeout: float = 1800.0) -> Any:
+    """Run one measurement in a fresh child process and return its result.
+
+    A fresh interpreter's resident memory grows only with what the measurement
+    allocates (a long-lived one reuses memory freed by earlier scenarios, which
+    hides the cost of Python objects), and a limit hit there (no thread left)
+    cannot harm the rest of the run.
+    """
+    context = multiprocessing.get_context("spawn")
+    receive, send = context.Pipe(duplex=False)
+    child = context.Process(target=_child_main, args=(send, what, args), name=f"bench-spawn-{what}")
+    child.start()
+    send.close()
+    deadline = time.monotonic() + timeout
+    try:
+        while True:
+            if not receive.poll(max(0.0, deadline - time.monotonic())):
+                raise TimeoutError(f"spawn measurement {what} {args[1:]} took over {timeout}s")
+            try:
+                kind, payload = receive.recv()
+            except EOFError:
+                child.join()
+                raise RuntimeError(f"spawn measurement {what} died with exit code {child.exitcode}") from None
+            if kind == "tick":
+                progress.tick(payload)
+            elif kind == "note":
+                progress.note(payload)
+            elif kind == "result":
+                return payload
+            else:
+                raise RuntimeError(f"spawn measurement {what} failed: {payload}")
+    finally:
+        receive.close()
+        child.join(timeout=60)
+        if child.is_alive():
+            child.kill()
+            child.join()
+
+
+def run(params: Params, progress: Progress) -> dict[str, Any]:
+    """The section's ``rows`` (one per kind and substrate) and ``curve``.
+
+    Each row is measured in a fresh child process (see ``_in_child``)."""
+    rows: list[dict[str, Any]] = []
+    curve: list[dict[str, Any]] = []
+    for substrate in params.substrates:
+        row, points = _in_child("channels", (params, substrate), progress)
+        rows.append(row)
+        curve.extend(points)
+        count = params.pool_spawn if substrate == "pool" else params.spawn_baseline
+        rows.append(_in_child("simple", ("process", substrate, count), progress))
+        progress.tick(f"spawn {substrate} processes")
+    rows.append(_in_child("simple", ("pykka", "-", params.spawn_baseline), progress))
+    progress.tick("spawn pykka actors")
+    checks = []
+    pooled = next((r for r in rows if r["kind"] == "process" and r["substrate"] == "pool"), None)
+    if pooled is not None:
+        checks.append(target("bare process spawn on the pool", pooled["us_per_spawn"], "<=", 10.0, "µs"))
+        checks.append(target("resident memory per idle pooled process", pooled["kb_per_idle"], "<=", 2.0, "KB"))
+    return {
+        "description": __doc__.strip().splitlines()[0],
+        "uploads_per_session": params.uploads_per_session,
+        "rows": rows,
+        "curve": curve,
+        "targets": checks,
+    }

@@ -1,0 +1,141 @@
+"""A smoke test of the benchmark harness: it runs end to end on tiny parameters,
+reports every figure and cleans up after itself (the ``no_leaks`` fixture
+checks processes, threads, temp files and sockets). Nothing here is timed:
+no assertion is about speed."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+
+import pytest
+
+from benchmarks import cli, stats, substrates
+from benchmarks.clients import chunks_for
+from benchmarks.params import upload_counts
+from benchmarks.scenarios import NAMES
+
+# The harness runs every substrate itself: once is enough.
+pytestmark = pytest.mark.substrates("pool")
+
+TINY = [
+    "--quick",
+    "--no-progress",
+    "--max-uploads", "10",
+    "--chunk-bytes", "1000",
+    "--chunk-budget", "20",
+    "--min-chunks", "2",
+    "--repeat", "1",
+    "--client-threads", "2",
+    "--uploads-per-session", "4",
+    "--max-spawn", "10",
+    "--spawn-baseline", "5",
+    "--pool-spawn", "50",
+    "--crash-uploads", "6",
+]
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser()
+    cli.configure(parser)
+    return parser
+
+
+def test_harness_runs_every_scenario_and_writes_its_figures(tmp_path, capsys):
+    args = _parser().parse_args([*TINY, "--out", str(tmp_path)])
+    assert args.run(args) == 0
+
+    printed = capsys.readouterr().out
+    assert "targets" in printed and "chunks/s" in printed and "µs/spawn" in printed
+
+    results = json.loads((tmp_path / "results.json").read_text())
+    machine = results["machine"]
+    for key in ("cpu_count", "cpu_model", "memory_total_bytes", "python", "os"):
+        assert machine[key], key
+    assert machine["versions"]["pykka"]
+    assert set(results["scenarios"]) == set(NAMES)
+    assert not any("error" in section for section in results["scenarios"].values())
+
+    channels = results["scenarios"]["channels"]
+    flavors = {(r["writer"], r["flavor"], r["uploads"]) for r in channels["rows"]}
+    for uploads in (1, 10):
+        for writer in ("null", "tmpfile"):
+            for flavor in ("ours", "peer", "direct"):
+                assert (writer, flavor, uploads) in flavors
+        assert ("tmpfile", "plain", uploads) in flavors
+    for row in channels["rows"]:
+        assert row["failures"] == 0, row
+        assert row["chunks"] == row["uploads"] * row["chunks_per_upload"]
+        for figure in ("chunks_per_s", "mb_per_s", "p50_ms", "p99_ms"):
+            assert row[figure] is not None and row[figure] >= 0, (figure, row)
+    assert {r["uploads"] for r in channels["ratios"]} == {1, 10}
+    assert {r["substrate"] for r in channels["rows"] if r["flavor"] == "ours"} == set(substrates.available())
+    assert all(r["cost_vs_peer"] is not None for r in channels["ratios"])
+    assert any("plain file writes" in t["name"] for t in channels["targets"])
+
+    spawn = results["scenarios"]["spawn"]
+    kinds = {(r["kind"], r["substrate"]): r for r in spawn["rows"]}
+    ran_on = set(substrates.available())
+    assert set(kinds) == {("pykka", "-")} | {(kind, s) for kind in ("channel", "process") for s in ran_on}
+    for substrate in ran_on:
+        channel = kinds[("channel", substrate)]
+        assert channel["count"] == 10 and channel["limit"] == "flag bound"
+        assert channel["us_per_spawn"] > 0 and channel["kb_per_idle"] is not None
+    assert spawn["curve"]
+
+    crash = results["scenarios"]["crash"]
+    assert {row["substrate"] for row in crash["rows"]} == ran_on
+    for row in crash["rows"]:
+        assert row["crashed"] == 3 and row["completed"] == 3
+        assert row["closed_once"] == row["released_once"] == 6
+        assert row["closed_twice_or_more"] == row["never_closed"] == row["closed_with_wrong_reason"] == 0
+        assert row["reports"] == 3 and row["client_saw_exception"] == 3
+        assert row["close_p99_ms"] is not None and row["report_p99_ms"] is not None
+    assert {row["logs"] for row in crash["rows"]} == {"rendered", "dropped"}
+
+    server = results["scenarios"]["server"]
+    assert server["skipped"] or server["rows"]
+
+    for plot in ("channels.png", "spawn.png"):
+        assert (tmp_path / plot).read_bytes().startswith(b"\x89PNG")
+
+
+def test_scenarios_can_be_chosen_and_markdown_printed(tmp_path, capsys):
+    args = _parser().parse_args([*TINY, "--out", str(tmp_path), "--markdown", "--no-plots", "crash"])
+    assert args.scenario == ["crash"]
+    assert args.run(args) == 0
+    assert "| substrate |" in capsys.readouterr().out
+    results = json.loads((tmp_path / "results.json").read_text())
+    assert list(results["scenarios"]) == ["crash"]
+    assert not (tmp_path / "channels.png").exists()
+
+
+def test_unknown_scenario_is_refused():
+    with pytest.raises(SystemExit):
+        _parser().parse_args(["nonsense"])
+
+
+def test_liveupload_bench_command_is_wired():
+    from server.cli import COMMANDS
+
+    assert COMMANDS["bench"][0] == "benchmarks.cli"
+    args = _parser().parse_args(["--quick", "spawn"])
+    assert args.run is cli.run and args.scenario == ["spawn"] and args.preset == "quick"
+
+
+def test_thread_substrate_is_available():
+    assert "thread" in substrates.available()
+    with pytest.raises(ValueError):
+        with substrates.using("no-such-substrate"):
+            pass
+
+
+def test_percentiles_and_chunk_counts():
+    assert stats.percentile([1.0, 2.0], 50) == 1.5
+    assert stats.percentile([5.0], 99) == 5.0
+    assert math.isnan(stats.percentile([], 50))
+    assert stats.percentile(list(range(101)), 99) == 99
+    assert upload_counts(1000) == [1, 10, 100, 1000]
+    assert upload_counts(3000) == [1, 10, 100, 1000, 3000]
+    assert chunks_for(1, 6000, 8) == 6000 and chunks_for(1000, 6000, 8) == 8
