@@ -103,7 +103,7 @@ class ProcessRef(ActorRef[Any]):
         return None if reason is _ALIVE else reason
 
     def __repr__(self) -> str:
-        return f"<ProcessRef {self.actor_class.__name__} {self.actor_urn[-12:]}>"
+        return f"<ProcessRef {self.actor_class.__name__} #{self.actor_urn.rsplit(':', 1)[-1]}>"
 
 
 class Process(ThreadingActor):
@@ -224,6 +224,8 @@ class Process(ThreadingActor):
 
     def _start_up(self) -> ExitReason | None:
         """Run ``on_start``; the exit reason if it failed, else ``None``."""
+        if self._actor_ref._exit_reason is not _ALIVE:
+            return KILLED  # killed while queued to start: it runs nothing
         try:
             self.on_start()
         except BaseException as exc:  # noqa: BLE001 - any failure ends only this process

@@ -651,3 +651,17 @@ def test_a_process_whose_thread_cannot_start_is_not_left_half_alive(monkeypatch)
     assert "can't start new thread" in spawner.ask("go", timeout=WAIT)
     assert set(actors.processes()) == before | {spawner}
     stopped(spawner, parent)
+
+
+def test_a_process_killed_before_it_started_runs_no_on_start():
+    started = queue.Queue()
+
+    class Slow(actors.Process):
+        def on_start(self):
+            started.put(self.actor_ref)
+
+    process = Slow()  # made but not yet run: as if still queued on the scheduler
+    assert repr(process.actor_ref).startswith("<ProcessRef Slow #")
+    actors.process._die(process.actor_ref, actors.KILLED)  # noqa: SLF001 - what a kill does
+    assert process._start_up() == actors.KILLED  # noqa: SLF001 - what the substrate runs next
+    assert started.empty()
