@@ -16,13 +16,15 @@ session at join); ``"consume_start"`` -> ``("ok", meta)`` | ``("error",
 
 from __future__ import annotations
 
+import threading
 import time
 from typing import Any
 
 import structlog
+from pykka import ActorDeadError
 
-from actors.process import Process, ProcessRef
-from actors.reasons import Down, Exit, ExitReason, is_clean_exit
+from actors.process import Process, ProcessRef, on_death
+from actors.reasons import KILLED, Down, Exit, ExitReason, is_clean_exit
 from actors.timers import Timer, cancel_timer
 from writers import CloseReason, UploadWriter
 
@@ -36,9 +38,8 @@ OK = "ok"
 class UploadChannel(Process):
     """One upload entry: its writer, its state, its chunk timer, its end.
 
-    ``outcome`` is a dict shared with the session: the channel records how its
-    writer was closed (``close_reason``, for its supervisor's report) and how to
-    release it (``release``, for the session to call after a kill).
+    ``outcome`` is a dict the channel fills as it ends (``close_reason``), so its
+    supervisor's report can say how the writer was closed after a crash.
     """
 
     trap_exit = True  # an exit signal (its supervisor's shutdown) still closes the writer
@@ -71,7 +72,9 @@ class UploadChannel(Process):
         self._last_activity = time.monotonic()
         self._chunk_timer: Timer | None = None
         self.released = False
-        self.outcome["release"] = self.release_writer  # for a kill, which runs no terminate
+        self._release_lock = threading.Lock()
+        self._in_callback = False  # a handler (and so a writer callback) is running
+        self._release_pending = False  # a kill asked for the release meanwhile
 
     # -- life ----------------------------------------------------------------
 
@@ -79,6 +82,19 @@ class UploadChannel(Process):
         self.monitor(self.owner)
 
     def on_receive(self, message: Any) -> Any:
+        with self._release_lock:
+            self._in_callback = True
+        try:
+            return self.dispatch(message)
+        finally:
+            with self._release_lock:
+                self._in_callback = False
+                pending = self._release_pending
+            if pending:
+                self.release_writer()  # killed meanwhile: release now that the writer is free
+
+    def dispatch(self, message: Any) -> Any:
+        """Route one message to the step of the upload's life it belongs to."""
         if type(message) is tuple and message[0] == "chunk":
             return self.handle_chunk(message[1])
         if message == "init_writer":
@@ -115,6 +131,7 @@ class UploadChannel(Process):
         if result[0] == "ok":
             self.writer_state = result[1]
             self.initialised = True
+            _holding_writers[self.actor_ref] = self
             self.arm_chunk_timer()
             return OK
         reason = result[1]
@@ -149,7 +166,10 @@ class UploadChannel(Process):
         if self._chunk_timer is not None:
             cancel_timer(self._chunk_timer)
             self._chunk_timer = None
-        self.owner.tell(("upload_done", self.entry_ref))
+        try:
+            self.owner.tell(("upload_done", self.entry_ref))
+        except ActorDeadError:
+            pass  # the session is gone: its Down, on our monitor, ends us with owner_down
         return OK
 
     def file_size_limit_exceeded(self) -> Any:
@@ -220,12 +240,39 @@ class UploadChannel(Process):
     def release_writer(self) -> None:
         """Let the writer free what it kept (its temp file), once.
 
-        Called by ``terminate``; after a kill, which runs no ``terminate``, the
-        session calls it, as Phoenix deletes a temp file when its owner dies.
+        Called by ``terminate``, or after a kill (which runs no ``terminate``)
+        by ``release_after_kill``, as Phoenix deletes a temp file when its
+        owner process dies, however it dies.
         """
-        if self.initialised and not self.released:
+        with self._release_lock:
+            if not self.initialised or self.released:
+                return
             self.released = True
-            self.writer.release(self.writer_state)
+        self.writer.release(self.writer_state)
+
+    def release_after_kill(self) -> None:
+        """From the killer's thread: release at once, or, if a handler is still
+        running with the writer, as soon as it returns (never under its feet)."""
+        with self._release_lock:
+            if self._in_callback:
+                self._release_pending = True
+                return
+        self.release_writer()
 
     def stop_as(self, reason: ExitReason) -> None:
         self.exit(reason)
+
+
+_holding_writers: dict[ProcessRef, UploadChannel] = {}
+"""Channels whose writer ``init`` succeeded and is not yet released."""
+
+
+def _release_killed_channel(ref: ProcessRef, reason: ExitReason) -> None:
+    """Runs at every process death: a killed channel's writer is released here,
+    in whichever thread carried out the kill."""
+    channel = _holding_writers.pop(ref, None)
+    if channel is not None and reason == KILLED:
+        channel.release_after_kill()
+
+
+on_death(_release_killed_channel)

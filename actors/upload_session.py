@@ -82,8 +82,9 @@ class UploadSession(Process):
         self.configs: dict[str, UploadConfig] = {}
         self.on_change = on_change
         self.channel_shutdown = channel_shutdown
-        self.channels: dict[Any, tuple[str, str, dict[str, Any]]] = {}  # channel -> (config, entry ref, outcome)
+        self.channels: dict[Any, tuple[str, str]] = {}  # channel ref -> (config name, entry ref)
         self.supervisor: ProcessRef | None = None
+        self._parent = actors.process.current_process()  # the supervisor that start_link'ed us, if any
 
     def on_start(self) -> None:
         self.supervisor = DynamicSupervisor.start_link()
@@ -95,9 +96,6 @@ class UploadSession(Process):
         if self.supervisor is not None and self.supervisor.is_alive():
             actors.process.exit(self.supervisor, "shutdown")
             actors.process.await_exit(self.supervisor)
-        for channel, (_config, _entry, outcome) in self.channels.items():
-            if channel.exit_reason == "killed" and "release" in outcome:
-                outcome["release"]()  # killed past its shutdown timeout: no terminate ran
 
     # -- configs --------------------------------------------------------------
 
@@ -225,7 +223,7 @@ class UploadSession(Process):
         channel = started[1]
         entry.channel = channel
         entry.monitor = self.monitor(channel)
-        self.channels[channel] = (config.name, entry.ref, outcome)
+        self.channels[channel] = (config.name, entry.ref)
         try:
             initialised = channel.ask("init_writer")
         except ActorDeadError:
@@ -389,8 +387,6 @@ class UploadSession(Process):
         where = self.channels.pop(down.target, None)
         if where is None:
             return
-        if down.reason == "killed" and "release" in where[2]:
-            where[2]["release"]()  # a killed channel ran no terminate: free its temp file here
         config = self.configs.get(where[0])
         entry = config.entry(where[1]) if config is not None else None
         if entry is None:
@@ -406,8 +402,8 @@ class UploadSession(Process):
                 entry.add_error("file_size_limit_exceeded")
             elif why == "timeout":
                 entry.add_error("timeout")
-            elif not entry.done:
-                entry.cancelled = True
+            elif not entry.done or why != "consumed":
+                entry.cancelled = True  # ended before consumption: nothing left to consume
         else:
             entry.cancelled = True
             entry.add_error(("channel_crash", reason))
@@ -417,6 +413,10 @@ class UploadSession(Process):
         if message.sender is self.supervisor:
             # Our supervisor ended (it gave up on restarts or was killed): so do we.
             self.exit(message.reason if not is_clean_exit(message.reason) else ("shutdown", "supervisor_exited"))
+        elif message.sender is None or message.sender is self._parent:
+            # Our parent (a supervisor shutting us down) or an exit signal from outside
+            # any process: obey it, as a gen_server obeys its parent, whatever the reason.
+            self.exit(message.reason)
         elif not is_clean_exit(message.reason) and message.sender not in self.channels:
             self.exit(message.reason)  # a linked process we do not own crashed
 

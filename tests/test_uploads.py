@@ -113,8 +113,10 @@ def test_upload_to_a_temp_file_is_byte_identical_and_the_file_goes_with_its_chan
                 seen.append((f.read(), entry["client_name"]))
             return ("ok", meta["path"])
 
+        channel = channel_of(client)
         [path] = client.call("consume_uploaded_entries", "avatar", copy)
         assert seen == [(DATA, "cat.bin")]
+        assert actors.await_exit(channel, WAIT) == ("shutdown", "consumed")
         assert not os.path.exists(path)  # released with the channel
         assert client.call("uploads")["avatar"]["entries"] == []
     finally:
@@ -546,5 +548,21 @@ def test_a_killed_channels_temp_file_is_removed_by_its_session(tmp_path):
         assert actors.await_exit(channel, WAIT) == "killed"
         session.proxy().uploads().get(timeout=WAIT)  # the Down has been handled
         assert list(tmp_path.iterdir()) == []
+    finally:
+        stop_session(session)
+
+
+def test_a_done_entry_whose_channel_ended_unconsumed_is_failed_not_consumable():
+    session, client = started(writer=lambda *_: (MemoryWriter, {}))
+    try:
+        client.upload({"a": b"abc"})
+        channel = channel_of(client)
+        actors.exit(channel, ("shutdown", "closed"))  # ends cleanly before anyone consumed it
+        actors.await_exit(channel, WAIT)
+        session.proxy().uploads().get(timeout=WAIT)  # its Down has been handled
+        assert client.entry("0")["cancelled"]
+        assert client.call("uploaded_entries", "avatar") == ([], [])
+        assert client.call("consume_uploaded_entries", "avatar", lambda meta: ("ok", 1)) == []
+        assert session.is_alive()
     finally:
         stop_session(session)
