@@ -18,7 +18,7 @@ setup(
         "itsdangerous>=2.1",
         "starlette>=0.37",
         "uvicorn>=0.29",
-        "websockets>=12",
+        "websockets>=15",
         "psutil>=5.9",
         "tqdm>=4.66",
         "matplotlib>=3.8",

@@ -1,9 +1,13 @@
 """The ASGI application: the upload page at ``/``, Phoenix's own client
 scripts at ``/assets/*`` (served from ``node_modules``, never copied into the
-repo) and the Phoenix Channels socket at ``/live/websocket``.
+repo) and the Phoenix Channels socket at ``/live/websocket``, with the
+``lv:`` (:mod:`server.liveview`) and ``lvu:`` (:mod:`server.upload_topic`)
+topics wired to the upload actors.
 
-Topic handlers (``lv:``, ``lvu:``) are plugged into ``app.state.registry``;
-without them every join is answered ``unmatched topic``.
+Embedding: ``create_app(upload_configs={name: allow_upload options},
+consume=hook)`` returns a Starlette app that can be mounted in any Starlette
+or FastAPI app (see the README); run it under uvicorn with ``ws_max_size``
+set to ``app.state.max_message_size``.
 """
 
 from __future__ import annotations
@@ -12,9 +16,9 @@ import json
 import os
 import secrets
 import threading
-from contextlib import contextmanager
+from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
-from typing import Any, Callable, Iterator, Mapping, Sequence
+from typing import Any, AsyncIterator, Callable, Iterator, Mapping, Sequence
 
 import structlog
 from starlette.applications import Starlette
@@ -22,8 +26,11 @@ from starlette.requests import Request
 from starlette.responses import FileResponse, HTMLResponse, PlainTextResponse, Response
 from starlette.routing import Route, WebSocketRoute
 
+from .liveview import ConsumeHook, LiveContext, LiveViewHandler, normalise_upload_configs
 from .page import PageSession, Rendered, SessionSigner, page_html, render_upload_page
-from .transport import DEFAULT_MAX_MESSAGE_SIZE, TopicRegistry, Transport
+from .storage import SaveToDirectory
+from .transport import DEFAULT_MAX_MESSAGE_SIZE, TopicRegistry, Transport, max_message_size_for
+from .upload_topic import UploadTopicHandler
 
 __all__ = [
     "create_app",
@@ -44,9 +51,8 @@ ASSETS: dict[str, str] = {
     "phoenix_live_view.js": "phoenix_live_view/priv/static/phoenix_live_view.js",
 }
 
-DEFAULT_UPLOAD_CONFIGS: tuple[dict[str, Any], ...] = (
-    {"name": "files", "accept": "any", "max_entries": 10, "auto_upload": False},
-)
+#: One upload named ``files``: any type, up to 10 files, Phoenix's defaults otherwise.
+DEFAULT_UPLOAD_CONFIGS: Mapping[str, Mapping[str, Any]] = {"files": {"accept": "any", "max_entries": 10}}
 
 PageRenderer = Callable[[PageSession], Rendered]
 
@@ -79,53 +85,90 @@ def liveview_version(node_modules: Path) -> str | None:
 
 def create_app(
     *,
+    upload_configs: Mapping[str, Mapping[str, Any]] | Sequence[Mapping[str, Any]] = DEFAULT_UPLOAD_CONFIGS,
+    consume: ConsumeHook | None = None,
+    uploads_dir: str | os.PathLike[str] = "uploads",
     secret: str | bytes | None = None,
     registry: TopicRegistry | None = None,
     handlers: Mapping[str, Any] | None = None,
     node_modules: str | os.PathLike[str] | None = None,
-    upload_configs: Sequence[Mapping[str, Any]] = DEFAULT_UPLOAD_CONFIGS,
     page_renderer: PageRenderer | None = None,
-    max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE,
+    max_message_size: int | None = None,
     idle_timeout: float | None = 60.0,
+    token_max_age: float = 3600.0,
+    stop_timeout: float = 10.0,
     title: str = "liveupload",
     debug: bool = False,
 ) -> Starlette:
     """Build the Starlette app.
 
+    * ``upload_configs``: ``{name: allow_upload options}`` (``accept``,
+      ``max_entries``, ``max_file_size``, ``chunk_size``, ``chunk_timeout``
+      in seconds, ``auto_upload``, ``writer`` factory, ``progress``...); every
+      page session allows each of them. Checked here: a bad option raises.
+    * ``consume``: ``hook(name, meta, entry) -> value``, called in the session's
+      process for each completed entry when the form is submitted (see
+      :data:`server.liveview.ConsumeHook`). Default: save into
+      ``uploads_dir`` under a sanitised, de-duplicated name.
     * ``secret``: signs page session tokens (default ``$LIVEUPLOAD_SECRET`` or
       a random per-app secret, so tokens do not outlive the process).
-    * ``registry`` / ``handlers``: topic prefix -> handler factory
-      (see :mod:`server.transport`); also reachable as ``app.state.registry``.
-    * ``upload_configs``: what the page at ``/`` renders before the socket
-      joins (each a mapping with ``name``, ``accept``, ``max_entries``,
-      ``auto_upload``); ``page_renderer`` replaces that dead render entirely.
-    * ``max_message_size``: the socket's message bound; run uvicorn with
-      ``ws_max_size`` set to the same value so oversized frames are refused
-      before they are buffered.
+    * ``registry`` / ``handlers``: topic prefix -> handler factory; ``lv:`` and
+      ``lvu:`` are registered unless ``handlers`` replaces them.
+    * ``max_message_size``: the socket's message bound; default: the largest
+      ``chunk_size`` plus framing (a smaller bound is logged as a warning:
+      full chunks would close the socket). Run uvicorn with ``ws_max_size`` set to
+      ``app.state.max_message_size`` so oversized frames are refused before
+      they are buffered.
+    * ``token_max_age``: seconds an entry token stays valid; ``stop_timeout``:
+      how long a leaving page waits for its session to stop.
 
-    ``app.state`` carries ``signer``, ``registry``, ``transport``,
-    ``node_modules``, ``liveview_version`` and ``upload_configs`` for handlers.
+    ``app.state`` carries ``signer``, ``registry``, ``transport``, ``live``
+    (the :class:`~server.liveview.LiveContext`), ``node_modules``,
+    ``liveview_version``, ``upload_configs`` and ``max_message_size``.
     """
+    configs = normalise_upload_configs(upload_configs)
+    needed = max_message_size_for(max(int(c.get("chunk_size", 64_000)) for c in configs.values()))
+    if max_message_size is None:
+        max_message_size = needed
+    elif max_message_size < needed:
+        log.warning("app.max_message_size_below_chunk", max_message_size=max_message_size, needed=needed,
+                    hint="full chunks will close the socket with 1009")
     if secret is None:
         secret = os.environ.get("LIVEUPLOAD_SECRET") or secrets.token_bytes(32)
     signer = SessionSigner(secret)
+    modules = find_node_modules(node_modules)
+    version = liveview_version(modules)
+    live = LiveContext(
+        signer=signer,
+        upload_configs=configs,
+        consume=consume if consume is not None else SaveToDirectory(uploads_dir),
+        liveview_version=version,
+        token_max_age=token_max_age,
+        stop_timeout=stop_timeout,
+    )
     registry = registry if registry is not None else TopicRegistry()
+    registry.register("lv:", lambda channel: LiveViewHandler(channel, live))
+    registry.register("lvu:", lambda channel: UploadTopicHandler(channel, live))
     for prefix, factory in (handlers or {}).items():
         registry.register(prefix, factory)
     transport = Transport(registry, max_message_size=max_message_size, idle_timeout=idle_timeout)
-    modules = find_node_modules(node_modules)
-    configs = [dict(c) for c in upload_configs]
 
     def default_renderer(page: PageSession) -> Rendered:
         return render_upload_page(
-            [{**c, "ref": c.get("ref") or f"{page.view_id}-{i}", "entries": []} for i, c in enumerate(configs)]
+            [
+                {**options, "name": name, "ref": f"{page.view_id}-{i}", "entries": []}
+                for i, (name, options) in enumerate(configs.items())
+            ],
+            events=live.events,
         )
 
     renderer = page_renderer or default_renderer
 
     async def index(request: Request) -> Response:
         page = signer.new_page()
-        body = page_html(page, renderer(page), title=title)
+        prefix = request.scope.get("root_path", "").rstrip("/")  # where the app is mounted
+        body = page_html(page, renderer(page), title=title,
+                         assets_path=prefix + "/assets", socket_path=prefix + "/live")
         return HTMLResponse(body, headers={"cache-control": "no-store"})
 
     async def asset(request: Request) -> Response:
@@ -141,6 +184,11 @@ def create_app(
             )
         return FileResponse(path, media_type="text/javascript; charset=utf-8")
 
+    @asynccontextmanager
+    async def lifespan(_app: Starlette) -> AsyncIterator[None]:
+        yield
+        await transport.shutdown()  # every page and upload left with "shutdown"
+
     app = Starlette(
         debug=debug,
         routes=[
@@ -148,12 +196,14 @@ def create_app(
             Route("/assets/{name}", asset, methods=["GET"]),
             WebSocketRoute("/live/websocket", transport.endpoint),
         ],
+        lifespan=lifespan,
     )
     app.state.signer = signer
     app.state.registry = registry
     app.state.transport = transport
+    app.state.live = live
     app.state.node_modules = modules
-    app.state.liveview_version = liveview_version(modules)
+    app.state.liveview_version = version
     app.state.upload_configs = configs
     app.state.max_message_size = max_message_size
     return app
@@ -174,24 +224,29 @@ def serve_in_thread(
     ``port=0`` picks a free port.  Startup is awaited on an event (set once
     uvicorn is listening, or as soon as its thread ends), and on exit the
     server is asked to stop and its thread joined, so nothing outlives the
-    block.  ``ws_max_size`` defaults to the app's ``max_message_size``.
+    block.  ``ws_max_size`` defaults to the app's ``max_message_size``.  On
+    exit every channel is left with ``"shutdown"`` before sockets close, as
+    ``liveupload serve`` does on SIGINT/SIGTERM.
     """
     import uvicorn
 
+    from .serve import GracefulServer
+
     state = getattr(app, "state", None)
     config.setdefault("ws_max_size", getattr(state, "max_message_size", DEFAULT_MAX_MESSAGE_SIZE))
+    config.setdefault("ws_per_message_deflate", False)  # binary chunks do not compress; zlib only costs
     config.setdefault("log_level", "warning")
     config.setdefault("lifespan", "on")
     started = threading.Event()
 
-    class _Server(uvicorn.Server):
+    class _Server(GracefulServer):
         async def startup(self, sockets: Any = None) -> None:
             try:
                 await super().startup(sockets=sockets)
             finally:
                 started.set()
 
-    server = _Server(uvicorn.Config(app, host=host, port=port, **config))
+    server = _Server(uvicorn.Config(app, host=host, port=port, **config), transport=getattr(state, "transport", None))
 
     def run() -> None:
         try:

@@ -267,13 +267,27 @@ def errors_html(errors: Iterable[Any]) -> Safe:
 
 
 def saved_html(saved: Iterable[Mapping[str, Any]]) -> Safe:
-    """The saved files (dicts with ``name`` and ``size``) as ``<li>`` items."""
-    return Safe(
-        "".join(
-            f'<li class="saved">{escape(f["name"])} ({escape(f.get("size", 0))} bytes)</li>'
-            for f in saved
+    """The saved files (dicts with ``name`` and ``size``, or ``error`` when the
+    file could not be saved) as ``<li>`` items."""
+    return Safe("".join(_saved_item(f) for f in saved))
+
+
+def _saved_item(saved: Mapping[str, Any]) -> str:
+    if saved.get("error"):
+        return (
+            f'<li class="saved error">{escape(saved["name"])}: not saved '
+            f'({escape(saved["error"])})</li>'
         )
-    )
+    return f'<li class="saved">{escape(saved["name"])} ({escape(saved.get("size", 0))} bytes)</li>'
+
+
+def _limit_attrs(config: Mapping[str, Any]) -> str:
+    """The config's limits as data attributes (read by ``liveupload send``)."""
+    attrs = ""
+    for key in ("max_entries", "max_file_size", "chunk_size"):
+        if config.get(key) is not None:
+            attrs += f' data-{key.replace("_", "-")}="{escape(config[key])}"'
+    return attrs
 
 
 def render_upload_page(
@@ -310,7 +324,8 @@ def render_upload_page(
         input_statics, slots = file_input(config)
         refs = entry_refs(config.get("entries") or ())
         pending += (
-            f'<fieldset class="upload" id="{cref}-upload"><legend>'
+            f'<fieldset class="upload" id="{cref}-upload"'
+            f'{_limit_attrs(config)}><legend>'
             f'<label for="{cref}">{name}</label></legend>' + input_statics[0]
         )
         for slot, static in zip(slots, input_statics[1:]):

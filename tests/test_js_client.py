@@ -1,11 +1,12 @@
-"""Phoenix's own JavaScript client (the shipped phoenix.min.js and
-phoenix_live_view.min.js, loaded from our server into jsdom under Node)
-against our app.
+"""Phoenix's own JavaScript client against the real server: the shipped
+``phoenix.min.js`` and ``phoenix_live_view.min.js``, loaded from our server
+into jsdom under Node, mount the page, select files (LiveView's
+``track-uploads`` event), submit, cancel; the ``lv:``/``lvu:`` topics are the
+real handlers, backed by ``UploadSession`` and ``UploadChannel`` actors, and
+the files must arrive byte-identical in the uploads folder.
 
-The ``lv:``/``lvu:`` handlers here are TEST DOUBLES of the session and the
-upload channel (in-memory, no actors): they exist to prove the transport,
-the page and the Node harness against the real client.  The real handlers
-are the UploadSession/UploadChannel actors wired by ``server``'s session code.
+Phoenix's ``EntryUploader`` (``entry_uploader.js``, unchanged) is also driven
+from plain Node over phoenix's ``Socket`` for the ``lvu:`` error paths.
 """
 
 from __future__ import annotations
@@ -21,10 +22,13 @@ from typing import Any
 import pytest
 
 from server.app import create_app, find_node_modules, serve_in_thread
-from server.page import InvalidSession, Rendered, render_upload_page
-from server.transport import TopicHandler
+from server.liveview import LiveViewHandler
+from tests.server_helpers import Journal, closes, journal_writer, released
+from writers import FaultyWriter
 
-pytestmark = pytest.mark.timeout(60)
+# Node and jsdom dominate these tests' time, so they run on the default
+# substrate only; tests/test_server.py runs the same handlers on both.
+pytestmark = [pytest.mark.timeout(60), pytest.mark.substrates("pool")]
 
 REPO = Path(__file__).resolve().parent.parent
 JS = REPO / "tests" / "js"
@@ -70,198 +74,13 @@ def run_node(script: str, url: str, spec: dict | None = None, timeout: float = 4
     return result
 
 
-# ------------------------------------------------------------- test doubles
+CONFIG = {"accept": "any", "max_entries": 3, "max_file_size": 5_000, "chunk_size": 1_000}
 
 
-CONFIG = {
-    "name": "files",
-    "ref": "phx-upload-0",
-    "accept": "any",
-    "max_entries": 3,
-    "max_file_size": 5_000,
-    "chunk_size": 1_000,
-    "chunk_timeout": 10_000,
-    "auto_upload": False,
-}
-
-
-class FakeUploads:
-    """In-memory stand-in for UploadSession + UploadChannel state of one app."""
-
-    def __init__(self, config: dict[str, Any]) -> None:
-        self.config = config
-        self.tokens: dict[str, "FakeSession"] = {}
-        self.received: dict[str, bytes] = {}  # client_name -> bytes saved
-        self.events: list[tuple[str, str]] = []  # (topic prefix, event) seen
-
-
-class FakeSession(TopicHandler):
-    """TEST DOUBLE of the ``lv:`` session: page render, validate,
-    allow_upload, progress, save, cancel — no actors, no writers."""
-
-    def __init__(self, channel, app, uploads: FakeUploads) -> None:
-        super().__init__(channel)
-        self.app = app
-        self.uploads = uploads
-        self.entries: dict[str, dict[str, Any]] = {}
-        self.data: dict[str, bytearray] = {}
-        self.saved: list[dict[str, Any]] = []
-        self.notice = ""
-        self.last: Rendered | None = None
-
-    def render(self) -> Rendered:
-        config = {**self.uploads.config, "entries": list(self.entries.values())}
-        return render_upload_page([config], self.saved, notice=self.notice)
-
-    def diff(self) -> dict[str, Any]:
-        new = self.render()
-        out = new.diff(self.last)
-        self.last = new
-        return out
-
-    async def join(self, payload: dict) -> tuple[str, dict]:
-        try:
-            self.app.state.signer.verify_join(self.channel.topic, payload)
-        except InvalidSession as exc:
-            return "error", {"reason": exc.reason}
-        self.last = self.render()
-        return "ok", {"rendered": self.last.to_json(), "liveview_version": self.app.state.liveview_version}
-
-    async def handle_in(self, event: str, payload: Any, ref: str | None):
-        self.uploads.events.append(("lv", event if event != "event" else payload.get("event")))
-        cfg = self.uploads.config
-        if event == "event" and payload.get("event") == "validate":
-            for e in (payload.get("uploads") or {}).get(cfg["ref"], []):
-                if e["ref"] not in self.entries:
-                    too_large = e["size"] > cfg["max_file_size"]
-                    self.entries[e["ref"]] = {
-                        "ref": e["ref"], "client_name": e["name"], "client_size": e["size"],
-                        "client_type": e["type"], "progress": 0, "done": False,
-                        "cancelled": False, "valid": not too_large,
-                        "errors": ["too_large"] if too_large else [], "preflighted": False,
-                    }
-            return "ok", {"diff": self.diff()}
-        if event == "allow_upload":
-            tokens, errors = {}, []
-            for e in payload["entries"]:
-                entry = self.entries.get(e["ref"])
-                if entry is None or not entry["valid"]:
-                    errors.append([e["ref"], "too_large"])
-                    continue
-                token = f"token-{self.channel.topic}-{e['ref']}"
-                self.uploads.tokens[token] = self
-                entry["preflighted"] = True
-                tokens[e["ref"]] = token
-            if errors:
-                return "ok", {"ref": cfg["ref"], "error": errors, "diff": self.diff()}
-            conf = {k: cfg[k] for k in ("max_file_size", "max_entries", "chunk_size", "chunk_timeout")}
-            return "ok", {"diff": self.diff(), "ref": cfg["ref"], "config": conf, "entries": tokens, "errors": {}}
-        if event == "progress":
-            entry = self.entries[payload["entry_ref"]]
-            progress = payload["progress"]
-            if isinstance(progress, int):
-                entry["progress"] = progress
-                entry["done"] = progress == 100
-            else:
-                entry["errors"] = [progress.get("error", "failed")]
-                entry["valid"] = False
-            return "ok", {"diff": self.diff()}
-        if event == "event" and payload.get("event") == "save":
-            for ref, entry in list(self.entries.items()):
-                if entry["done"]:
-                    data = bytes(self.data.pop(ref, b""))
-                    self.uploads.received[entry["client_name"]] = data
-                    self.saved.append({"name": entry["client_name"], "size": len(data)})
-                    del self.entries[ref]
-            self.notice = f"saved {len(self.saved)} file(s)"
-            return "ok", {"diff": self.diff()}
-        if event == "event" and payload.get("event") == "cancel-upload":
-            self.entries.pop(payload["value"]["ref"], None)
-            self.data.pop(payload["value"]["ref"], None)
-            return "ok", {"diff": self.diff()}
-        return "ok", {}
-
-
-class FakeUploadChannel(TopicHandler):
-    """TEST DOUBLE of the ``lvu:`` channel: token lookup and chunk appends."""
-
-    def __init__(self, channel, uploads: FakeUploads) -> None:
-        super().__init__(channel)
-        self.uploads = uploads
-        self.session: FakeSession | None = None
-        self.ref = channel.topic[len("lvu:"):]
-
-    async def join(self, payload: dict) -> tuple[str, dict]:
-        session = self.uploads.tokens.pop(payload.get("token"), None)
-        if session is None or self.ref not in session.entries:
-            return "error", {"reason": "invalid_token"}
-        self.session = session
-        session.data[self.ref] = bytearray()
-        return "ok", {}
-
-    async def handle_in(self, event: str, payload: Any, ref: str | None):
-        self.uploads.events.append(("lvu", event))
-        assert self.session is not None
-        if event != "chunk" or not isinstance(payload, bytes):
-            return "error", {"reason": "bad event"}
-        buf = self.session.data[self.ref]
-        entry = self.session.entries[self.ref]
-        if len(buf) + len(payload) > entry["client_size"]:
-            self.channel.close()
-            return "error", {"reason": "file_size_limit_exceeded", "limit": entry["client_size"]}
-        buf += payload
-        if len(buf) == entry["client_size"]:
-            self.channel.close()  # done: the channel stops normally after the reply
-        return "ok", {}
-
-
-def fake_app(config: dict[str, Any] = CONFIG):
-    app = create_app(secret="test-secret", upload_configs=[config])
-    uploads = FakeUploads(config)
-    app.state.registry.register("lv:", lambda ch: FakeSession(ch, app, uploads))
-    app.state.registry.register("lvu:", lambda ch: FakeUploadChannel(ch, uploads))
-    return app, uploads
-
-
-# ------------------------------------------------------------------- tests
-
-
-def test_live_socket_connects_and_renders_the_join_reply():
-    app, _ = fake_app()
-    with serve_in_thread(app) as url:
-        result = run_node("mount.mjs", url + "/")
-    assert result["globals"] == {"Phoenix": "object", "LiveView": "object", "liveSocket": "object"}
-    assert result["connected"] is True
-    assert "phx-connected" in result["rootClasses"]
-    assert result["rootId"].startswith("phx-")
-    # The input came from the join reply's rendered (config ref of the double).
-    assert result["input"]["data-phx-upload-ref"] == CONFIG["ref"]
-    assert result["input"]["data-phx-hook"] == "Phoenix.LiveFileUpload"
-    for attr in ("data-phx-active-refs", "data-phx-done-refs", "data-phx-preflighted-refs"):
-        assert result["input"][attr] == ""
-    assert "multiple" in result["input"]
-    assert result["errors"] == []
-    # liveview_version matched the client: no asset-mismatch warning.
-    assert not [c for c in result["console"] if "mismatch" in c["text"]]
-
-
-def test_join_with_a_forged_session_is_refused():
-    app, uploads = fake_app()
-    joined: list[Any] = []
-
-    class Recorder(FakeSession):
-        async def join(self, payload):
-            payload = {**payload, "session": "forged." + str(payload.get("session"))}
-            status, response = await super().join(payload)
-            joined.append((status, response))
-            return status, response
-
-    app.state.registry.register("lv:", lambda ch: Recorder(ch, app, uploads))
-    with serve_in_thread(app) as url:
-        result = run_node("mount.mjs", url + "/")
-    assert result["connected"] is False
-    assert result["joinError"] == {"reason": "unauthorized"}
-    assert joined and joined[0] == ("error", {"reason": "unauthorized"})
+def real_app(tmp_path: Path, **options: Any):
+    """The real app with one upload ``files`` saving into ``tmp_path/uploads``."""
+    return create_app(secret="test-secret", uploads_dir=tmp_path / "uploads",
+                      upload_configs={"files": {**CONFIG, **options}})
 
 
 def _files(*specs: tuple[str, int]) -> list[dict[str, Any]]:
@@ -272,85 +91,251 @@ def _files(*specs: tuple[str, int]) -> list[dict[str, Any]]:
     ]
 
 
-def test_real_client_uploads_files_through_the_doubles_byte_identical():
-    app, uploads = fake_app()
-    files = _files(("a.bin", 2_500), ("b.bin", 1_000), ("c.bin", 17))
-    spec = {
-        "steps": [
-            {"select": files},
-            {"waitFor": "li.entry", "count": 3},
-            {"snapshot": "selected"},
-            {"submit": None},
-            {"waitFor": "#saved li", "count": 3},
-        ]
-    }
+def _saved(tmp_path: Path) -> dict[str, bytes]:
+    folder = tmp_path / "uploads"
+    return {p.name: p.read_bytes() for p in folder.iterdir()} if folder.is_dir() else {}
+
+
+def _sent(files: list[dict[str, Any]]) -> dict[str, bytes]:
+    return {f["name"]: base64.b64decode(f["base64"]) for f in files}
+
+
+def _events(frames: list[dict], topic_prefix: str) -> list[str]:
+    return [f["msg"][3] for f in frames
+            if f["dir"] == "out" and isinstance(f.get("msg"), list) and str(f["msg"][2]).startswith(topic_prefix)]
+
+
+# ------------------------------------------------------------------- mount
+
+
+def test_live_socket_connects_and_renders_the_join_reply(tmp_path):
+    app = real_app(tmp_path)
+    with serve_in_thread(app) as url:
+        result = run_node("mount.mjs", url + "/")
+    assert result["globals"] == {"Phoenix": "object", "LiveView": "object", "liveSocket": "object"}
+    assert result["connected"] is True
+    assert "phx-connected" in result["rootClasses"]
+    assert result["rootId"].startswith("phx-")
+    # The input came from the join reply: its id is the session's config ref.
+    ref = result["input"]["data-phx-upload-ref"]
+    assert ref.startswith("phx-") and result["input"]["id"] == ref
+    assert result["input"]["data-phx-hook"] == "Phoenix.LiveFileUpload"
+    for attr in ("data-phx-active-refs", "data-phx-done-refs", "data-phx-preflighted-refs"):
+        assert result["input"][attr] == ""
+    assert "multiple" in result["input"]
+    assert result["errors"] == []
+    # liveview_version matched the client: no asset-mismatch warning.
+    assert not [c for c in result["console"] if "mismatch" in c["text"]]
+
+
+def test_join_with_a_forged_session_is_refused(tmp_path):
+    app = real_app(tmp_path)
+    joined: list[Any] = []
+
+    class Forging(LiveViewHandler):
+        async def join(self, payload):
+            payload = {**payload, "session": "forged." + str(payload.get("session"))}
+            reply = await super().join(payload)
+            joined.append(reply)
+            return reply
+
+    app.state.registry.register("lv:", lambda ch: Forging(ch, app.state.live))
+    with serve_in_thread(app) as url:
+        result = run_node("mount.mjs", url + "/")
+    assert result["connected"] is False
+    assert result["joinError"] == {"reason": "unauthorized"}
+    assert joined and joined[0] == ("error", {"reason": "unauthorized"})
+    assert not app.state.live.sessions
+
+
+# ----------------------------------------------------------------- uploads
+
+
+def test_one_file_arrives_byte_identical(tmp_path):
+    app = real_app(tmp_path, max_entries=1)
+    files = _files(("photo.jpg", 4_321))
+    spec = {"steps": [
+        {"select": files},
+        {"waitFor": "li.entry"},
+        {"snapshot": "selected"},
+        {"submit": None},
+        {"waitFor": "#saved li"},
+    ]}
     with serve_in_thread(app) as url:
         result = run_node("steps.mjs", url + "/", spec)
-    selected = result["snapshots"]["selected"]
-    assert selected["inputs"][0]["data-phx-active-refs"] == "0,1,2"
-    assert selected["inputs"][0]["data-phx-preflighted-refs"] == ""
-    assert {name: base64.b64decode(f["base64"]) for name, f in
-            ((f["name"], f) for f in files)} == uploads.received
-    assert result["final"]["saved"] == ["a.bin (2500 bytes)", "b.bin (1000 bytes)", "c.bin (17 bytes)"]
+    selected = result["snapshots"]["selected"]["inputs"][0]
+    assert "multiple" not in selected
+    assert selected["data-phx-active-refs"] == "0" and selected["data-phx-preflighted-refs"] == ""
+    assert _saved(tmp_path) == _sent(files)
+    assert result["final"]["saved"] == ["photo.jpg (4321 bytes)"]
     assert result["final"]["entries"] == []
-    assert ("lvu", "chunk") in uploads.events
+    assert result["final"]["notice"] == "saved 1 file(s)"
+    assert _events(result["frames"], "lvu:") == ["phx_join"]
+    assert len([f for f in result["frames"] if f["dir"] == "out" and "binary" in f]) == 5  # 1,000-byte chunks
     assert result["errors"] == []
 
 
-def test_real_client_shows_too_large_and_sends_nothing():
-    app, uploads = fake_app()
-    spec = {
-        "steps": [
-            {"select": _files(("big.bin", CONFIG["max_file_size"] + 1))},
-            {"waitFor": "li.entry .error", "text": "too_large"},
-            {"submit": None},
-            {"snapshot": "after_submit"},
-        ]
-    }
+def test_several_files_with_max_entries_above_one(tmp_path):
+    app = real_app(tmp_path)
+    files = _files(("a.bin", 2_500), ("b.bin", 1_000), ("c.bin", 17))
+    spec = {"steps": [
+        {"select": files},
+        {"waitFor": "li.entry", "count": 3},
+        {"snapshot": "selected"},
+        {"submit": None},
+        {"waitFor": "#saved li", "count": 3},
+    ]}
+    with serve_in_thread(app) as url:
+        result = run_node("steps.mjs", url + "/", spec)
+    assert result["snapshots"]["selected"]["inputs"][0]["data-phx-active-refs"] == "0,1,2"
+    assert _saved(tmp_path) == _sent(files)
+    assert result["final"]["saved"] == ["a.bin (2500 bytes)", "b.bin (1000 bytes)", "c.bin (17 bytes)"]
+    assert result["final"]["entries"] == []
+    assert result["final"]["inputs"][0]["data-phx-active-refs"] == ""
+
+
+def test_a_file_over_max_file_size_shows_too_large_and_writes_nothing(tmp_path):
+    app = real_app(tmp_path)
+    spec = {"steps": [
+        {"select": _files(("big.bin", CONFIG["max_file_size"] + 1))},
+        {"waitFor": "li.entry .error", "text": "too_large"},
+        {"submit": None},
+        {"snapshot": "after_submit"},
+    ]}
     with serve_in_thread(app) as url:
         result = run_node("steps.mjs", url + "/", spec)
     entry = result["final"]["entries"][0]
     assert entry["state"] == "error" and entry["errors"] == ["too_large"]
     assert result["final"]["inputs"][0]["data-phx-error-refs"] == entry["ref"]
-    assert uploads.received == {}
-    assert ("lv", "allow_upload") not in uploads.events
-    assert not [e for e in uploads.events if e[0] == "lvu"]
+    assert _saved(tmp_path) == {}
+    lv_events = _events(result["frames"], "lv:")
+    assert "allow_upload" not in lv_events
+    assert _events(result["frames"], "lvu:") == []
 
 
-def test_real_client_cancels_an_entry_before_upload():
-    app, uploads = fake_app()
-    spec = {
-        "steps": [
-            {"select": _files(("keep.bin", 300), ("drop.bin", 200))},
-            {"waitFor": "li.entry", "count": 2},
-            {"click": 'li.entry[data-ref="1"] button'},
-            {"waitGone": 'li.entry[data-ref="1"]'},
-            {"submit": None},
-            {"waitFor": "#saved li"},
-        ]
-    }
-    with serve_in_thread(app) as url:
-        result = run_node("steps.mjs", url + "/", spec)
-    assert list(uploads.received) == ["keep.bin"]
-    assert result["final"]["saved"] == ["keep.bin (300 bytes)"]
-
-
-def test_real_client_auto_upload():
-    config = {**CONFIG, "auto_upload": True}
-    app, uploads = fake_app(config)
+def test_auto_upload(tmp_path):
+    app = real_app(tmp_path, auto_upload=True)
     files = _files(("auto.bin", 1_500))
-    spec = {
-        "steps": [
-            {"select": files},
-            {"waitFor": 'li.entry[data-state="done"]'},
-            {"snapshot": "done"},
-            {"submit": None},
-            {"waitFor": "#saved li"},
-        ]
-    }
+    spec = {"steps": [
+        {"select": files},
+        {"waitFor": 'li.entry[data-state="done"]'},
+        {"snapshot": "done"},
+        {"submit": None},
+        {"waitFor": "#saved li"},
+    ]}
     with serve_in_thread(app) as url:
         result = run_node("steps.mjs", url + "/", spec)
     done = result["snapshots"]["done"]["inputs"][0]
     assert "data-phx-auto-upload" in done
     assert done["data-phx-done-refs"] == done["data-phx-preflighted-refs"] == "0"
-    assert uploads.received == {"auto.bin": base64.b64decode(files[0]["base64"])}
+    assert _saved(tmp_path) == _sent(files)
+
+
+def test_cancel_an_entry_before_upload(tmp_path):
+    app = real_app(tmp_path)
+    files = _files(("keep.bin", 300), ("drop.bin", 200))
+    spec = {"steps": [
+        {"select": files},
+        {"waitFor": "li.entry", "count": 2},
+        {"click": 'li.entry[data-ref="1"] button'},
+        {"waitGone": 'li.entry[data-ref="1"]'},
+        {"submit": None},
+        {"waitFor": "#saved li"},
+    ]}
+    with serve_in_thread(app) as url:
+        result = run_node("steps.mjs", url + "/", spec)
+    assert _saved(tmp_path) == {"keep.bin": _sent(files)["keep.bin"]}
+    assert result["final"]["saved"] == ["keep.bin (300 bytes)"]
+
+
+def test_cancel_an_entry_in_the_middle_of_its_upload(tmp_path):
+    # Auto-upload: a submit would lock the form, and LiveView patches a locked
+    # form only when it unlocks, so the progress would not show while it runs.
+    journal = Journal()
+    size = 3_000_000
+    app = real_app(tmp_path, max_file_size=size, chunk_size=1_000, auto_upload=True,
+                   writer=journal_writer(journal))
+    spec = {"steps": [
+        {"select": _files(("long.bin", size))},
+        {"waitFor": 'li.entry[data-state="uploading"]', "timeoutMs": 20000},
+        {"click": 'li.entry[data-ref="0"] button'},
+        {"waitGone": "li.entry"},
+    ]}
+    with serve_in_thread(app) as url:
+        result = run_node("steps.mjs", url + "/", spec)
+        journal.wait_for(released(journal, "long.bin"))
+    assert closes(journal, "long.bin") == ["cancel"]
+    assert _saved(tmp_path) == {}
+    assert result["final"]["entries"] == [] and result["final"]["saved"] == []
+    # The server ended the entry's channel: the client saw phx_close on lvu:.
+    closed = [f for f in result["frames"] if f["dir"] == "in" and isinstance(f.get("msg"), list)
+              and f["msg"][2] == "lvu:0" and f["msg"][3] == "phx_close"]
+    assert closed
+
+
+# ------------------------------------------------ EntryUploader error paths
+
+
+def test_entry_uploader_paths(tmp_path):
+    """One Node run, four cases, each on its own page: a complete upload,
+    ``invalid_token``, ``file_size_limit_exceeded`` and ``writer_error``."""
+    journal = Journal()
+    tmp_writer = journal_writer(journal)
+
+    def writer(name, entry, session):
+        if entry["client_name"] == "writer_error.bin":
+            return (FaultyWriter, {"fault": "error", "at_chunk": 2, "reason": "disk on fire", "journal": journal})
+        return tmp_writer(name, entry, session)
+
+    app = real_app(tmp_path, writer=writer)
+    cases = [{"case": "ok", "size": 4_500}, {"case": "invalid_token"},
+             {"case": "file_size_limit_exceeded", "size": 2_500, "extra": 1_000}, {"case": "writer_error"}]
+    with serve_in_thread(app) as url:
+        results = run_node("entry_uploader.mjs", url + "/", {"cases": cases})["results"]
+        for name in ("ok.bin", "file_size_limit_exceeded.bin"):
+            journal.wait_for(released(journal, name))
+
+    done = results["ok"]
+    assert done["errors"] == [] and done["outcome"] == "done"
+    assert done["progress"][-1] == 100 and done["offset"] == 4_500
+    assert closes(journal, "ok.bin") == ["done"]  # never submitted: its page's end released it
+
+    invalid = results["invalid_token"]
+    assert invalid["errors"] == ["invalid_token"]
+    assert invalid["progressPushes"][-1]["progress"] == {"error": "invalid_token"}
+    assert invalid["uploadChannelState"] == "closed" and invalid["offset"] == 0
+    assert not [item for item in journal.items() if item[1:2] == ("invalid_token.bin",)]  # no writer
+
+    too_big = results["file_size_limit_exceeded"]
+    assert too_big["errors"] == ["file_size_limit_exceeded"]
+    replies = [f["msg"][4] for f in too_big["frames"]
+               if f["dir"] == "in" and isinstance(f.get("msg"), list) and f["msg"][2] == "lvu:0"
+               and f["msg"][3] == "phx_reply" and f["msg"][4]["status"] == "error"]
+    # The refusal, then (the server having closed the topic) Phoenix's answer to the client's leave.
+    assert replies == [{"status": "error", "response": {"reason": "file_size_limit_exceeded", "limit": 2_500}},
+                       {"status": "error", "response": {"reason": "unmatched topic"}}]
+    assert closes(journal, "file_size_limit_exceeded.bin") == ["cancel"]
+
+    failed = results["writer_error"]
+    assert failed["outcome"] == "writer_error" and failed["errored"] is True
+    # The server recorded the failure; the client reported nothing more.
+    assert failed["errors"] == []
+    assert all(not isinstance(p["progress"], dict) for p in failed["progressPushes"])
+    assert failed["uploadChannelState"] == "closed"
+    assert ("close", ("error", "disk on fire")) in journal.items()
+    assert "writer_failure: disk on fire" in json.dumps(failed["frames"])
+    assert _saved(tmp_path) == {}
+
+
+def test_the_real_client_works_with_the_app_mounted_under_a_prefix(tmp_path):
+    from starlette.applications import Starlette
+    from starlette.routing import Mount
+
+    uploads = real_app(tmp_path)
+    parent = Starlette(routes=[Mount("/upload", app=uploads)])
+    files = _files(("m.bin", 1_234))
+    spec = {"steps": [{"select": files}, {"waitFor": "li.entry"}, {"submit": None}, {"waitFor": "#saved li"}]}
+    with serve_in_thread(parent, ws_max_size=uploads.state.max_message_size) as url:
+        result = run_node("steps.mjs", url + "/upload/", spec)
+    assert result["final"]["saved"] == ["m.bin (1234 bytes)"]
+    assert _saved(tmp_path) == _sent(files)

@@ -1,0 +1,140 @@
+"""The upload page as a client sees it: fetch it, join its ``lv:`` topic,
+push events and keep what the page shows up to date (replies' diffs and
+``diff`` pushes). Used by :mod:`server.client`."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+import urllib.parse
+import urllib.request
+from html.parser import HTMLParser
+from typing import Any
+
+import structlog
+
+from .channel_client import ServerError, Socket
+from .pageview import PageView, RenderedState, read_page
+
+__all__ = ["LivePage"]
+
+log = structlog.get_logger("liveupload.client")
+
+
+class _Boot(HTMLParser):
+    """The LiveView root, the CSRF token and the socket path of the dead render."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.root: dict[str, str] = {}
+        self.csrf = ""
+        self.socket_path = "/live"
+        self._script = False
+
+    def handle_starttag(self, tag: str, attr_list: list[tuple[str, str | None]]) -> None:
+        attrs = {k: v or "" for k, v in attr_list}
+        if tag == "div" and "data-phx-main" in attrs and not self.root:
+            self.root = attrs
+        elif tag == "meta" and attrs.get("name") == "csrf-token":
+            self.csrf = attrs.get("content", "")
+        self._script = tag == "script"
+
+    def handle_data(self, data: str) -> None:
+        match = re.search(r"new LiveView\.LiveSocket\((\"(?:[^\"\\]|\\.)*\")", data) if self._script else None
+        if match:
+            self.socket_path = json.loads(match.group(1))
+
+
+def _fetch(url: str, timeout: float) -> str:
+    request = urllib.request.Request(url, headers={"accept": "text/html"})
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    with opener.open(request, timeout=timeout) as response:
+        return response.read().decode("utf-8")
+
+
+class LivePage:
+    """The page's ``lv:`` topic: events, and what the page shows after each."""
+
+    def __init__(self, socket: Socket, topic: str, join_ref: str, rendered: dict) -> None:
+        self.socket = socket
+        self.topic = topic
+        self.join_ref = join_ref
+        self.state = RenderedState(rendered)
+        self.view: PageView = read_page(self.state.html())
+        self.closed: str | None = None
+        socket.listeners[topic] = self._on_push
+
+    @classmethod
+    async def open(cls, url: str, *, timeout: float = 30.0) -> "LivePage":
+        """Fetch the page at ``url`` and join its LiveView."""
+        try:
+            html = await asyncio.to_thread(_fetch, url, timeout)
+        except OSError as exc:
+            raise ServerError(f"cannot fetch {url}: {exc}") from None
+        boot = _Boot()
+        boot.feed(html)
+        root = boot.root
+        if not root.get("id") or "data-phx-session" not in root:
+            raise ServerError(f"{url} is not a LiveView page (no data-phx-main root)")
+        parts = urllib.parse.urlsplit(url)
+        scheme = "wss" if parts.scheme == "https" else "ws"
+        query = urllib.parse.urlencode({"_csrf_token": boot.csrf, "_mounts": 0, "vsn": "2.0.0"})
+        try:
+            socket = await Socket.open(f"{scheme}://{parts.netloc}{boot.socket_path}/websocket?{query}", timeout)
+        except Exception as exc:  # OSError, a timeout, or websockets' InvalidHandshake
+            raise ServerError(f"cannot open the socket of {url}: {exc}") from None
+        topic, join_ref = f"lv:{root['id']}", socket.ref()
+        payload = {
+            "url": url,
+            "params": {"_csrf_token": boot.csrf, "_mounts": 0, "_mount_attempts": 0},
+            "session": root["data-phx-session"],
+            "static": root.get("data-phx-static"),
+            "sticky": False,
+        }
+        try:
+            status, response = await socket.call(topic, "phx_join", payload, join_ref, ref=join_ref)
+            if status != "ok" or "rendered" not in response:
+                raise ServerError(f"the page refused to join: {response}")
+            return cls(socket, topic, join_ref, response["rendered"])
+        except BaseException:
+            await socket.close()
+            raise
+
+    def _on_push(self, event: str, payload: dict) -> None:
+        if event == "diff":
+            self._apply(payload)
+        elif event in ("phx_close", "phx_error"):
+            self.closed = event
+
+    def _apply(self, diff: dict | None) -> None:
+        if diff:
+            self.state.apply(diff)
+            self.view = read_page(self.state.html())
+
+    async def push(self, event: str, payload: dict) -> dict:
+        """Push an event on the ``lv:`` topic; the ok response (its diff applied)."""
+        if self.closed:
+            raise ServerError(f"the page's topic ended ({self.closed})")
+        status, response = await self.socket.call(self.topic, event, payload, self.join_ref)
+        if status != "ok":
+            raise ServerError(f"{event} refused: {response}")
+        self._apply(response.get("diff"))
+        return response
+
+    async def form_event(self, name: str, **extra: Any) -> dict:
+        return await self.push("event", {"type": "form", "event": name, "value": "", "meta": {}, **extra})
+
+    async def cancel(self, ref: str) -> None:
+        """Cancel an entry with the page's cancel button event, if it shows one."""
+        entry = self.view.entries.get(ref)
+        if entry is None or not entry.cancel.get("phx-click"):
+            return
+        value = {"ref": entry.cancel.get("phx-value-ref", ref), "upload": entry.cancel.get("phx-value-upload", "")}
+        try:
+            await self.push("event", {"type": "click", "event": entry.cancel["phx-click"], "value": value})
+        except ServerError as exc:
+            log.debug("client.cancel_failed", ref=ref, error=str(exc))
+
+    async def close(self) -> None:
+        await self.socket.close()

@@ -1,0 +1,378 @@
+"""The ``lv:<view id>`` topic: the LiveView's role, one ``UploadSession`` per join.
+
+:class:`LiveViewHandler` implements LiveView's upload events as Phoenix's own
+JavaScript client sends them (see ``LIVEVIEW_PROTOCOL.md``):
+
+* ``phx_join``: verifies the page's signed session, starts an
+  ``UploadSession`` with the app's ``allow_upload`` configs and answers with
+  the ``rendered`` page;
+* ``event`` of the form's change binding with ``uploads``: tracks the selected
+  files (``put_entries``); the submit binding consumes the completed entries
+  through the app's consume hook; the cancel binding cancels an entry;
+* ``allow_upload``: the preflight (entry tokens or ``too_large`` /
+  ``too_many_files`` / ``not_accepted``);
+* ``progress``: the client's per-entry progress or error.
+
+Every reply carries the diff of the page since the last one the client got.
+Changes that happen on their own (an upload finishing, a channel crashing or
+timing out) reach the session's ``on_change`` callback in the session's
+thread; it schedules one render on the event loop (bursts coalesce), which is
+pushed as a ``diff`` event. Replies and pushes are computed and sent under
+one lock so the client applies diffs in the order they were made.
+
+The loop never blocks on the session: every call is an awaited proxy future.
+When the topic ends (leave, disconnect, crash, shutdown) the session is
+stopped, and with it every upload channel, each closing its writer with
+``"cancel"``. A crashed session ends the topic with ``phx_error``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+from typing import Any, Callable, Mapping
+
+import structlog
+
+import actors
+from actors import ProcessRef
+from actors.upload_config import UploadConfig, validate_accept
+from actors.upload_session import UploadSession
+
+from .page import InvalidSession, PageEvents, Rendered, SessionSigner, render_upload_page
+from .transport import Channel, Reply, TopicHandler
+from .watcher import ExitWatcher
+
+__all__ = ["ConsumeHook", "LiveContext", "LiveViewHandler", "normalise_upload_configs"]
+
+log = structlog.get_logger("liveupload.server")
+
+#: ``consume(upload_name, meta, entry) -> value``, run in the session's process
+#: for each completed entry when the form is submitted. ``meta`` is the
+#: writer's meta (``{"path": ...}`` for the default temp-file writer, valid
+#: only during the call); ``entry`` the entry as plain data. A value that is a
+#: mapping with ``name`` (and ``size``, optionally ``error``) is what the page
+#: lists; otherwise the client's file name and size are listed. An exception
+#: crashes the session (as in Phoenix): the page gets ``phx_error`` and rejoins.
+ConsumeHook = Callable[[str, Mapping[str, Any], Mapping[str, Any]], Any]
+
+_UNKNOWN = {"reason": "unknown event"}
+
+
+def normalise_upload_configs(configs: Any) -> dict[str, dict[str, Any]]:
+    """``{name: allow_upload kwargs}`` from that mapping or from a sequence of
+    dicts with a ``name`` key; every config is checked now (a bad option
+    raises ``ValueError``/``TypeError`` at app creation, not at a join)."""
+    if isinstance(configs, Mapping):
+        items = [(name, dict(options)) for name, options in configs.items()]
+    else:
+        items = []
+        for config in configs:
+            options = dict(config)
+            options.pop("ref", None)
+            options.pop("entries", None)
+            items.append((options.pop("name"), options))
+    result: dict[str, dict[str, Any]] = {}
+    for name, options in items:
+        if not isinstance(name, str) or not name:
+            raise ValueError(f"an upload name must be a non-empty string, got {name!r}")
+        options.setdefault("accept", "any")
+        UploadConfig(name=name, ref="check", **{**options, "accept": validate_accept(options["accept"])})
+        result[name] = options
+    if not result:
+        raise ValueError("at least one upload config is needed")
+    return result
+
+
+@dataclass
+class LiveContext:
+    """What every ``lv:``/``lvu:`` handler of one app shares."""
+
+    signer: SessionSigner
+    upload_configs: dict[str, dict[str, Any]]
+    consume: ConsumeHook
+    liveview_version: str | None = None
+    token_max_age: float = 3600.0
+    stop_timeout: float = 10.0
+    events: PageEvents = field(default_factory=PageEvents)
+    #: live session ref -> its handler; how an ``lvu:`` join finds its page.
+    sessions: dict[ProcessRef, "LiveViewHandler"] = field(default_factory=dict)
+
+
+class LiveViewHandler(TopicHandler):
+    """One joined ``lv:`` topic: the page of one browser tab."""
+
+    def __init__(self, channel: Channel, context: LiveContext) -> None:
+        super().__init__(channel)
+        self.context = context
+        self.session: ProcessRef | None = None
+        self.proxy: Any = None
+        self.watcher: ExitWatcher | None = None
+        self.names: list[str] = []  # upload names, in page order
+        self.saved: list[dict[str, Any]] = []
+        self.notice = ""
+        self.last: Rendered | None = None
+        self._lock = asyncio.Lock()
+        self._closing = False
+        self._render_task: asyncio.Task | None = None
+        self._render_again = False
+        self._session_down: asyncio.Future | None = None
+        self._log = log.bind(topic=channel.topic, join_ref=channel.join_ref)
+
+    # -------------------------------------------------------------- joining
+
+    async def join(self, payload: dict) -> Reply:
+        try:
+            self.context.signer.verify_join(self.channel.topic, payload)
+        except InvalidSession as exc:
+            self._log.warning("lv.join_refused", reason=exc.reason, detail=exc.detail)
+            return "error", {"reason": exc.reason}
+        self.watcher = ExitWatcher.start()
+        loop = asyncio.get_running_loop()
+        self.session = UploadSession.start(
+            on_change=lambda: self._on_change(loop), token_max_age=self.context.token_max_age
+        )
+        try:
+            self._session_down = await self.watcher.watch(self.session)
+            self._session_down.add_done_callback(self._session_ended)
+            self.proxy = proxy = self.session.proxy()
+            for name, options in self.context.upload_configs.items():
+                await proxy.allow_upload(name, **options)
+                self.names.append(name)
+            self.last = await self._render()
+        except BaseException:
+            await self._stop_actors()
+            raise
+        self.context.sessions[self.session] = self
+        self._log.info("lv.joined", session=str(self.session))
+        response: dict[str, Any] = {"rendered": self.last.to_json()}
+        if self.context.liveview_version:
+            response["liveview_version"] = self.context.liveview_version
+        return "ok", response
+
+    # -------------------------------------------------------------- events
+
+    async def handle_in(self, event: str, payload: Any, ref: str | None) -> Reply | None:
+        if not isinstance(payload, dict):
+            self._log.warning("lv.bad_payload", event_name=event, why="binary payload on the lv: topic")
+            return "error", {"reason": "invalid payload"}
+        async with self._lock:
+            if event == "event":
+                status, response = await self._event(payload)
+            elif event == "allow_upload":
+                status, response = await self._allow_upload(payload)
+            elif event == "progress":
+                status, response = await self._progress(payload)
+            else:
+                self._log.warning("lv.unknown_event", event_name=event)
+                status, response = "error", dict(_UNKNOWN)
+            if status == "ok":
+                diff = await self._diff()
+                if diff:
+                    response = {"diff": diff, **response}
+            await self.channel.reply(ref, status, response)
+        return None
+
+    async def _event(self, payload: dict) -> tuple[str, dict]:
+        name = payload.get("event")
+        events = self.context.events
+        if name == events.change:
+            return await self._track(payload.get("uploads"))
+        if name == events.submit:
+            await self._save()
+            return "ok", {}
+        if name == events.cancel:
+            value = payload.get("value")
+            if not (isinstance(value, dict) and isinstance(value.get("ref"), str) and isinstance(value.get("upload"), str)):
+                self._log.warning("lv.bad_cancel", value=repr(value)[:200])
+                return "error", {"reason": "invalid cancel"}
+            result = await self._proxy().cancel_upload(value["upload"], value["ref"])
+            if _is_error(result):
+                self._log.warning("lv.cancel_refused", upload=value["upload"], entry=value["ref"], error=result[1])
+                return "error", {"reason": "invalid cancel"}
+            self._log.info("lv.entry_cancelled", upload=value["upload"], entry=value["ref"])
+            return "ok", {}
+        self._log.warning("lv.unknown_event", event_name="event", phx_event=repr(name)[:100])
+        return "error", dict(_UNKNOWN)
+
+    async def _track(self, uploads: Any) -> tuple[str, dict]:
+        """The change event: the ``uploads`` field lists the selected files per config ref."""
+        if uploads is None:
+            return "ok", {}
+        if not isinstance(uploads, dict):
+            self._log.warning("lv.bad_uploads", why="uploads is not an object")
+            return "error", {"reason": "invalid uploads"}
+        proxy = self._proxy()
+        for config_ref, entries in uploads.items():
+            result = await proxy.put_entries(config_ref, entries)
+            if _is_error(result):
+                self._log.warning("lv.bad_uploads", config=config_ref, error=result[1])
+                return "error", {"reason": "invalid uploads"}
+        return "ok", {}
+
+    async def _allow_upload(self, payload: dict) -> tuple[str, dict]:
+        """The preflight; its reply status is always ok, as in Phoenix."""
+        result = await self._proxy().preflight(payload.get("ref"), payload.get("entries"))
+        if _is_error(result):
+            self._log.warning("lv.bad_preflight", config=repr(payload.get("ref"))[:100], error=result[1])
+            return "error", {"reason": "invalid preflight"}
+        if "error" in result:
+            self._log.info("lv.preflight_rejected", config=result["ref"], errors=result["error"])
+        return "ok", result
+
+    async def _progress(self, payload: dict) -> tuple[str, dict]:
+        result = await self._proxy().update_progress(
+            payload.get("ref"), payload.get("entry_ref"), payload.get("progress")
+        )
+        if _is_error(result):
+            self._log.warning("lv.bad_progress", entry=repr(payload.get("entry_ref"))[:100], error=result[1])
+            return "error", {"reason": "invalid progress"}
+        return "ok", {}
+
+    async def _save(self) -> None:
+        """The submit: consume every completed entry, config by config, but only
+        when none of a config's entries is still uploading (consuming then is a
+        programming error that would crash the session)."""
+        proxy = self._proxy()
+        saved_now = 0
+        waiting = 0
+        for name in self.names:
+            done, running = await proxy.uploaded_entries(name)
+            if running:
+                waiting += len(running)
+                continue
+            if not done:
+                continue
+            results = await proxy.consume_uploaded_entries(name, _consumer(self.context.consume, name))
+            for entry, value in results:
+                self.saved.append(_saved_item(entry, value))
+                saved_now += 1
+        if waiting:
+            self.notice = f"{waiting} upload(s) not finished: nothing saved from them"
+        else:
+            self.notice = f"saved {saved_now} file(s)" if saved_now else "nothing to save"
+        self._log.info("lv.saved", saved=saved_now, unfinished=waiting)
+
+    # ------------------------------------------------------------ rendering
+
+    def _proxy(self) -> Any:
+        assert self.proxy is not None, "the session is started at join"
+        return self.proxy
+
+    async def _render(self) -> Rendered:
+        uploads = await self._proxy().uploads()
+        configs = [_page_config(uploads[name]) for name in self.names if name in uploads]
+        return render_upload_page(configs, self.saved, notice=self.notice, events=self.context.events)
+
+    async def _diff(self) -> dict[str, Any]:
+        new = await self._render()
+        diff = new.diff(self.last)
+        self.last = new
+        return diff
+
+    def _on_change(self, loop: asyncio.AbstractEventLoop) -> None:
+        """The session changed (called in the session's thread)."""
+        try:
+            loop.call_soon_threadsafe(self._request_render)
+        except RuntimeError:  # the loop is closed
+            pass
+
+    def _request_render(self) -> None:
+        if self._closing:
+            return
+        if self._render_task is not None and not self._render_task.done():
+            self._render_again = True
+            return
+        self._render_task = asyncio.get_running_loop().create_task(
+            self._push_renders(), name=f"render {self.channel.topic}"
+        )
+
+    async def _push_renders(self) -> None:
+        """Push what changed, once per burst of changes."""
+        while True:
+            self._render_again = False
+            async with self._lock:
+                if self._closing or self.channel.closed or not self.channel.joined:
+                    return
+                try:
+                    diff = await self._diff()
+                except Exception as exc:  # noqa: BLE001 - the session died: its Down ends the topic
+                    self._log.debug("lv.render_failed", error=repr(exc))
+                    return
+                if diff:
+                    await self.channel.push("diff", {**diff})
+            if not self._render_again:
+                return
+
+    # --------------------------------------------------------------- ending
+
+    def _session_ended(self, future: asyncio.Future) -> None:
+        """The session exited while the topic was up: close or crash the topic."""
+        if self._closing or future.cancelled():
+            return
+        reason = future.result()
+        if actors.is_clean_exit(reason):
+            self._log.info("lv.session_ended", reason=repr(reason))
+            self.channel.close()
+        else:
+            self._log.error("lv.session_crashed", reason=repr(reason))
+            self.channel.crash()
+
+    async def leave(self, reason: str) -> None:
+        self._closing = True
+        if self.session is not None:
+            self.context.sessions.pop(self.session, None)
+        task = self._render_task
+        if task is not None and not task.done():
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+        await self._stop_actors()
+        self._log.info("lv.left", reason=reason, saved=len(self.saved))
+
+    async def _stop_actors(self) -> None:
+        """Stop the session (its channels close their writers with ``"cancel"``),
+        wait for it to be gone, then stop the watcher."""
+        self._closing = True
+        session, down = self.session, self._session_down
+        if session is not None and session.is_alive():
+            session.stop(block=False)
+        if session is not None and down is not None:
+            try:
+                await asyncio.wait_for(asyncio.shield(down), self.context.stop_timeout)
+            except asyncio.TimeoutError:
+                self._log.error("lv.session_stop_timeout", seconds=self.context.stop_timeout)
+                actors.exit(session, actors.KILL)
+                await asyncio.shield(down)
+        if self.watcher is not None:
+            await self.watcher.stop()
+
+    # ----------------------------------------------------------- lvu: joins
+
+    async def join_upload(self, token: Any) -> Any:
+        """An ``lvu:`` join with ``token``: the channel's ref or ``("error", {...})``."""
+        return await self._proxy().join(token)
+
+
+def _is_error(result: Any) -> bool:
+    return isinstance(result, tuple) and len(result) == 2 and result[0] == "error"
+
+
+def _consumer(consume: ConsumeHook, name: str) -> Callable[[Any, Any], Any]:
+    def consume_entry(meta: Any, entry: Any) -> tuple[str, Any]:  # runs in the session's process
+        return ("ok", (entry, consume(name, meta, entry)))
+
+    return consume_entry
+
+
+def _saved_item(entry: Mapping[str, Any], value: Any) -> dict[str, Any]:
+    if isinstance(value, Mapping) and "name" in value:
+        item = {"name": value["name"], "size": value.get("size", entry.get("client_size", 0))}
+        if value.get("error"):
+            item["error"] = value["error"]
+        return item
+    return {"name": entry.get("client_name", ""), "size": entry.get("client_size", 0)}
+
+
+def _page_config(config: Mapping[str, Any]) -> dict[str, Any]:
+    """A session config as the page renders it: config-level errors only."""
+    return {**config, "errors": [error for ref, error in config.get("errors", ()) if ref == config["ref"]]}

@@ -1,0 +1,178 @@
+"""Reading the upload page as a client: the rendered tree and what it shows.
+
+:class:`RenderedState` keeps a LiveView rendered tree as the client does
+(``{"0": d0, ..., "s": statics}`` from the join, then ``{"3": "..."}``
+diffs) for the flat trees this server renders. :func:`read_page` parses its
+HTML into a :class:`PageView`: the form's event names, the live file inputs
+(with their ref lists and the limits the page states), the entries with
+their state and errors, the saved files and the notice.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from html.parser import HTMLParser
+from typing import Any
+
+__all__ = ["EntryView", "InputView", "PageView", "RenderedState", "read_page"]
+
+
+class RenderedState:
+    """A flat rendered tree, kept up to date with diffs."""
+
+    def __init__(self, rendered: dict[str, Any]) -> None:
+        self.statics: list[str] = []
+        self.dynamics: dict[int, str] = {}
+        self.replace(rendered)
+
+    def replace(self, rendered: dict[str, Any]) -> None:
+        statics = rendered.get("s")
+        if not isinstance(statics, list) or not all(isinstance(s, str) for s in statics):
+            raise ValueError("a rendered tree needs a list of string statics under 's'")
+        self.statics = statics
+        self.dynamics = {}
+        self.apply({k: v for k, v in rendered.items() if k != "s"})
+
+    def apply(self, diff: dict[str, Any]) -> None:
+        """Apply a diff: changed dynamics, or a whole new tree when it has ``s``."""
+        if "s" in diff:
+            self.replace(diff)
+            return
+        for key, value in diff.items():
+            if not key.isdigit() or not isinstance(value, str):
+                raise ValueError(f"unsupported diff entry {key!r}: this client reads flat trees only")
+            self.dynamics[int(key)] = value
+
+    def html(self) -> str:
+        out = [self.statics[0]]
+        for i, static in enumerate(self.statics[1:]):
+            out.append(self.dynamics.get(i, ""))
+            out.append(static)
+        return "".join(out)
+
+
+@dataclass
+class InputView:
+    """A live file input and the limits its fieldset states."""
+
+    attrs: dict[str, str]
+    limits: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def ref(self) -> str:
+        return self.attrs.get("data-phx-upload-ref", "")
+
+    @property
+    def name(self) -> str:
+        return self.attrs.get("name", "")
+
+    @property
+    def multiple(self) -> bool:
+        return "multiple" in self.attrs
+
+    def refs(self, kind: str) -> list[str]:
+        """``active``, ``done``, ``preflighted`` or ``error`` entry refs."""
+        value = self.attrs.get(f"data-phx-{kind}-refs", "")
+        return [ref for ref in value.split(",") if ref]
+
+
+@dataclass
+class EntryView:
+    """One entry's ``<li>``: its ref, state, errors and cancel button."""
+
+    ref: str
+    state: str
+    errors: list[str] = field(default_factory=list)
+    cancel: dict[str, str] = field(default_factory=dict)  # phx-click, phx-value-ref, phx-value-upload
+
+
+@dataclass
+class PageView:
+    form: dict[str, str] = field(default_factory=dict)
+    inputs: list[InputView] = field(default_factory=list)
+    entries: dict[str, EntryView] = field(default_factory=dict)
+    upload_errors: list[str] = field(default_factory=list)
+    saved: list[str] = field(default_factory=list)
+    notice: str = ""
+
+
+class _Reader(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.view = PageView()
+        self._fieldset: dict[str, str] = {}
+        self._entry: EntryView | None = None
+        self._text_into: str | None = None  # "error", "saved", "upload_error", "notice"
+        self._text: list[str] = []
+        self._list: str | None = None  # id/class of the <ul> we are in
+
+    def handle_starttag(self, tag: str, attr_list: list[tuple[str, str | None]]) -> None:
+        attrs = {k: (v if v is not None else "") for k, v in attr_list}
+        classes = attrs.get("class", "").split()
+        if tag == "form" and "phx-submit" in attrs and not self.view.form:
+            self.view.form = attrs
+        elif tag == "fieldset":
+            self._fieldset = attrs
+        elif tag == "input" and attrs.get("type") == "file" and "data-phx-upload-ref" in attrs:
+            limits = {}
+            for key in ("max-entries", "max-file-size", "chunk-size"):
+                value = self._fieldset.get(f"data-{key}", "")
+                if value.isdigit():
+                    limits[key.replace("-", "_")] = int(value)
+            self.view.inputs.append(InputView(attrs, limits))
+        elif tag == "ul":
+            self._list = attrs.get("id") if attrs.get("id") == "saved" else ("upload-errors" if "upload-errors" in classes else None)
+        elif tag == "li" and "entry" in classes:
+            self._entry = EntryView(attrs.get("data-ref", ""), attrs.get("data-state", ""))
+            self.view.entries[self._entry.ref] = self._entry
+        elif tag == "li" and self._list == "saved":
+            self._start_text("saved")
+        elif tag == "li" and self._list == "upload-errors":
+            self._start_text("upload_error")
+        elif tag == "span" and "error" in classes and self._entry is not None:
+            self._start_text("error")
+        elif tag == "button" and self._entry is not None and "phx-click" in attrs:
+            self._entry.cancel = {k: v for k, v in attrs.items() if k.startswith("phx-")}
+        elif tag == "p" and attrs.get("id") == "notice":
+            self._start_text("notice")
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag == "fieldset":
+            self._fieldset = {}
+        elif tag == "ul":
+            self._list = None
+        elif tag == "li" and self._text_into in ("saved", "upload_error"):
+            self._end_text()
+        elif tag == "li":
+            self._entry = None
+        elif tag == "span" and self._text_into == "error":
+            self._end_text()
+        elif tag == "p" and self._text_into == "notice":
+            self._end_text()
+
+    def handle_data(self, data: str) -> None:
+        if self._text_into is not None:
+            self._text.append(data)
+
+    def _start_text(self, into: str) -> None:
+        self._text_into, self._text = into, []
+
+    def _end_text(self) -> None:
+        text = "".join(self._text).strip()
+        into, self._text_into = self._text_into, None
+        if into == "error" and self._entry is not None:
+            self._entry.errors.append(text)
+        elif into == "saved":
+            self.view.saved.append(text)
+        elif into == "upload_error":
+            self.view.upload_errors.append(text)
+        elif into == "notice":
+            self.view.notice = text
+
+
+def read_page(html: str) -> PageView:
+    """What the page shows, read from its HTML."""
+    reader = _Reader()
+    reader.feed(html)
+    reader.close()
+    return reader.view

@@ -1,0 +1,110 @@
+"""``liveupload serve``: the upload page under uvicorn, saving into a folder.
+
+Runs :func:`server.app.create_app` with one upload named ``files`` whose
+options come from the flags, and the default consume hook (completed uploads
+are copied into ``--uploads-dir`` under sanitised, de-duplicated names).
+
+Shutdown is graceful on SIGINT and SIGTERM: :class:`GracefulServer` first
+ends every channel (``leave("shutdown")``: each page's session stops, each
+upload in flight is cancelled through its channel, which closes its writer
+with ``"cancel"`` and deletes its temp file), then lets uvicorn close the
+sockets and exit.
+"""
+
+from __future__ import annotations
+
+import argparse
+import socket
+from typing import Any
+
+import structlog
+import uvicorn
+
+from .transport import Transport
+
+__all__ = ["GracefulServer", "configure", "run", "upload_options"]
+
+log = structlog.get_logger("liveupload.server")
+
+
+class GracefulServer(uvicorn.Server):
+    """uvicorn's server that leaves every channel before closing sockets."""
+
+    def __init__(self, config: uvicorn.Config, *, transport: Transport | None = None) -> None:
+        super().__init__(config)
+        self.transport = transport
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets=sockets)
+        if self.started and self.servers:
+            host, port = self.servers[0].sockets[0].getsockname()[:2]
+            log.info("serve.listening", url=f"http://{_url_host(host)}:{port}/")
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        if self.transport is not None:
+            pages = len(self.transport.connections)
+            log.info("serve.stopping", connections=pages)
+            await self.transport.shutdown()
+        await super().shutdown(sockets=sockets)
+        log.info("serve.stopped")
+
+
+def _url_host(host: str) -> str:
+    return f"[{host}]" if ":" in host else host
+
+
+def upload_options(args: argparse.Namespace) -> dict[str, Any]:
+    """The ``allow_upload`` options the flags ask for."""
+    accept: Any = "any"
+    if args.accept.strip().lower() not in ("", "any"):
+        accept = [item.strip() for item in args.accept.split(",") if item.strip()]
+    return {
+        "accept": accept,
+        "max_entries": args.max_entries,
+        "max_file_size": args.max_file_size,
+        "chunk_size": args.chunk_size,
+        "chunk_timeout": args.chunk_timeout,
+        "auto_upload": args.auto_upload,
+    }
+
+
+def run(args: argparse.Namespace) -> int:
+    from .app import create_app
+
+    try:
+        app = create_app(upload_configs={"files": upload_options(args)}, uploads_dir=args.uploads_dir)
+    except (TypeError, ValueError) as exc:
+        log.error("serve.bad_options", error=str(exc))
+        return 2
+    config = uvicorn.Config(
+        app,
+        host=args.host,
+        port=args.port,
+        ws_max_size=app.state.max_message_size,
+        ws_per_message_deflate=False,  # upload chunks are binary: zlib costs ~1.7 ms per 64 KB and halves throughput
+        log_config=None,  # uvicorn's records go through our structlog handler
+        lifespan="on",
+    )
+    server = GracefulServer(config, transport=app.state.transport)
+    log.info("serve.starting", host=args.host, port=args.port, uploads_dir=str(args.uploads_dir),
+             **{k: v for k, v in upload_options(args).items() if k != "accept"}, accept=args.accept)
+    try:
+        server.run()
+    except KeyboardInterrupt:  # uvicorn re-raises the SIGINT it handled, after the graceful stop
+        pass
+    return 0 if server.started else 1
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--host", default="127.0.0.1", help="interface to listen on (default 127.0.0.1)")
+    parser.add_argument("--port", type=int, default=4000, help="port (default 4000; 0 picks a free one)")
+    parser.add_argument("--uploads-dir", default="uploads", help="where completed uploads are saved (default ./uploads)")
+    parser.add_argument("--accept", default="any",
+                        help='"any" or a comma-separated list of extensions and MIME types, e.g. ".jpg,image/*"')
+    parser.add_argument("--max-entries", type=int, default=10, help="files per upload (default 10)")
+    parser.add_argument("--max-file-size", type=int, default=8_000_000, help="bytes per file (default 8000000)")
+    parser.add_argument("--chunk-size", type=int, default=64_000, help="bytes per chunk (default 64000)")
+    parser.add_argument("--chunk-timeout", type=float, default=10.0,
+                        help="seconds an upload may wait for its next chunk (default 10)")
+    parser.add_argument("--auto-upload", action="store_true", help="upload files as soon as they are selected")
+    parser.set_defaults(run=run)
