@@ -17,7 +17,10 @@ import actors
 
 COMMANDS: dict[str, tuple[str, str]] = {
     "demo": ("server.demo", "a short demonstration of the process runtime"),
+    "serve": ("server.serve", "serve the upload page and save uploads under ./uploads"),
+    "send": ("server.send", "upload files to a liveupload server over LiveView's protocol"),
     "bench": ("benchmarks.cli", "measure the runtime against its baselines and limits"),
+    "crashtest": ("benchmarks.crashdrill.cli", "randomized supervision crash drill"),
 }
 
 
