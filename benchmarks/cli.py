@@ -53,7 +53,14 @@ def configure(parser: argparse.ArgumentParser) -> None:
     )
     size = parser.add_mutually_exclusive_group()
     size.add_argument("--quick", action="store_const", const="quick", dest="preset", help="tiny run (seconds): U up to 100, 200 channel spawns")
-    size.add_argument("--full", action="store_const", const="full", dest="preset", help="scaled up: U up to 10,000, 20,000 channel spawns, 1,000,000 pooled processes, 1,000 crashing uploads")
+    size.add_argument(
+        "--full",
+        action="store_const",
+        const="full",
+        dest="preset",
+        help="the issues' scale: U up to 10,000, 1,000,000 pooled processes, 100,000 pooled idle channels, "
+        "20,000 channels on threads, 1,000 crashing uploads",
+    )
     parser.set_defaults(preset="default")
     parser.add_argument("--out", default="bench-results", metavar="DIR", help="where results.json and the plots go (default ./bench-results)")
     parser.add_argument("--substrate", action="append", choices=sorted(substrates.SUBSTRATES), help="run on this substrate (repeatable; default: every one available)")
@@ -66,11 +73,19 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--uploads-per-session", type=int, metavar="N", help="uploads per UploadSession (default 100)")
     parser.add_argument("--max-spawn", type=int, metavar="K", help="most channels the spawn scenario starts (the flag bound)")
     parser.add_argument("--spawn-baseline", type=int, metavar="K", help="plain Pykka actors and bare processes on threads to spawn")
-    parser.add_argument("--pool-spawn", type=int, metavar="K", help="bare processes to spawn on the pool (default 100,000)")
+    parser.add_argument("--pool-spawn", type=int, metavar="K", help="bare processes to spawn on the pool (default 100,000; --full 1,000,000)")
+    parser.add_argument("--pool-spawn-small", type=int, metavar="K", help="the small K whose per-process cost --pool-spawn's must stay within 2x of (default 10,000)")
+    parser.add_argument("--pool-channels", type=int, metavar="K", help="idle channels to join on the pool (default 5,000; --full 100,000)")
     parser.add_argument("--memory-reserve-mb", type=int, metavar="MB", help="stop spawning below this much available memory")
     parser.add_argument("--crash-uploads", type=int, metavar="U", help="uploads in the crash scenario")
     parser.add_argument("--crash-share", type=float, metavar="F", help="share of them that crash (default 0.5)")
     parser.add_argument("--seed", type=int, help="seed of the crash plan")
+    parser.add_argument("--blocking-writers", type=int, metavar="N", help="writers blocking in every chunk (default 200)")
+    parser.add_argument("--blocking-seconds", type=float, metavar="S", help="how long the blocking load runs (default 1.5)")
+    parser.add_argument("--quiet-seconds", type=float, metavar="S", help="how long the bystander is pinged without the load (default 0.5)")
+    parser.add_argument("--server-uploads", type=int, metavar="U", help="concurrent uploads in the server scenario (default 100)")
+    parser.add_argument("--server-chunks", type=int, metavar="C", help="chunks per upload in the server scenario")
+    parser.add_argument("--server-client-processes", type=int, metavar="P", help="OS processes the server's clients run in (default 2; --full 4)")
     parser.add_argument("--markdown", action="store_true", help="print the tables as markdown")
     parser.add_argument("--no-plots", action="store_true", help="do not write PNG plots")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -89,10 +104,18 @@ _OVERRIDES = (
     "max_spawn",
     "spawn_baseline",
     "pool_spawn",
+    "pool_spawn_small",
+    "pool_channels",
     "memory_reserve_mb",
     "crash_uploads",
     "crash_share",
     "seed",
+    "blocking_writers",
+    "blocking_seconds",
+    "quiet_seconds",
+    "server_uploads",
+    "server_chunks",
+    "server_client_processes",
 )
 
 
@@ -104,6 +127,8 @@ def params_from_args(args: argparse.Namespace) -> Params:
     for name, value in changes.items():
         if isinstance(value, int) and not isinstance(value, bool) and value < 1 and name != "seed":
             raise ValueError(f"--{name.replace('_', '-')} must be >= 1, got {value}")
+        if isinstance(value, float) and name.endswith("_seconds") and value <= 0:
+            raise ValueError(f"--{name.replace('_', '-')} must be > 0, got {value}")
     if not 0 <= changes.get("crash_share", params.crash_share) <= 1:
         raise ValueError("--crash-share must be within 0..1")
     return params.with_(**changes)

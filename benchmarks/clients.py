@@ -126,14 +126,19 @@ def drive_async(
     *,
     client_threads: int = 4,
     timeout: float = 120.0,
+    duration: float | None = None,
 ) -> DriveResult:
     """Send ``chunks`` chunks of ``data`` to every upload, stop-and-wait per upload.
 
     An upload whose reply is an exception or anything but ``"ok"`` stops there
     (recorded in ``failures``). ``timeout`` bounds the wait for any one reply.
+    With ``duration`` (seconds), no upload sends a new chunk once that long has
+    passed since the release (``chunks`` is then a ceiling): the phase ends when
+    the chunks in flight at the deadline are answered.
     """
 
     def body(share: range, result: DriveResult) -> None:
+        deadline = None if duration is None else time.perf_counter() + duration
         replies: queue.SimpleQueue[tuple[int, float, Any]] = queue.SimpleQueue()
         sent_at: dict[int, float] = {}
         sent: dict[int, int] = {}
@@ -168,7 +173,7 @@ def drive_async(
             latencies.append(answered - sent_at[i])
             result.chunks += 1
             result.bytes += size
-            if sent[i] < chunks:
+            if sent[i] < chunks and (deadline is None or answered < deadline):
                 send(i)
             else:
                 del sent_at[i]

@@ -1,6 +1,7 @@
 """The knobs of a run, with three presets: ``quick`` (seconds, for CI and a first
 look), ``default`` (under 2 minutes on a 2-core machine) and ``full`` (scales
-up: more uploads, 20k spawned channels). Flags override single knobs."""
+up to the issue's figures: 10,000 concurrent uploads, 1,000,000 pooled
+processes, 100,000 idle pooled channels). Flags override single knobs."""
 
 from __future__ import annotations
 
@@ -49,7 +50,14 @@ class Params:
     spawn_baseline: int = 1_000
     """K for the plain Pykka actor row and bare processes on threads."""
     pool_spawn: int = 100_000
-    """K for bare processes on the pool (a thousand is too few to see their memory)."""
+    """K for bare processes on the pool (a thousand is too few to see their memory);
+    the "large" end of the scale check (the issue's is 1,000,000: ``--full``)."""
+    pool_spawn_small: int = 10_000
+    """K of the "small" end: start and stop cost per pooled process at ``pool_spawn``
+    must stay within 2x of their cost at this K."""
+    pool_channels: int = 5_000
+    """Idle upload channels (with their sessions) joined on the pool; the thread
+    substrate stays at ``max_spawn``, below its thread limit (the issue's is 100,000: ``--full``)."""
     memory_reserve_mb: int = 1_024
     """Stop spawning when less memory than this is available (the "memory" limit)."""
 
@@ -60,8 +68,24 @@ class Params:
     crash_chunk_bytes: int = 4_096
     seed: int = 1
 
-    # server (not yet runnable)
+    # blocking
+    blocking_writers: int = 200
+    """Uploads whose writer blocks ``blocking_wait`` seconds in every chunk."""
+    blocking_wait: float = 0.010
+    blocking_seconds: float = 1.5
+    """How long the blocking load runs (the bystander is pinged meanwhile)."""
+    quiet_seconds: float = 0.5
+    """How long the bystander is pinged without the load, on the same substrate."""
+    ping_every: float = 0.001
+    """Pause between two asks of the bystander (pacing, so the pinger is light)."""
+    blocking_chunk_bytes: int = 1_000
+
+    # server
     server_uploads: int = 100
+    server_client_processes: int = 2
+    """OS processes the server's clients run in (uploads are shared among them)."""
+    server_chunks: int = 10
+    """Chunks per upload (of ``chunk_bytes`` each)."""
 
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -87,9 +111,15 @@ PRESETS: dict[str, Params] = {
         max_spawn=200,
         spawn_baseline=200,
         pool_spawn=10_000,
+        pool_spawn_small=1_000,
+        pool_channels=1_000,
         crash_uploads=20,
         crash_chunks=4,
+        blocking_seconds=0.5,
+        quiet_seconds=0.3,
         server_uploads=10,
+        server_client_processes=2,
+        server_chunks=5,
     ),
     "default": Params(),
     "full": Params(
@@ -100,7 +130,12 @@ PRESETS: dict[str, Params] = {
         max_spawn=20_000,
         spawn_baseline=10_000,
         pool_spawn=1_000_000,
+        pool_channels=100_000,
         crash_uploads=1_000,
+        blocking_seconds=5.0,
+        quiet_seconds=2.0,
         server_uploads=100,
+        server_client_processes=4,
+        server_chunks=50,
     ),
 }

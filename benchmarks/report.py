@@ -61,18 +61,25 @@ TARGET_COLUMNS = [
 ]
 
 
+def _number(value: float) -> str:
+    """Counts in full with thousands separators, other figures to 3 significant digits."""
+    if isinstance(value, int) or (isinstance(value, float) and value.is_integer() and abs(value) >= 1000):
+        return f"{int(value):,}"
+    return f"{value:.3g}"
+
+
 def render_targets(targets: Iterable[dict[str, Any]], markdown: bool = False) -> str:
     rows = []
     for t in targets:
         status = {True: "met", False: "MISSED", None: "n/a"}[t["met"]]
         value = t["value"]
-        measured = "-" if value is None else f"{value:.3g} {t['unit']}".strip()
+        measured = "-" if value is None else f"{_number(value)} {t['unit']}".strip()
         rows.append(
             {
                 "status": status,
                 "name": t["name"],
                 "measured": measured,
-                "bound": f"{t['op']} {t['limit']:g} {t['unit']}".strip(),
+                "bound": f"{t['op']} {_number(t['limit'])} {t['unit']}".strip(),
                 "detail": t["detail"],
             }
         )

@@ -5,16 +5,20 @@ is the runtime's. ``TimedJournal`` is a ``FaultyWriter`` journal whose
 ``append`` records ``time.perf_counter()``: FaultyWriter appends
 ``("chunk", n)`` just before a fault fires and ``("close", reason)`` as it
 closes, so the journal gives the crash and close moments of one upload.
+``WaitingWriter`` blocks in every ``write_chunk`` (a writer streaming to a
+slow peer) without telling the runtime; ``DeclaredWaitingWriter`` is the same
+writer declaring ``blocking = True``, which gets its channel a thread of its own.
 """
 
 from __future__ import annotations
 
+import threading
 import time
 from typing import Any
 
 from writers import CloseReason, CloseResult, InitResult, UploadWriter, WriteResult
 
-__all__ = ["NullWriter", "TimedJournal"]
+__all__ = ["DeclaredWaitingWriter", "NullWriter", "TimedJournal", "WaitingWriter"]
 
 
 class NullWriter(UploadWriter):
@@ -31,6 +35,32 @@ class NullWriter(UploadWriter):
 
     def close(self, state: Any, reason: CloseReason) -> CloseResult:
         return ("ok", state)
+
+
+class WaitingWriter(UploadWriter):
+    """Blocks ``opts["wait"]`` seconds in every ``write_chunk``
+    (``threading.Event().wait``), unmarked: it does not declare itself blocking
+    nor use ``actors.blocking()``. State is the wait."""
+
+    def init(self, opts: Any = None) -> InitResult:
+        return ("ok", float((opts or {}).get("wait", 0.01)))
+
+    def meta(self, state: Any) -> dict:
+        return {}
+
+    def write_chunk(self, data: bytes, state: Any) -> WriteResult:
+        threading.Event().wait(state)
+        return ("ok", state)
+
+    def close(self, state: Any, reason: CloseReason) -> CloseResult:
+        return ("ok", state)
+
+
+class DeclaredWaitingWriter(WaitingWriter):
+    """``WaitingWriter`` declaring ``blocking = True``: the session starts its
+    channel on a dedicated thread (see ``UploadWriter.blocking``)."""
+
+    blocking = True
 
 
 class TimedJournal:

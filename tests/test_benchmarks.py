@@ -32,7 +32,15 @@ TINY = [
     "--max-spawn", "10",
     "--spawn-baseline", "5",
     "--pool-spawn", "50",
+    "--pool-spawn-small", "20",
+    "--pool-channels", "12",
     "--crash-uploads", "6",
+    "--blocking-writers", "6",
+    "--blocking-seconds", "0.05",
+    "--quiet-seconds", "0.02",
+    "--server-uploads", "3",
+    "--server-chunks", "2",
+    "--server-client-processes", "2",
 ]
 
 
@@ -80,9 +88,29 @@ def test_harness_runs_every_scenario_and_writes_its_figures(tmp_path, capsys):
     assert set(kinds) == {("pykka", "-")} | {(kind, s) for kind in ("channel", "process") for s in ran_on}
     for substrate in ran_on:
         channel = kinds[("channel", substrate)]
-        assert channel["count"] == 10 and channel["limit"] == "flag bound"
+        assert channel["count"] == (12 if substrate == "pool" else 10) and channel["limit"] == "flag bound"
         assert channel["us_per_spawn"] > 0 and channel["kb_per_idle"] is not None
+    pooled = sorted(r["count"] for r in spawn["rows"] if r["kind"] == "process" and r["substrate"] == "pool")
+    assert pooled == [20, 50]
+    spawn_targets = {t["name"] for t in spawn["targets"]}
+    assert "pooled spawn µs at K=50 vs K=20" in spawn_targets and "pooled stop µs at K=50 vs K=20" in spawn_targets
+    assert any(t["name"].startswith("idle upload channels") and t["met"] for t in spawn["targets"])
     assert spawn["curve"]
+
+    blocking = results["scenarios"]["blocking"]
+    assert [r["case"] for r in blocking["rows"]] == ["thread", "pool, unmarked", "pool, blocking=True"]
+    for row in blocking["rows"]:
+        assert row["failures"] == 0 and row["chunks"] > 0, row
+        assert row["quiet_asks"] > 0 and row["load_asks"] > 0, row
+        for figure in ("quiet_p99_ms", "load_p99_ms", "p99_rise_ms", "chunks_per_s", "vs_thread"):
+            assert row[figure] is not None, (figure, row)
+    by_case = {r["case"]: r for r in blocking["rows"]}
+    assert by_case["pool, blocking=True"]["channels_on_threads"] == 6  # the declared writers got threads
+    assert by_case["pool, unmarked"]["channels_on_threads"] == 0
+    assert len(blocking["targets"]) == 4
+
+    channels_targets = {t["name"]: t for t in channels["targets"]}
+    assert channels_targets["10 concurrent uploads complete on the pool (worst writer)"]["value"] == 10
 
     crash = results["scenarios"]["crash"]
     assert {row["substrate"] for row in crash["rows"]} == ran_on
@@ -95,7 +123,14 @@ def test_harness_runs_every_scenario_and_writes_its_figures(tmp_path, capsys):
     assert {row["logs"] for row in crash["rows"]} == {"rendered", "dropped"}
 
     server = results["scenarios"]["server"]
-    assert server["skipped"] or server["rows"]
+    if not server.get("skipped"):
+        cases = [(r["substrate"], r["deflate"]) for r in server["rows"]]
+        assert cases == [(s, "on") for s in substrates.available()] + [("pool", "off")]
+        for row in server["rows"]:
+            assert row["completed"] == 3 and row["failures"] == 0, row
+            assert row["bytes"] == 3 * 2 * 1000 and row["chunks_timed"] == 6, row
+            assert row["mb_per_s"] > 0 and row["chunk_p99_ms"] is not None, row
+            assert row["loop_lag_samples"] >= 0
 
     for plot in ("channels.png", "spawn.png"):
         assert (tmp_path / plot).read_bytes().startswith(b"\x89PNG")

@@ -13,7 +13,7 @@ from __future__ import annotations
 import importlib
 from types import ModuleType
 
-NAMES = ("channels", "spawn", "crash", "server")
+NAMES = ("channels", "spawn", "blocking", "crash", "server")
 """The scenarios, in the order a full run takes them."""
 
 __all__ = ["NAMES", "load"]

@@ -42,7 +42,15 @@ from benchmarks.progress import Progress
 from benchmarks.scenarios.baselines import DirectUpload, PeerFleet, plain_files
 from benchmarks.sessions import SessionFleet, fixed_writer
 from benchmarks.stats import latency_summary, rate, ratio
-from benchmarks.targets import TableSpec, target
+from benchmarks.targets import (
+    ISSUE_CONCURRENT_UPLOADS,
+    NOOP_COST_VS_PEER,
+    POOL_VS_THREAD_NOOP,
+    TMPFILE_VS_PLAIN,
+    TableSpec,
+    scale_note,
+    target,
+)
 from benchmarks.writers import NullWriter
 from writers import TmpFileWriter
 
@@ -188,6 +196,8 @@ def _row(
         "setup_seconds": setup,
         "teardown_seconds": teardown,
         "failures": len(result.failures),
+        # uploads whose every chunk was acknowledged (the last one closes the writer with "done")
+        "completed": uploads - len(result.failures),
         "runs_chunks_per_s": rates,
         "runs_mb_per_s": [rate(r.bytes, r.seconds) / 1e6 for r, _, _ in runs],
     }
@@ -236,7 +246,7 @@ def _ratios(rows: list[dict[str, Any]], params: Params) -> list[dict[str, Any]]:
     return out
 
 
-def _targets(ratios: list[dict[str, Any]], params: Params) -> list[dict[str, Any]]:
+def _targets(ratios: list[dict[str, Any]], rows: list[dict[str, Any]], params: Params) -> list[dict[str, Any]]:
     checks = []
     at = params.target_uploads if params.target_uploads in params.uploads else params.uploads[-1]
     for substrate in params.substrates:
@@ -247,7 +257,7 @@ def _targets(ratios: list[dict[str, Any]], params: Params) -> list[dict[str, Any
                 f"TmpFileWriter MB/s vs plain file writes at U={at} ({substrate})",
                 tmp and tmp["vs_plain"],
                 ">=",
-                0.9,
+                TMPFILE_VS_PLAIN,
                 "x",
             )
         )
@@ -259,16 +269,36 @@ def _targets(ratios: list[dict[str, Any]], params: Params) -> list[dict[str, Any
                 f"no-op per-chunk cost vs plain Pykka actor, worst U ({substrate})",
                 worst and worst["cost_vs_peer"],
                 "<=",
-                1.3,
+                NOOP_COST_VS_PEER,
                 "x",
                 detail,
             )
         )
+    top = params.uploads[-1]
     if "thread" in params.substrates and "pool" in params.substrates:
-        top = params.uploads[-1]
         pool = next((r for r in ratios if r["substrate"] == "pool" and r["writer"] == "null" and r["uploads"] == top), None)
         checks.append(
-            target(f"no-op chunks/s, pool vs thread substrate at U={top}", pool and pool["vs_thread"], ">=", 2.0, "x")
+            target(f"no-op chunks/s, pool vs thread substrate at U={top}", pool and pool["vs_thread"], ">=", POOL_VS_THREAD_NOOP, "x")
+        )
+    if "pool" in params.substrates:
+        done = [r for r in rows if r["flavor"] == "ours" and r["substrate"] == "pool" and r["uploads"] == top]
+        worst = min(done, key=lambda r: r["completed"], default=None)
+        checks.append(
+            target(
+                f"{top:,} concurrent uploads complete on the pool (worst writer)",
+                None if worst is None else worst["completed"],
+                ">=",
+                top,
+                "uploads",
+                "; ".join(
+                    x
+                    for x in (
+                        ", ".join(f"{r['writer']}: {r['completed']:,}" for r in done),
+                        scale_note(top, ISSUE_CONCURRENT_UPLOADS, "uploads"),
+                    )
+                    if x
+                ),
+            )
         )
     return checks
 
@@ -303,5 +333,5 @@ def run(params: Params, progress: Progress) -> dict[str, Any]:
         "uploads_per_session": params.uploads_per_session,
         "rows": rows,
         "ratios": ratios,
-        "targets": _targets(ratios, params),
+        "targets": _targets(ratios, rows, params),
     }
