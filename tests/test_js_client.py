@@ -311,9 +311,10 @@ def test_entry_uploader_paths(tmp_path):
     replies = [f["msg"][4] for f in too_big["frames"]
                if f["dir"] == "in" and isinstance(f.get("msg"), list) and f["msg"][2] == "lvu:0"
                and f["msg"][3] == "phx_reply" and f["msg"][4]["status"] == "error"]
-    # The refusal, then (the server having closed the topic) Phoenix's answer to the client's leave.
-    assert replies == [{"status": "error", "response": {"reason": "file_size_limit_exceeded", "limit": 2_500}},
-                       {"status": "error", "response": {"reason": "unmatched topic"}}]
+    # The refusal; then, if the harness is still listening, Phoenix's answer to the
+    # client's leave of the topic the server had already closed.
+    assert replies[0] == {"status": "error", "response": {"reason": "file_size_limit_exceeded", "limit": 2_500}}
+    assert all(r == {"status": "error", "response": {"reason": "unmatched topic"}} for r in replies[1:])
     assert closes(journal, "file_size_limit_exceeded.bin") == ["cancel"]
 
     failed = results["writer_error"]
