@@ -4,19 +4,46 @@ Library code only calls ``structlog.get_logger``; an application (the command
 line, a server) calls ``configure_logging`` once. structlog then renders
 through the stdlib ``logging`` machinery, so records from Pykka's ``pykka``
 logger (and uvicorn's) come out of the same formatter with the same fields.
+
+Rendering happens on one listener thread (stdlib ``QueueHandler`` and
+``QueueListener``): a process that crashes hands its report over and goes on
+dying, instead of spending a millisecond of GIL time formatting its
+traceback while its supervisor waits. ``stop_logging`` drains and stops it
+(also at interpreter exit).
 """
 
 from __future__ import annotations
 
+import atexit
 import logging
+import logging.handlers
+import queue
 import sys
-from typing import TextIO
+from typing import Any, TextIO
 
 import structlog
 
-__all__ = ["configure_logging"]
+__all__ = ["configure_logging", "flush_logging", "output_handlers", "stop_logging"]
 
 _HANDLER_NAME = "liveupload"
+_listener: logging.handlers.QueueListener | None = None
+
+
+def _capture_exc_info(_logger: Any, _method: str, event_dict: Any) -> Any:
+    """Resolve ``exc_info=True`` to the exception now: rendering happens later,
+    on the listener thread, where no exception is being handled."""
+    if event_dict.get("exc_info") is True:
+        event_dict["exc_info"] = sys.exc_info()
+    return event_dict
+
+
+class _HandOverHandler(logging.handlers.QueueHandler):
+    """Queues records as they are: the listener's formatter renders them, the
+    structlog event dict and the exception included (the stdlib's ``prepare``
+    would format them here, in the logging thread)."""
+
+    def prepare(self, record: logging.LogRecord) -> Any:
+        return record
 
 
 def configure_logging(level: str | int = "info", *, json: bool = False, stream: TextIO | None = None) -> None:
@@ -29,7 +56,7 @@ def configure_logging(level: str | int = "info", *, json: bool = False, stream: 
         structlog.processors.TimeStamper(fmt="iso"),
     ]
     structlog.configure(
-        processors=[*shared, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
+        processors=[*shared, _capture_exc_info, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
         logger_factory=structlog.stdlib.LoggerFactory(),
         wrapper_class=structlog.stdlib.BoundLogger,
         cache_logger_on_first_use=False,
@@ -43,12 +70,45 @@ def configure_logging(level: str | int = "info", *, json: bool = False, stream: 
             renderer,
         ],
     )
-    handler = logging.StreamHandler(stream or sys.stderr)
-    handler.set_name(_HANDLER_NAME)
-    handler.setFormatter(formatter)
+    global _listener
+    stop_logging()
+    output = logging.StreamHandler(stream or sys.stderr)
+    output.set_name(_HANDLER_NAME)
+    output.setFormatter(formatter)
+    records: queue.SimpleQueue[Any] = queue.SimpleQueue()
+    hand_over = _HandOverHandler(records)
+    hand_over.set_name(_HANDLER_NAME)
+    _listener = logging.handlers.QueueListener(records, output)
+    _listener.start()
+    root = logging.getLogger()
+    root.addHandler(hand_over)
+    root.setLevel(level.upper() if isinstance(level, str) else level)
+    logging.getLogger("pykka").setLevel(root.level)
+
+
+def output_handlers() -> list[logging.StreamHandler]:
+    """The stream handlers that write the rendered lines (to redirect them)."""
+    if _listener is None:
+        return []
+    return [h for h in _listener.handlers if isinstance(h, logging.StreamHandler)]
+
+
+def flush_logging() -> None:
+    """Render everything logged so far before returning (the listener goes on)."""
+    if _listener is not None:
+        _listener.stop()  # drains the queue and joins the thread...
+        _listener.start()  # ...and a fresh thread takes over
+
+
+def stop_logging() -> None:
+    """Render what is queued, stop the listener thread, detach the handler."""
+    global _listener
     root = logging.getLogger()
     for old in [h for h in root.handlers if h.get_name() == _HANDLER_NAME]:
         root.removeHandler(old)
-    root.addHandler(handler)
-    root.setLevel(level.upper() if isinstance(level, str) else level)
-    logging.getLogger("pykka").setLevel(root.level)
+    if _listener is not None:
+        _listener.stop()
+        _listener = None
+
+
+atexit.register(stop_logging)

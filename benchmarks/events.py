@@ -13,7 +13,6 @@ still rendered but do not flood the terminal.
 from __future__ import annotations
 
 import contextlib
-import logging
 import os
 import threading
 import time
@@ -22,9 +21,10 @@ from typing import Any
 
 import structlog
 
+import actors.log
+
 __all__ = ["EventClock", "quiet_handlers"]
 
-_HANDLER_NAME = "liveupload"  # actors.log.configure_logging's handler
 
 
 class EventClock:
@@ -88,11 +88,7 @@ class EventClock:
 @contextlib.contextmanager
 def quiet_handlers() -> Iterator[None]:
     """Send the command line's log handler to ``os.devnull`` for the block."""
-    handlers = [
-        h
-        for h in logging.getLogger().handlers
-        if h.get_name() == _HANDLER_NAME and isinstance(h, logging.StreamHandler)
-    ]
+    handlers = actors.log.output_handlers()
     if not handlers:
         yield
         return

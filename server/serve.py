@@ -20,6 +20,8 @@ from typing import Any
 import structlog
 import uvicorn
 
+import actors.log
+
 from .transport import Transport
 
 __all__ = ["GracefulServer", "configure", "run", "upload_options"]
@@ -47,6 +49,7 @@ class GracefulServer(uvicorn.Server):
             await self.transport.shutdown()
         await super().shutdown(sockets=sockets)
         log.info("serve.stopped")
+        actors.log.flush_logging()  # uvicorn may re-raise SIGTERM next, ending us before atexit
 
 
 def _url_host(host: str) -> str:

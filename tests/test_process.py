@@ -574,15 +574,24 @@ def test_crash_report_is_structured_and_clean_exits_are_not_errors(logs):
     assert report["exc_info"][0] is ValueError
 
 
-def test_pykka_stdlib_logging_goes_through_the_structlog_formatter():
+def test_pykka_stdlib_logging_goes_through_the_structlog_formatter_off_the_callers_thread():
     stream = io.StringIO()
     root = logging.getLogger()
     saved = (root.level, list(root.handlers))
     try:
         actors.configure_logging("info", json=True, stream=stream)
+        [output] = actors.log.output_handlers()
+        writers_threads = []
+        emit = output.emit
+        output.emit = lambda record: (writers_threads.append(threading.current_thread()), emit(record))[1]
         logging.getLogger("pykka").warning("from pykka")
         structlog.get_logger("liveupload.test").warning("from structlog", field=1)
+        try:
+            raise ValueError("rendered later")
+        except ValueError:
+            structlog.get_logger("liveupload.test").exception("with traceback")
     finally:
+        actors.log.stop_logging()  # renders what is queued, ends the listener thread
         for handler in list(root.handlers):
             if handler not in saved[1]:
                 root.removeHandler(handler)
@@ -594,6 +603,8 @@ def test_pykka_stdlib_logging_goes_through_the_structlog_formatter():
     records = [json.loads(line) for line in lines]
     assert {"event": "from pykka", "logger": "pykka", "level": "warning"}.items() <= records[0].items()
     assert {"event": "from structlog", "field": 1, "level": "warning"}.items() <= records[1].items()
+    assert "ValueError: rendered later" in records[2]["exception"]  # the traceback survives the hand-over
+    assert len(writers_threads) == 3 and threading.current_thread() not in writers_threads
 
 
 def test_a_dead_targets_monitor_records_leave_its_watcher():
