@@ -28,6 +28,7 @@ setup(
             "pytest>=8",
             "pytest-timeout>=2.3",
             "httpx>=0.27",
+            "selenium>=4.20",
         ],
     },
     entry_points={"console_scripts": ["liveupload = server.cli:main"]},

@@ -127,6 +127,13 @@ class LiveViewHandler(TopicHandler):
         except InvalidSession as exc:
             self._log.warning("lv.join_refused", reason=exc.reason, detail=exc.detail)
             return "error", {"reason": exc.reason}
+        params = payload.get("params")
+        mounts = params.get("_mounts") if isinstance(params, dict) else None
+        if isinstance(mounts, int) and mounts > 0:
+            # LiveView's client rejoined (socket dropped or server restarted): this
+            # is a fresh session, the previous one's uploads are gone.
+            self.notice = ("The connection was lost and the page reconnected: uploads that were "
+                           "not saved were lost. Choose those files again.")
         self.watcher = ExitWatcher.start()
         loop = asyncio.get_running_loop()
         self.session = UploadSession.start(

@@ -9,7 +9,13 @@ strings interleaved with string dynamics, as LiveView's wire format wants.
   by the helpers here, which escape every value they interpolate) pass as-is.
 * :func:`render_upload_page` builds the page from plain data: upload configs
   (each with its ``entries``, the dicts ``UploadSession.uploads()`` returns)
-  and the list of saved files.
+  and the list of saved files. Per config: its options stated in words
+  (:func:`options_html`), a drop zone (``phx-drop-target``) around the
+  labelled file input, one ``<li>`` per entry (name, size, a labelled
+  ``<progress>``, errors as codes plus :func:`explain_error`'s words, a
+  cancel ``<button>``) and the config-level errors. A ``#connection-lost``
+  banner shows (CSS on LiveView's ``phx-error`` class) while the socket is
+  down, and marks uploads still running as failed.
 * :class:`SessionSigner` signs the page's ``data-phx-session`` /
   ``data-phx-static`` tokens with a per-app secret and verifies them on join.
 * :func:`page_html` is the full HTTP document for ``/``.
@@ -42,6 +48,8 @@ __all__ = [
     "entry_html",
     "entries_html",
     "errors_html",
+    "explain_error",
+    "options_html",
     "saved_html",
     "render_upload_page",
     "page_html",
@@ -148,6 +156,37 @@ def format_error(error: Any) -> str:
     return str(error)
 
 
+_WORDS = {
+    "too_large": "the file is larger than the {max_file_size}-byte limit",
+    "too_many_files": "more than {max_entries} file(s) selected: remove some",
+    "not_accepted": "this type of file is not accepted (accepted: {accept})",
+    "writer_failure": "the server could not write the file",
+    "external_client_failure": "the browser could not send the file",
+    "lost_connection": "the connection was lost: select the file again",
+    "invalid_token": "the upload was refused: reload the page",
+    "file_size_limit_exceeded": "more bytes than announced were sent",
+}
+
+
+def explain_error(error: Any, config: Mapping[str, Any] | None = None) -> str:
+    """One error in words for people: ``"too_large"`` -> ``"the file is
+    larger than the 8000000-byte limit"``; a ``(code, reason)`` pair appends
+    the reason; unknown codes are returned as text."""
+    config = config or {}
+    code, reason = error, None
+    if isinstance(error, (tuple, list)) and error:
+        code, reason = error[0], (": ".join(str(e) for e in error[1:]) or None)
+    template = _WORDS.get(str(code))
+    if template is None:
+        return format_error(error)
+    accept = config.get("accept", "any")
+    if isinstance(accept, (list, tuple)):
+        accept = ", ".join(str(a) for a in accept)
+    words = template.format(max_file_size=config.get("max_file_size", 8_000_000),
+                            max_entries=config.get("max_entries", 1), accept=accept)
+    return f"{words} ({reason})" if reason else words
+
+
 def _active(entry: Mapping[str, Any]) -> bool:
     return not entry.get("cancelled", False)
 
@@ -229,24 +268,31 @@ def entry_html(
         state = "done"
     else:
         state = "uploading" if progress > 0 else "pending"
+    name = escape(entry.get("client_name", ""))
     parts = [
         f'<li id="{cref}-entry-{ref}" class="entry" data-ref="{ref}" data-state="{state}">',
-        f'<span class="name">{escape(entry.get("client_name", ""))}</span> ',
+        f'<span class="name">{name}</span> ',
         f'<span class="size">{escape(entry.get("client_size", 0))} bytes</span> ',
-        f'<progress value="{progress}" max="100">{progress}%</progress> ',
-        f'<span class="percent">{progress}%</span>',
+        f'<label class="bar"><span class="sr-only">upload progress of {name}</span>',
+        f'<progress value="{progress}" max="100">{progress}%</progress></label> ',
+        f'<span class="percent" aria-hidden="true">{progress}%</span>',
     ]
     if errors:
+        raw = entry.get("errors") or ()
         parts.append(
-            ' <span class="errors">'
-            + "".join(f'<span class="error">{escape(e)}</span>' for e in errors)
+            ' <span class="errors" role="alert">'
+            + "".join(
+                f'<span class="error">{escape(e)}</span>'
+                f'<span class="why">: {escape(explain_error(r, config))}</span>'
+                for e, r in zip(errors, raw)
+            )
             + "</span>"
         )
-    if not entry.get("cancelled") and not entry.get("done"):
+    if not entry.get("cancelled"):  # a finished entry too: it is dropped before the submit saves it
         parts.append(
-            f' <button type="button" phx-click="{escape(events.cancel)}" '
+            f' <button type="button" class="cancel" phx-click="{escape(events.cancel)}" '
             f'phx-value-ref="{ref}" phx-value-upload="{upload}" '
-            f'aria-label="cancel {escape(entry.get("client_name", ""))}">cancel</button>'
+            f'aria-label="cancel {name}">cancel</button>'
         )
     parts.append("</li>")
     return Safe("".join(parts))
@@ -261,9 +307,15 @@ def entries_html(
     )
 
 
-def errors_html(errors: Iterable[Any]) -> Safe:
-    """Config-level errors (e.g. ``too_many_files``) as ``<li>`` items."""
-    return Safe("".join(f'<li class="error">{escape(format_error(e))}</li>' for e in errors))
+def errors_html(errors: Iterable[Any], config: Mapping[str, Any] | None = None) -> Safe:
+    """Config-level errors (e.g. ``too_many_files``): a ``<ul class="upload-errors">``
+    of ``<li class="error">`` codes, then the same errors in words."""
+    errors = list(errors)
+    if not errors:
+        return Safe("")
+    codes = "".join(f'<li class="error">{escape(format_error(e))}</li>' for e in errors)
+    words = "; ".join(explain_error(e, config) for e in errors)
+    return Safe(f'<ul class="upload-errors">{codes}</ul><p class="why">{escape(words)}</p>')
 
 
 def saved_html(saved: Iterable[Mapping[str, Any]]) -> Safe:
@@ -279,6 +331,25 @@ def _saved_item(saved: Mapping[str, Any]) -> str:
             f'({escape(saved["error"])})</li>'
         )
     return f'<li class="saved">{escape(saved["name"])} ({escape(saved.get("size", 0))} bytes)</li>'
+
+
+def options_html(config: Mapping[str, Any]) -> Safe:
+    """The upload options stated in words (static: they do not change)."""
+    accept = config.get("accept", "any")
+    if accept in (None, "any", ":any") or not accept:
+        accept_text = "any type of file"
+    else:
+        accept_text = ", ".join(accept) if isinstance(accept, (list, tuple)) else str(accept)
+    items = [
+        ("Accepted", accept_text),
+        ("Files per upload", f'up to {config.get("max_entries", 1)}'),
+        ("Largest file", f'{config.get("max_file_size", 8_000_000)} bytes'),
+        ("Chunk size", f'{config.get("chunk_size", 64_000)} bytes'),
+        ("Starts", "as soon as files are chosen" if config.get("auto_upload")
+         else "when you press Upload"),
+    ]
+    body = "".join(f"<div><dt>{escape(k)}</dt><dd>{escape(v)}</dd></div>" for k, v in items)
+    return Safe(f'<dl class="options" id="{escape(config["ref"])}-options">{body}</dl>')
 
 
 def _limit_attrs(config: Mapping[str, Any]) -> str:
@@ -325,29 +396,36 @@ def render_upload_page(
         refs = entry_refs(config.get("entries") or ())
         pending += (
             f'<fieldset class="upload" id="{cref}-upload"'
-            f'{_limit_attrs(config)}><legend>'
-            f'<label for="{cref}">{name}</label></legend>' + input_statics[0]
+            f'{_limit_attrs(config)}><legend>{name}</legend>'
+            f'{options_html(config)}'
+            f'<div class="dropzone" phx-drop-target="{cref}">'
+            f'<label for="{cref}">Choose files</label> ' + input_statics[0]
         )
         for slot, static in zip(slots, input_statics[1:]):
             statics.append(pending)
             dynamics.append(escape(refs[slot]))
             pending = static
-        pending += f'<ul class="entries" id="{cref}-entries">'
+        pending += (
+            ' <span class="hint">or drop them here</span></div>'
+            f'<ul class="entries" id="{cref}-entries" aria-label="selected files">'
+        )
         statics.append(pending)
         dynamics.append(entries_html(config, events))
-        pending = f'</ul><ul class="upload-errors" id="{cref}-errors">'
+        pending = f'</ul><div class="upload-errors-box" id="{cref}-errors" role="alert">'
         statics.append(pending)
-        dynamics.append(errors_html(config.get("errors") or ()))
-        pending = "</ul></fieldset>"
+        dynamics.append(errors_html(config.get("errors") or (), config))
+        pending = "</div></fieldset>"
     pending += (
         '<button type="submit">Upload</button></form>'
+        '<p id="connection-lost" role="alert">Connection lost: uploads in progress have failed. '
+        "Reconnecting\u2026</p>"
         '<h2>Saved files</h2><ul id="saved">'
     )
     statics.append(pending)
     dynamics.append(saved_html(saved))
-    statics.append('</ul><p id="notice">')
+    statics.append('</ul><div role="status" aria-live="polite"><p id="notice">')
     dynamics.append(escape(notice))
-    statics.append("</p>")
+    statics.append("</p></div>")
     return Rendered(statics, dynamics)
 
 
@@ -470,6 +548,45 @@ class SessionSigner:
 # --------------------------------------------------------------- document
 
 
+#: The page's stylesheet. ``#connection-lost`` shows only while LiveView marks
+#: the root as errored (socket down); entries still uploading then look failed.
+PAGE_CSS = """
+body{font:16px/1.45 system-ui,sans-serif;margin:0;background:#f4f5f7;color:#1d2330}
+main{max-width:44rem;margin:2rem auto;padding:0 1rem}
+h1{font-size:1.6rem;margin:0 0 1rem}h2{font-size:1.15rem;margin:1.5rem 0 .5rem}
+fieldset.upload{background:#fff;border:1px solid #d5d9e0;border-radius:10px;padding:1rem 1.25rem;margin:0 0 1rem}
+legend{font-weight:600;padding:0 .4rem}
+dl.options{display:flex;flex-wrap:wrap;gap:.25rem 1.25rem;margin:0 0 .8rem;font-size:.85rem;color:#4b5363}
+dl.options div{display:flex;gap:.3rem}dl.options dt{font-weight:600}dl.options dd{margin:0}
+.dropzone{border:2px dashed #9aa4b5;border-radius:8px;padding:1.2rem;text-align:center;background:#fafbfc}
+.dropzone.phx-drop-target-active{border-color:#2f6fde;background:#eef4ff}
+.dropzone label{font-weight:600}.hint{color:#5d6575}
+ul.entries{list-style:none;padding:0;margin:.8rem 0 0}
+li.entry{display:grid;grid-template-columns:minmax(0,1fr) 6.5rem 9rem 3rem 5rem;gap:.6rem;align-items:center;
+ padding:.45rem .2rem;border-bottom:1px solid #eceef2}
+li.entry .name{overflow:hidden;text-overflow:ellipsis;white-space:nowrap;font-weight:500}
+li.entry .size{text-align:right}
+li.entry .size,li.entry .percent{color:#5d6575;font-size:.85rem;font-variant-numeric:tabular-nums}
+li.entry progress{width:100%}
+li.entry .errors{grid-column:1/-1;color:#b42318;font-size:.9rem}
+li.entry .error{font-family:ui-monospace,monospace;font-weight:600}
+li.entry[data-state=done] .percent{color:#157f3b;font-weight:600}
+.upload-errors-box{color:#b42318}ul.upload-errors{margin:.6rem 0 0;padding-left:1.2rem}
+ul.upload-errors .error{font-family:ui-monospace,monospace;font-weight:600}.upload-errors-box .why{margin:.2rem 0}
+button{font:inherit;border-radius:6px;border:1px solid #9aa4b5;background:#fff;padding:.25rem .7rem;cursor:pointer}
+button[type=submit]{background:#2f6fde;border-color:#2f6fde;color:#fff;padding:.45rem 1.4rem;font-weight:600}
+button:focus-visible,input:focus-visible{outline:3px solid #f5a524;outline-offset:2px}
+#saved{background:#fff;border:1px solid #d5d9e0;border-radius:10px;padding:.6rem 1rem .6rem 2rem;min-height:1.5rem}
+#saved:empty::before{content:"nothing saved yet";color:#7a8292;margin-left:-1rem}
+li.saved.error{color:#b42318}#notice{color:#157f3b;min-height:1.4rem}
+#connection-lost{display:none;background:#fdecea;color:#8a1c12;border:1px solid #f3b8b0;border-radius:8px;padding:.6rem 1rem}
+.phx-error #connection-lost{display:block}
+.phx-error li.entry[data-state=uploading] progress,.phx-error li.entry[data-state=pending] progress{opacity:.35}
+.phx-error li.entry[data-state=uploading] .percent::after{content:" failed";color:#b42318}
+.sr-only{position:absolute;width:1px;height:1px;overflow:hidden;clip:rect(0 0 0 0);white-space:nowrap}
+"""
+
+
 def page_html(
     page: PageSession,
     rendered: Rendered,
@@ -486,11 +603,12 @@ def page_html(
         '<html lang="en"><head><meta charset="utf-8">'
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
         f'<meta name="csrf-token" content="{escape(page.csrf_token)}">'
-        f"<title>{escape(title)}</title></head>\n<body>\n"
+        f"<title>{escape(title)}</title>\n<style>{PAGE_CSS}</style></head>\n<body>\n"
+        f"<main><h1>{escape(title)}</h1>\n"
         f'<div id="{escape(page.view_id)}" data-phx-main '
         f'data-phx-session="{escape(page.session_token)}" '
         f'data-phx-static="{escape(page.static_token)}">'
-        f"{rendered.to_html()}</div>\n"
+        f"{rendered.to_html()}</div></main>\n"
         f'<script src="{assets}/phoenix.min.js"></script>\n'
         f'<script src="{assets}/phoenix_live_view.min.js"></script>\n'
         "<script>\n"

@@ -260,6 +260,9 @@ def test_cancel_an_entry_in_the_middle_of_its_upload(tmp_path):
         {"waitFor": 'li.entry[data-state="uploading"]', "timeoutMs": 20000},
         {"click": 'li.entry[data-ref="0"] button'},
         {"waitGone": "li.entry"},
+        # The diff removing the entry and the entry channel's phx_close travel
+        # on different topics: wait for the second before the page closes.
+        {"waitFrame": {"topic": "lvu:0", "event": "phx_close"}},
     ]}
     with serve_in_thread(app) as url:
         result = run_node("steps.mjs", url + "/", spec)

@@ -171,7 +171,7 @@ def test_entries_progress_errors_and_cancel_button():
     assert '<span class="error">writer_failure: x</span>' in html
     assert '<li class="error">too_many_files</li>' in html
     buttons = doc.find("button", **{"phx-click": "cancel-upload"})
-    assert [b["phx-value-ref"] for b in buttons] == ["0", "2"]  # not for done entries
+    assert [b["phx-value-ref"] for b in buttons] == ["0", "1", "2"]  # done entries too: removable before saving
     assert all(b["phx-value-upload"] == "avatar" for b in buttons)
 
 

@@ -11,6 +11,8 @@
 //       wait until at least `count` (default 1) elements match `sel`
 //       (and, with `text`, one of them contains `text`)
 //   {"waitGone": sel, "timeoutMs"?: ms}   wait until nothing matches `sel`
+//   {"waitFrame": {"topic": t, "event": e}, "timeoutMs"?: ms}
+//       wait until the server has pushed event `e` on topic `t`
 //   {"snapshot": label}        record the page state under `label`
 // Output: {"ok": true, "connected": true, "snapshots": {label: state, ...},
 //          "final": state, "console": [...], "errors": [...], "frames": [...]}
@@ -105,6 +107,13 @@ runHarness(async (url) => {
           timeoutMs: step.timeoutMs ?? 10000,
           what: `step ${i}: no ${step.waitGone}`,
         });
+      } else if (step.waitFrame) {
+        const { topic, event } = step.waitFrame;
+        await waitFor(
+          page,
+          () => page.frames.some((f) => f.dir === "in" && Array.isArray(f.msg) && f.msg[2] === topic && f.msg[3] === event),
+          { timeoutMs: step.timeoutMs ?? 10000, what: `step ${i}: ${event} on ${topic}` },
+        );
       } else if (step.snapshot) {
         result.snapshots[step.snapshot] = snapshot(page);
       } else {
