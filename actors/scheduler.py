@@ -16,8 +16,10 @@ supervisor waiting for a child) or has spent more than ``STUCK_AFTER`` seconds
 cost a timestamp, and no wait can deadlock a small pool. A worker whose wait ends while the pool is full parks
 as a spare, and leaves after ``PARK_SECONDS`` unused.
 
-An idle runtime holds no thread: the workers and the watchdog end when the
-last pooled process has exited, and start again with the next spawn.
+Idle processes cost no CPU: once no worker has run a message for
+``QUIET_TICKS`` looks, the watchdog sleeps until a worker picks up the next
+one. An idle runtime holds no thread: the workers and the watchdog end when
+the last pooled process has exited, and start again with the next spawn.
 """
 
 from __future__ import annotations
@@ -58,6 +60,8 @@ WAIT_AFTER = 0.0005
 """Seconds in a ``blocking()`` section after which the watchdog hands the place on."""
 
 WATCH_EVERY = 0.001
+QUIET_TICKS = 10
+"""Looks in a row with no worker running a message, after which the watchdog sleeps."""
 PARK_SECONDS = 2.0
 BURST = 64
 """Extra workers a tick may add when every worker is stuck and mail is queued."""
@@ -115,6 +119,8 @@ class Scheduler:
         self._live = 0  # pooled processes spawned and not yet shut down
         self._epoch = 0  # bumped when the runtime wakes from idle: older stop marks are stale
         self._watchdog: tuple[threading.Thread, threading.Event] | None = None
+        self._watchdog_asleep = False  # read by workers on every message: a plain bool
+        self.watchdog_sleeping = threading.Event()  # set while it sleeps (for tests and benchmarks)
         self.handoffs = 0  # how often a worker's place was handed on (for the benchmarks)
 
     # -- processes --------------------------------------------------------------
@@ -154,6 +160,8 @@ class Scheduler:
             if not process._started:
                 process._started = True
                 worker.busy_since = time.monotonic()
+                if self._watchdog_asleep:
+                    self._wake_watchdog()
                 reason = process._start_up()
                 if reason is not None:
                     self._finish(process, reason)
@@ -163,6 +171,8 @@ class Scheduler:
                 if envelope is EMPTY:
                     return
                 worker.busy_since = time.monotonic()
+                if self._watchdog_asleep:
+                    self._wake_watchdog()
                 reason = process._step(envelope)
                 if reason is not None:
                     self._finish(process, reason)
@@ -299,12 +309,54 @@ class Scheduler:
                 worker.blocked = False
                 self._running.add(worker)
 
-    def _watch(self, stop: threading.Event) -> None:
+    def _wake_watchdog(self) -> None:
+        """A worker starts a message while the watchdog sleeps: wake it."""
+        self._watchdog_asleep = False
+        watchdog = self._watchdog
+        if watchdog is not None:
+            watchdog[1].set()
+
+    def _sleep_while_quiet(self, bell: threading.Event) -> None:
+        """No worker has run a message for a while: sleep until one does.
+
+        The flag is raised before looking at the workers once more, and a
+        worker stamps ``busy_since`` before reading the flag, so either the
+        watchdog sees that worker busy or the worker sees the flag and rings.
+        """
+        bell.clear()
+        self._watchdog_asleep = True
+        with self._lock:
+            retired = self._watchdog is None or self._watchdog[1] is not bell
+            busy = any(w.busy_since or w.waiting_since for w in self._running)
+        if retired or busy:  # a retirement after this look rings the bell, not lost
+            self._watchdog_asleep = False
+            return
+        self.watchdog_sleeping.set()
+        bell.wait()
+        self.watchdog_sleeping.clear()
+        self._watchdog_asleep = False
+
+    def _watch(self, bell: threading.Event) -> None:
         """Every ``WATCH_EVERY``: hand on the place of every running worker that is
-        waiting (``blocking()``) or stuck in one message past ``STUCK_AFTER``."""
-        while not stop.wait(WATCH_EVERY):
+        waiting (``blocking()``) or stuck in one message past ``STUCK_AFTER``.
+
+        ``bell`` both wakes a sleeping watchdog and, once the runtime has no
+        worker left (``_retire``), stops it."""
+        quiet = 0
+        while True:
+            if quiet >= QUIET_TICKS:
+                quiet = 0
+                self._sleep_while_quiet(bell)
+            elif bell.wait(WATCH_EVERY):
+                bell.clear()
             now = time.monotonic()
             with self._lock:
+                if self._watchdog is None or self._watchdog[1] is not bell:
+                    return  # retired with the last worker
+                if not any(w.busy_since or w.waiting_since for w in self._running):
+                    quiet += 1
+                    continue
+                quiet = 0
                 stuck = [
                     w
                     for w in self._running

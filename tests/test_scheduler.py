@@ -220,3 +220,30 @@ def test_many_messages_keep_their_order_between_two_processes():
     sink.stop()  # queued behind the 20,000
     actors.await_exit(sink, WAIT * 4)
     assert got == list(range(20_000))
+
+
+def test_idle_processes_cost_no_cpu_the_watchdog_sleeps_until_work_comes():
+    # An idle process costs only its objects: with processes alive but no mail,
+    # the watchdog stops looking every millisecond and sleeps.
+    idle = [Probe.start(queue.Queue()) for _ in range(50)]
+    assert idle[0].ask("up", timeout=WAIT) == "up"
+    assert scheduler().watchdog_sleeping.wait(WAIT)
+    # Work wakes it: an unmarked handler stuck in one message is still handed
+    # off, so a bystander is served while every worker is stuck.
+    release = threading.Event()
+    entered = queue.Queue()
+
+    class Blocker(actors.Process):
+        def on_receive(self, message):
+            entered.put(message)
+            release.wait(WAIT)
+
+    blockers = [Blocker.start() for _ in range(scheduler().size)]
+    for ref in blockers:
+        ref.tell("block")
+    for _ in blockers:
+        entered.get(timeout=WAIT)
+    assert idle[1].ask("served", timeout=WAIT) == "served"
+    release.set()
+    for ref in [*blockers, *idle]:
+        ref.stop()
