@@ -27,6 +27,7 @@ from actors.process import (
     processes,
     unlink,
 )
+from actors.shutdown import shutdown
 from actors.substrate import blocking, default_substrate, set_default_substrate
 from actors.reasons import (
     KILL,
@@ -64,6 +65,7 @@ __all__ = [
     "blocking",
     "default_substrate",
     "set_default_substrate",
+    "shutdown",
     "await_exit",
     "cancel_timer",
     "configure_logging",

@@ -22,4 +22,7 @@ async def ask_async(ref: ActorRef[Any], message: Any, timeout: float | None = No
     future = ref.ask(message, block=False)
     if not isinstance(future, ProcessFuture):
         raise TypeError(f"ask_async needs the ref of an actors.Process, got {ref!r}")
-    return await asyncio.wait_for(to_asyncio(future), timeout)
+    try:
+        return await asyncio.wait_for(to_asyncio(future), timeout)
+    except asyncio.TimeoutError as exc:  # not the builtin TimeoutError before Python 3.11
+        raise TimeoutError(f"no reply from {ref} within {timeout} seconds") from exc

@@ -10,7 +10,7 @@ from typing import Any
 
 from pykka import ActorRef
 
-from actors.process import ProcessRef, _require_process, on_death, table_lock
+from actors.process import ProcessRef, _from_a_killed_process, _require_process, on_death, table_lock
 from actors.reasons import ExitReason
 
 __all__ = ["NameTakenError", "register", "registered", "unregister", "whereis"]
@@ -29,21 +29,26 @@ def register(name: str, ref: ActorRef[Any]) -> None:
     name, and ``ValueError`` if the process is dead.
     """
     ref = _require_process(ref)
+    if _from_a_killed_process():
+        return
     with table_lock:
         if ref.exit_reason is not None:
             raise ValueError(f"cannot register {name!r}: {ref} is not alive")
         holder = _names.get(name)
-        if holder is not None:
+        if holder is not None and holder.is_alive():
             raise NameTakenError(f"name {name!r} is already registered to {holder}")
         if ref.name is not None:
             raise NameTakenError(f"{ref} is already registered as {ref.name!r}")
+        if holder is not None:  # dead, its name not yet freed by its death hook
+            holder.name = None
         _names[name] = ref
         ref.name = name
 
 
 def whereis(name: str) -> ProcessRef | None:
     """The live process registered as ``name``, or ``None``."""
-    return _names.get(name)
+    ref = _names.get(name)
+    return ref if ref is not None and ref.is_alive() else None
 
 
 def unregister(name: str) -> None:

@@ -82,6 +82,11 @@ class StartError(Exception):
 class ProcessRef(ActorRef[Any]):
     """A pid: the identity of one process, valid before, during and after its life."""
 
+    parent: ProcessRef | None = None
+    """The process that started this one with ``start_link`` (OTP's parent)."""
+
+    _zombie = False  # killed while its handler may still run: what that handler does is ignored
+
     def __init__(self, process: Process) -> None:
         super().__init__(process)
         self._process: Process | None = process
@@ -95,6 +100,19 @@ class ProcessRef(ActorRef[Any]):
     def is_alive(self) -> bool:
         """False from the instant the process dies (before its signals are out)."""
         return self._exit_reason is _ALIVE
+
+    def tell(self, message: Any) -> None:
+        """Send ``message``; ``ActorDeadError`` if the process is dead. Sent by a
+        killed process's handler that is still running, it is dropped."""
+        if _from_a_killed_process():
+            return
+        super().tell(message)
+
+    def ask(self, message: Any, *, block: bool = True, timeout: float | None = None) -> Any:  # type: ignore[override]
+        """Pykka's ``ask``; from a killed process's handler it raises ``ActorDeadError``."""
+        if _from_a_killed_process():
+            raise ActorDeadError(f"{substrates.current_process()} was killed: it cannot ask {self}")
+        return super().ask(message, block=block, timeout=timeout)
 
     @property
     def exit_reason(self) -> ExitReason | None:
@@ -308,6 +326,7 @@ def _spawn(process: Process, *, link_to: ProcessRef | None, wait: bool, on: Subs
     with table_lock:
         _live.add(ref)
     if link_to is not None:
+        ref.parent = link_to
         link(link_to, ref)
     try:
         process._start_actor_loop(on)
@@ -373,6 +392,7 @@ def _kill(ref: ProcessRef) -> None:
         process = ref._process
     if process is None or not _die(ref, KILLED):
         return
+    ref._zombie = True  # after its signals are out: from now on its handler acts on nothing
     current = process._current
     if current is not None and current.reply_to is not None:
         substrates.reject(current)
@@ -431,6 +451,12 @@ def _report_crash(ref: ProcessRef, exc: BaseException, phase: str) -> None:
     )
 
 
+def _from_a_killed_process() -> bool:
+    """True in the handler of a killed process that is still running on its thread."""
+    current = substrates.current_process()
+    return current is not None and current._zombie
+
+
 def _require_process(ref: Any) -> ProcessRef:
     if not isinstance(ref, ProcessRef):
         raise TypeError(f"expected the ref of an actors.Process, got {ref!r}")
@@ -465,6 +491,8 @@ def exit(ref: ActorRef[Any], reason: ExitReason) -> None:  # noqa: A001 - BEAM's
     every other reason makes the target exit with it once its current message
     is handled (its ``terminate`` runs). A dead target is ignored.
     """
+    if _from_a_killed_process():
+        return
     _deliver_exit_signal(_require_process(ref), current_process(), reason)
 
 
@@ -472,7 +500,7 @@ def link(a: ActorRef[Any], b: ActorRef[Any]) -> None:
     """Link two processes both ways. If one is already dead, the other gets an
     exit signal with ``"noproc"`` from it."""
     a, b = _require_process(a), _require_process(b)
-    if a is b:
+    if a is b or _from_a_killed_process():
         return
     with table_lock:
         a_alive = a._exit_reason is _ALIVE
@@ -506,6 +534,8 @@ def monitor(target: ActorRef[Any], watcher: ActorRef[Any]) -> MonitorRef:
     at once with ``"noproc"`` if it is already dead."""
     target = _require_process(target)
     mref = MonitorRef(target, watcher)
+    if _from_a_killed_process():
+        return mref  # never fires: the watcher is a killed process
     with table_lock:
         if target._exit_reason is _ALIVE:
             if target._monitors is None:

@@ -8,7 +8,8 @@ supervision, uploads) reaches a process only through:
 - ``spawn(process, substrate)``: start running a process;
 - ``create_future()``: what an asker waits on;
 - ``blocking()``: mark code that waits, so a pooled worker hands its place on;
-- ``current_process()``: which process is running here.
+- ``current_process()``: which process is running here;
+- ``threads()``: every thread the substrates hold (joined by ``actors.shutdown``).
 
 Two substrates implement it. ``"pool"`` (the default, as on BEAM) runs every
 process on a small shared pool of worker threads (``actors.scheduler``);
@@ -46,6 +47,7 @@ __all__ = [
     "reject",
     "set_default_substrate",
     "spawn",
+    "threads",
 ]
 
 Substrate = Literal["pool", "thread"]
@@ -59,6 +61,7 @@ EMPTY: Any = object()
 _local = threading.local()
 _thread_numbers = count(1)
 _default: Substrate = "pool"
+_dedicated: set[threading.Thread] = set()  # threads of "thread" processes still running
 
 
 class Mailbox:
@@ -233,7 +236,12 @@ def _spawn_thread(process: Process) -> None:
     wake_up.acquire()
     process.actor_inbox.wake = lambda _mailbox: wake_up.release()
     process._wake_up = wake_up  # noqa: SLF001 - the thread waits on it
-    thread.start()
+    _dedicated.add(thread)
+    try:
+        thread.start()
+    except BaseException:
+        _dedicated.discard(thread)
+        raise
 
 
 def _run_on_thread(process: Process) -> None:
@@ -252,6 +260,18 @@ def _run_on_thread(process: Process) -> None:
         process._shut_down(reason)  # noqa: SLF001
     finally:
         _local.process = None
+        _dedicated.discard(threading.current_thread())
+
+
+def threads() -> list[threading.Thread]:
+    """Every thread the substrates hold now: the scheduler's workers and
+    watchdog, and the dedicated thread of each ``"thread"`` process."""
+    from actors import scheduler as pool
+
+    held = list(_dedicated)
+    if pool._scheduler is not None:  # noqa: SLF001 - never create one just to ask
+        held += pool._scheduler.threads()  # noqa: SLF001
+    return held
 
 
 def _set_current(ref: Any) -> None:

@@ -15,10 +15,10 @@ from typing import Any
 
 from pykka import ActorDeadError, ActorRef
 
-from actors.process import ProcessRef, on_death
+from actors.process import ProcessRef, _from_a_killed_process, on_death
 from actors.reasons import ExitReason
 
-__all__ = ["Timer", "cancel_timer", "pending_timers", "send_after"]
+__all__ = ["Timer", "cancel_all_timers", "cancel_timer", "pending_timers", "send_after", "timer_thread"]
 
 _PENDING, _FIRED, _CANCELLED = 0, 1, 2
 
@@ -49,6 +49,9 @@ def send_after(ref: ActorRef[Any], message: Any, seconds: float) -> Timer:
     """Tell ``message`` to ``ref`` after ``seconds``; returns the timer."""
     global _pending, _thread
     timer = Timer(ref, message, time.monotonic() + max(0.0, seconds))
+    if _from_a_killed_process():
+        timer.state = _CANCELLED
+        return timer
     with _cond:
         if isinstance(ref, ProcessRef):
             if ref.exit_reason is not None:
@@ -76,6 +79,21 @@ def cancel_timer(timer: Timer) -> bool:
 def pending_timers() -> int:
     """How many timers are waiting to fire."""
     return _pending
+
+
+def cancel_all_timers() -> int:
+    """Cancel every pending timer (the runtime is shutting down); how many were."""
+    with _cond:
+        pending = [item[2] for item in _heap if item[2].state == _PENDING]
+        for timer in pending:
+            _cancel_locked(timer)
+        _cond.notify()
+    return len(pending)
+
+
+def timer_thread() -> threading.Thread | None:
+    """The thread serving timers, while any is pending."""
+    return _thread
 
 
 def _cancel_locked(timer: Timer) -> bool:

@@ -136,6 +136,45 @@ def test_kill_of_a_busy_process_is_immediate_and_discards_its_mail():
     assert [e for e in drain(events) if e[0] in ("got", "terminate")] == []
 
 
+def test_what_a_killed_handler_does_after_the_kill_is_ignored():
+    # Python cannot stop the thread, so the runtime ignores the zombie handler:
+    # no message, signal, link, monitor, name or timer of it takes effect.
+    inbox = queue.Queue()
+    probe = Probe.start(inbox)
+    bystander = Worker.start()
+    entered, release, done = threading.Event(), threading.Event(), queue.Queue()
+
+    class Doomed(actors.Process):
+        def on_receive(self, message):
+            entered.set()
+            release.wait(WAIT)
+            outcomes = []
+            probe.tell("told after the kill")
+            actors.link(self.actor_ref, bystander)  # would deliver "noproc" to the bystander
+            actors.exit(bystander, "shutdown")
+            actors.monitor(bystander, self.actor_ref)
+            actors.register("zombie", bystander)
+            outcomes.append(actors.send_after(probe, "timer after the kill", 0).state)
+            try:
+                probe.ask("asked after the kill", timeout=WAIT)
+            except pykka.ActorDeadError:
+                outcomes.append("ask refused")
+            done.put(outcomes)
+
+    doomed = Doomed.start()
+    doomed.tell("go")
+    assert entered.wait(WAIT)
+    actors.exit(doomed, "kill")
+    release.set()
+    outcomes = done.get(timeout=WAIT)
+    assert outcomes[1] == "ask refused" and actors.pending_timers() == 0
+    assert probe.ask("marker", timeout=WAIT) == "marker"
+    assert drain(inbox) == ["marker"]
+    assert bystander.is_alive() and actors.whereis("zombie") is None
+    for ref in (probe, bystander):
+        stopped(ref)
+
+
 def test_exit_signal_arriving_while_a_handler_runs_takes_effect_after_it():
     events = queue.Queue()
     ref = Worker.start(events)
@@ -445,6 +484,27 @@ def test_names_register_lookup_unregister_and_free_on_exit():
     assert "beta" not in actors.registered()
 
 
+def test_a_name_is_free_the_instant_its_process_dies(monkeypatch):
+    # Seen from inside the death itself (a hook that runs before the name's own
+    # clean-up): the dead holder is no longer found, and the name can be taken.
+    seen = []
+    other = Worker.start()
+
+    holder = Worker.start()
+
+    def look(ref, reason):
+        if ref is holder:
+            seen.append(actors.whereis("held"))
+            actors.register("held", other)
+
+    monkeypatch.setattr("actors.process._death_hooks", [look, *actors.process._death_hooks])
+    actors.register("held", holder)
+    actors.exit(holder, "kill")
+    assert seen == [None]
+    assert actors.whereis("held") is other
+    stopped(other)
+
+
 # 8. timers ---------------------------------------------------------------------------
 
 
@@ -520,6 +580,32 @@ def test_ask_async_does_not_block_the_event_loop():
 
     assert asyncio.run(scenario()) > 0
     assert isinstance(actors.await_exit(ref, WAIT), ValueError)
+
+
+def test_awaiting_a_process_leaves_the_loop_free_to_run_what_the_process_waits_for():
+    # The handler waits for an event that only a loop callback sets: if awaiting
+    # the reply blocked the loop, the callback could not run and the handler
+    # would time out and answer False.
+    class Gatekeeper(actors.Process):
+        def on_receive(self, gate):
+            return gate.wait(WAIT)
+
+    ref = Gatekeeper.start()
+
+    async def scenario():
+        loop = asyncio.get_running_loop()
+        answers = []
+        for how in ("ask_async", "await future"):
+            gate = threading.Event()
+            loop.call_soon(gate.set)
+            if how == "ask_async":
+                answers.append(await actors.ask_async(ref, gate, timeout=2 * WAIT))
+            else:
+                answers.append(await ref.ask(gate, block=False))
+        return answers
+
+    assert asyncio.run(scenario()) == [True, True]
+    stopped(ref)
 
 
 def test_ask_async_times_out_and_reports_dead_processes():
