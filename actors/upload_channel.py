@@ -89,9 +89,12 @@ class UploadChannel(Process):
         finally:
             with self._release_lock:
                 self._in_callback = False
-                pending = self._release_pending
+                # Killed meanwhile: the kill asked for the release, or came before
+                # writer.init returned (nothing to release then), so do it now.
+                pending = self._release_pending or self.actor_ref.exit_reason == KILLED
             if pending:
-                self.release_writer()  # killed meanwhile: release now that the writer is free
+                _holding_writers.pop(self.actor_ref, None)
+                self.release_writer()  # now that the writer is free
 
     def dispatch(self, message: Any) -> Any:
         """Route one message to the step of the upload's life it belongs to."""
@@ -142,10 +145,10 @@ class UploadChannel(Process):
 
     def handle_chunk(self, data: bytes) -> Any:
         """Write one chunk; the last expected byte closes the writer with ``"done"``."""
-        if not self.initialised or self.writer_closed:
-            return self.reject_chunk_after_close()
+        if not self.initialised:
+            return self.reject_chunk_before_init()
         self._last_activity = time.monotonic()
-        if self.uploaded + len(data) > self.size:
+        if self.uploaded + len(data) > self.size or self.writer_closed:
             return self.file_size_limit_exceeded()
         result = self.writer.write_chunk(data, self.writer_state)
         if result[0] != "ok":
@@ -173,8 +176,11 @@ class UploadChannel(Process):
         return OK
 
     def file_size_limit_exceeded(self) -> Any:
-        """More bytes than the entry declared: refuse, cancel the writer, stop."""
-        self.close_writer("cancel")
+        """More bytes than the entry declared: refuse, cancel the writer (unless
+        every byte had arrived and it closed with ``"done"``), stop. As in
+        Phoenix, an upload that got a chunk too many is lost, not consumed."""
+        if not self.writer_closed:
+            self.close_writer("cancel")
         self.stop_as(("shutdown", "file_size_limit_exceeded"))
         return ("error", {"reason": "file_size_limit_exceeded", "limit": self.size})
 
@@ -186,7 +192,8 @@ class UploadChannel(Process):
         self.stop_as(("shutdown", ("writer_error", reason)))
         return ("error", {"reason": "writer_error"})
 
-    def reject_chunk_after_close(self) -> Any:
+    def reject_chunk_before_init(self) -> Any:
+        """A chunk before the writer exists (the join's init has not run): refuse it."""
         return ("error", {"reason": "file_size_limit_exceeded", "limit": self.size})
 
     # -- other ends -----------------------------------------------------------------

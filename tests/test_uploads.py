@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import os
 import queue
+import threading
 
 import pykka
 import pytest
 
 import actors
+from actors.upload_channel import UploadChannel
 from actors.upload_session import session_for_token
 from tests.helpers import WAIT, Probe, next_matching
 from tests.uploads_helpers import Client, entry_fields, stop_session
@@ -138,6 +140,26 @@ def test_bytes_beyond_the_declared_size_are_refused_and_the_writer_cancelled():
         assert closes(journal) == ["cancel"]
         session.proxy().uploads().get(timeout=WAIT)  # the Down has been handled
         assert client.entry("0")["errors"] == ["file_size_limit_exceeded"]
+    finally:
+        stop_session(session)
+
+
+def test_a_chunk_after_the_last_byte_stops_the_channel_and_loses_the_upload():
+    # Phoenix: uploaded + chunk > size is refused and the channel stops, also
+    # once every byte arrived; the writer, already closed "done", is not closed again.
+    journal = []
+    session, client = started(writer=faulty(journal))
+    try:
+        channel = client.join(client.preflight({"a.bin": b"12345"})["entries"]["0"])
+        assert channel.ask(("chunk", b"12345"), timeout=WAIT) == "ok"
+        assert channel.ask(("chunk", b"6"), timeout=WAIT) == (
+            "error",
+            {"reason": "file_size_limit_exceeded", "limit": 5},
+        )
+        assert actors.await_exit(channel, WAIT) == ("shutdown", "file_size_limit_exceeded")
+        assert closes(journal) == ["done"]
+        session.proxy().uploads().get(timeout=WAIT)  # the Down has been handled
+        assert client.call("uploaded_entries", "avatar") == ([], [])
     finally:
         stop_session(session)
 
@@ -549,6 +571,36 @@ def test_a_killed_channels_temp_file_is_removed_by_its_session(tmp_path):
         session.proxy().uploads().get(timeout=WAIT)  # the Down has been handled
         assert list(tmp_path.iterdir()) == []
     finally:
+        stop_session(session)
+
+
+def test_a_channel_killed_while_its_writer_initialises_still_removes_the_temp_file(tmp_path):
+    entered, release, released = threading.Event(), threading.Event(), threading.Event()
+
+    class SlowInit(TmpFileWriter):
+        def init(self, opts):
+            result = super().init(opts)  # the temp file exists from here
+            entered.set()
+            release.wait(WAIT)
+            return result
+
+        def release(self, state):
+            super().release(state)
+            released.set()
+
+    session, client = started(writer=lambda *_: (SlowInit, {"dir": str(tmp_path)}))
+    try:
+        token = client.preflight({"a.bin": DATA})["entries"]["0"]
+        joining = session.proxy().join(token)
+        assert entered.wait(WAIT)
+        [channel] = [ref for ref in actors.processes() if ref.actor_class is UploadChannel]
+        actors.exit(channel, "kill")
+        release.set()  # init returns into a dead channel
+        assert joining.get(timeout=WAIT) == ("error", {"reason": "writer_error"})
+        assert released.wait(WAIT)
+        assert list(tmp_path.iterdir()) == []
+    finally:
+        release.set()
         stop_session(session)
 
 

@@ -30,7 +30,8 @@ class EchoWriter(UploadWriter):
     """Logs ``"received chunk"`` (``size``, ``total``) per chunk and
     ``"closing upload"`` (``total``, ``reason``) on close, at ``opts["level"]``.
 
-    State is ``{"total": int, "level": str}``; ``meta`` is ``{"level": level}``.
+    State is ``{"total": int, "level": level as given, "method": structlog method}``;
+    ``meta`` is ``{"level": level}``, the level exactly as configured.
     A missing or unknown level makes ``init`` return ``("error", reason)``
     (Phoenix's ``Keyword.fetch!`` would crash the join instead).
     """
@@ -42,7 +43,7 @@ class EchoWriter(UploadWriter):
         method = LOG_LEVELS.get(level.lower()) if isinstance(level, str) else None
         if method is None:
             return ("error", ("unknown_level", level))
-        return ("ok", {"total": 0, "level": method})
+        return ("ok", {"total": 0, "level": level, "method": method})
 
     def meta(self, state: dict) -> dict:
         return {"level": state["level"]}
@@ -50,9 +51,9 @@ class EchoWriter(UploadWriter):
     def write_chunk(self, data: bytes, state: dict) -> WriteResult:
         size = len(data)
         total = state["total"] + size
-        getattr(_log, state["level"])("received chunk", size=size, total=total)
+        getattr(_log, state["method"])("received chunk", size=size, total=total)
         return ("ok", {**state, "total": total})
 
     def close(self, state: dict, reason: CloseReason) -> CloseResult:
-        getattr(_log, state["level"])("closing upload", total=state["total"], reason=reason)
+        getattr(_log, state["method"])("closing upload", total=state["total"], reason=reason)
         return ("ok", state)
