@@ -3,8 +3,8 @@ left a process, Pykka actor, thread, timer, temp file or socket behind."""
 
 from __future__ import annotations
 
-import glob
 import os
+import shutil
 import tempfile
 import threading
 import time
@@ -16,7 +16,8 @@ import structlog
 
 import actors
 
-TMP_PATTERN = os.path.join(tempfile.gettempdir(), "liveupload-*")
+TMP_DIR = tempfile.gettempdir()
+OWN_TMP = ("pytest-of-",)  # pytest's own base temp (tmp_path lives there and is checked by the tests)
 GRACE_SECONDS = 5.0
 
 
@@ -24,12 +25,18 @@ def _sockets() -> set[int]:
     return {c.fd for c in psutil.Process().net_connections(kind="all") if c.fd != -1}
 
 
+def _temp_entries() -> set[str]:
+    """Every file or folder in the temp dir, pytest's own excepted."""
+    return {os.path.join(TMP_DIR, name) for name in os.listdir(TMP_DIR) if not name.startswith(OWN_TMP)}
+
+
 def _snapshot() -> dict[str, set]:
     return {
         "threads": {t for t in threading.enumerate()},
         "processes": set(actors.processes()),
         "pykka actors": set(pykka.ActorRegistry.get_all()),
-        "temp files": set(glob.glob(TMP_PATTERN)),
+        "temp files": _temp_entries(),
+        "open temp files": {(f.path, f.fd) for f in psutil.Process().open_files() if f.path.startswith(TMP_DIR)},
         "sockets": _sockets(),
     }
 
@@ -103,10 +110,13 @@ def _clean_up(leaks: dict[str, set]) -> None:
     for ref in leaks.get("pykka actors", ()):
         ref.stop(block=False)
     for path in leaks.get("temp files", ()):
-        try:
-            os.unlink(path)
-        except OSError:
-            pass
+        if os.path.isdir(path):
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            try:
+                os.unlink(path)
+            except OSError:
+                pass
 
 
 @pytest.fixture
