@@ -111,7 +111,10 @@ def create_app(
       :data:`server.liveview.ConsumeHook`). Default: save into
       ``uploads_dir`` under a sanitised, de-duplicated name.
     * ``secret``: signs page session tokens (default ``$LIVEUPLOAD_SECRET`` or
-      a random per-app secret, so tokens do not outlive the process).
+      a random per-app secret, so tokens do not outlive the process: a page
+      left open across a restart is then refused on rejoin and LiveView's
+      client reloads it, empty; with a fixed secret it rejoins and says its
+      unsaved uploads were lost).
     * ``registry`` / ``handlers``: topic prefix -> handler factory; ``lv:`` and
       ``lvu:`` are registered unless ``handlers`` replaces them.
     * ``max_message_size``: the socket's message bound; default: the largest

@@ -13,6 +13,11 @@ JavaScript client sends them (see ``LIVEVIEW_PROTOCOL.md``):
   ``too_many_files`` / ``not_accepted``);
 * ``progress``: the client's per-entry progress or error.
 
+Every field the client sends is type-checked here, before it reaches the
+session (a list where a ref belongs would otherwise raise inside the session
+and crash it, cancelling the page's other uploads): a malformed event gets an
+error reply and a structured warning, and the session never sees it.
+
 Every reply carries the diff of the page since the last one the client got.
 Changes that happen on their own (an upload finishing, a channel crashing or
 timing out) reach the session's ``on_change`` callback in the session's
@@ -190,8 +195,10 @@ class LiveViewHandler(TopicHandler):
             return "ok", {}
         if name == events.cancel:
             value = payload.get("value")
-            if not (isinstance(value, dict) and isinstance(value.get("ref"), str) and isinstance(value.get("upload"), str)):
-                self._log.warning("lv.bad_cancel", value=repr(value)[:200])
+            why = (_bad_ref(value.get("ref"), "ref") or _bad_ref(value.get("upload"), "upload")
+                   if isinstance(value, dict) else f"value must be an object, got {type(value).__name__}")
+            if why is not None:
+                self._log.warning("lv.bad_cancel", value=repr(value)[:200], why=why)
                 return "error", {"reason": "invalid cancel"}
             result = await self._proxy().cancel_upload(value["upload"], value["ref"])
             if _is_error(result):
@@ -209,6 +216,11 @@ class LiveViewHandler(TopicHandler):
         if not isinstance(uploads, dict):
             self._log.warning("lv.bad_uploads", why="uploads is not an object")
             return "error", {"reason": "invalid uploads"}
+        for config_ref, entries in uploads.items():
+            why = _bad_entries(entries)
+            if why is not None:
+                self._log.warning("lv.bad_uploads", config=repr(config_ref)[:100], why=why)
+                return "error", {"reason": "invalid uploads"}
         proxy = self._proxy()
         for config_ref, entries in uploads.items():
             result = await proxy.put_entries(config_ref, entries)
@@ -218,8 +230,14 @@ class LiveViewHandler(TopicHandler):
         return "ok", {}
 
     async def _allow_upload(self, payload: dict) -> tuple[str, dict]:
-        """The preflight; its reply status is always ok, as in Phoenix."""
-        result = await self._proxy().preflight(payload.get("ref"), payload.get("entries"))
+        """The preflight; its reply status is always ok, as in Phoenix (an error
+        reply only for a malformed request)."""
+        config_ref, entries = payload.get("ref"), payload.get("entries")
+        why = _bad_ref(config_ref, "ref") or _bad_entries(entries)
+        if why is not None:
+            self._log.warning("lv.bad_preflight", config=repr(config_ref)[:100], why=why)
+            return "error", {"reason": "invalid preflight"}
+        result = await self._proxy().preflight(config_ref, entries)
         if _is_error(result):
             self._log.warning("lv.bad_preflight", config=repr(payload.get("ref"))[:100], error=result[1])
             return "error", {"reason": "invalid preflight"}
@@ -228,9 +246,13 @@ class LiveViewHandler(TopicHandler):
         return "ok", result
 
     async def _progress(self, payload: dict) -> tuple[str, dict]:
-        result = await self._proxy().update_progress(
-            payload.get("ref"), payload.get("entry_ref"), payload.get("progress")
-        )
+        config_ref, entry_ref = payload.get("ref"), payload.get("entry_ref")
+        progress, why = _progress_value(payload.get("progress"))
+        why = _bad_ref(config_ref, "ref") or _bad_ref(entry_ref, "entry_ref") or why
+        if why is not None:
+            self._log.warning("lv.bad_progress", config=repr(config_ref)[:100], entry=repr(entry_ref)[:100], why=why)
+            return "error", {"reason": "invalid progress"}
+        result = await self._proxy().update_progress(config_ref, entry_ref, progress)
         if _is_error(result):
             self._log.warning("lv.bad_progress", entry=repr(payload.get("entry_ref"))[:100], error=result[1])
             return "error", {"reason": "invalid progress"}
@@ -358,6 +380,81 @@ class LiveViewHandler(TopicHandler):
     async def join_upload(self, token: Any) -> Any:
         """An ``lvu:`` join with ``token``: the channel's ref or ``("error", {...})``."""
         return await self._proxy().join(token)
+
+
+# ------------------------------------------------------- checking client input
+#
+# Everything the client sends is checked here, at the server's edge, before it
+# reaches the session: a value of the wrong type (a list where a ref should be,
+# an object for a size) would otherwise raise inside the session's process
+# (an unhashable ref in a dict lookup) and crash it, cancelling every upload of
+# the page. A malformed event gets an error reply and a warning; the session
+# never sees it.
+
+#: The fields of one entry the client announces (``serializeUploads`` and
+#: ``toPreflightPayload`` in LiveView's client): name -> (types, required).
+#: ``meta`` is the application's own (any JSON) and is not checked.
+_ENTRY_FIELDS: dict[str, tuple[tuple[type, ...], bool]] = {
+    "ref": ((str,), True),
+    "name": ((str,), True),
+    "size": ((int,), True),
+    "type": ((str,), False),
+    "relative_path": ((str,), False),
+    "last_modified": ((int, float), False),
+    "path": ((str,), False),
+}
+
+#: The longest client-reported error reason kept (longer ones are cut).
+_MAX_REASON = 200
+
+
+def _bad_ref(value: Any, what: str) -> str | None:
+    """Why ``value`` is not a usable ref (a non-empty string), or ``None``."""
+    if isinstance(value, str) and value:
+        return None
+    return f"{what} must be a non-empty string, got {type(value).__name__}"
+
+
+def _bad_entries(entries: Any) -> str | None:
+    """Why the client's list of entries is malformed, or ``None``."""
+    if not isinstance(entries, list):
+        return f"entries must be a list, got {type(entries).__name__}"
+    for i, fields in enumerate(entries):
+        if not isinstance(fields, dict):
+            return f"entry {i} must be an object, got {type(fields).__name__}"
+        for key, (types, required) in _ENTRY_FIELDS.items():
+            value = fields.get(key)
+            if value is None and not required:
+                continue
+            if isinstance(value, bool) or not isinstance(value, types):
+                return f"entry {i}: {key} must be {' or '.join(t.__name__ for t in types)}, got {type(value).__name__}"
+        if not fields["ref"]:
+            return f"entry {i}: ref must not be empty"
+        if fields["size"] < 0:
+            return f"entry {i}: size must not be negative"
+    return None
+
+
+def _progress_value(progress: Any) -> tuple[Any, str | None]:
+    """The client's ``progress`` as the session takes it, or why it is malformed.
+
+    A percentage is an int 0..100. An error is ``{"error": reason}`` with a
+    string reason; LiveView's client reports a crashed upload channel with the
+    ``phx_error`` payload itself (``{"error": {"reason": "channel_crash"}}``),
+    so an object with a string ``reason`` stands for that reason.
+    """
+    if isinstance(progress, int) and not isinstance(progress, bool):
+        if 0 <= progress <= 100:
+            return progress, None
+        return None, f"progress must be 0..100, got {progress}"
+    if isinstance(progress, dict) and "error" in progress:
+        reason = progress["error"]
+        if isinstance(reason, dict):
+            reason = reason.get("reason")
+        if isinstance(reason, str) and reason:
+            return {"error": reason[:_MAX_REASON]}, None
+        return None, f"a progress error must be a non-empty string, got {type(reason).__name__}"
+    return None, f"progress must be 0..100 or {{\"error\": reason}}, got {type(progress).__name__}"
 
 
 def _is_error(result: Any) -> bool:

@@ -13,9 +13,15 @@ strings interleaved with string dynamics, as LiveView's wire format wants.
   (:func:`options_html`), a drop zone (``phx-drop-target``) around the
   labelled file input, one ``<li>`` per entry (name, size, a labelled
   ``<progress>``, errors as codes plus :func:`explain_error`'s words, a
-  cancel ``<button>``) and the config-level errors. A ``#connection-lost``
-  banner shows (CSS on LiveView's ``phx-error`` class) while the socket is
-  down, and marks uploads still running as failed.
+  cancel ``<button>``) and the config-level errors. An entry whose upload
+  crashed on the server (cancelled with errors) stays listed as failed, with
+  its error and a ``dismiss`` button, until removed.
+* :func:`page_html` adds a ``#connection-lost`` banner (``role="alert"``,
+  outside the LiveView root) that a few lines of script fill while LiveView
+  marks the root with ``phx-error`` (socket down) and empty again when it
+  rejoins: a live region whose text changes is what screen readers announce.
+  While the root is marked, entries still uploading show a real "failed"
+  text (CSS), not a decoration.
 * :class:`SessionSigner` signs the page's ``data-phx-session`` /
   ``data-phx-static`` tokens with a per-app secret and verifies them on join.
 * :func:`page_html` is the full HTTP document for ``/``.
@@ -32,6 +38,7 @@ from typing import Any, Iterable, Mapping, Sequence
 from itsdangerous import BadData, SignatureExpired, URLSafeTimedSerializer
 
 __all__ = [
+    "CONNECTION_LOST",
     "LIVE_FILE_UPLOAD_HOOK",
     "Safe",
     "escape",
@@ -161,6 +168,7 @@ _WORDS = {
     "too_many_files": "more than {max_entries} file(s) selected: remove some",
     "not_accepted": "this type of file is not accepted (accepted: {accept})",
     "writer_failure": "the server could not write the file",
+    "channel_crash": "the server could not write the file: its upload crashed",
     "external_client_failure": "the browser could not send the file",
     "lost_connection": "the connection was lost: select the file again",
     "invalid_token": "the upload was refused: reload the page",
@@ -195,11 +203,34 @@ def _has_errors(entry: Mapping[str, Any]) -> bool:
     return bool(entry.get("errors")) or entry.get("valid", True) is False
 
 
+def _failed(entry: Mapping[str, Any]) -> bool:
+    """Ended by the server with an error: cancelled *with* errors (its upload
+    channel crashed, e.g. a writer that raised). Shown with its error until
+    dismissed, but not active: LiveView's client stops tracking its file."""
+    return bool(entry.get("cancelled")) and bool(entry.get("errors"))
+
+
+def _shown(entry: Mapping[str, Any]) -> bool:
+    """Listed on the page: every entry but those cancelled without an error
+    (cancelled by the person or the client: gone)."""
+    return _active(entry) or _failed(entry)
+
+
+def _entry_errors(entry: Mapping[str, Any]) -> list[Any]:
+    """The entry's errors, without a bare code that an error with a reason
+    already says (a crashed upload is reported by the server as
+    ``("channel_crash", reason)`` and by the client as ``"channel_crash"``)."""
+    errors = list(entry.get("errors") or ())
+    detailed = {str(e[0]) for e in errors if isinstance(e, (tuple, list)) and len(e) > 1}
+    return [e for e in errors if isinstance(e, (tuple, list)) or str(e) not in detailed]
+
+
 def entry_refs(entries: Sequence[Mapping[str, Any]]) -> dict[str, str]:
     """The comma-joined ref lists of a live file input.
 
     * ``active``: every entry not cancelled (a ref missing here is cancelled
-      by the client);
+      by the client; a failed entry, cancelled with errors, is shown but not
+      active, so the client stops tracking it and a submit is not held);
     * ``done``: entries whose upload finished;
     * ``preflighted``: entries answered by ``allow_upload`` (the entry's
       ``preflighted`` flag; ``done`` implies it).  The client uploads only
@@ -254,13 +285,24 @@ def file_input(config: Mapping[str, Any]) -> tuple[list[Safe], list[str]]:
 def entry_html(
     config: Mapping[str, Any], entry: Mapping[str, Any], events: PageEvents = PageEvents()
 ) -> Safe:
-    """One entry's ``<li>``: name, size, progress, state, errors, cancel button."""
+    """One entry's ``<li>``: name, size, progress, state, errors, and a button
+    that removes it through the session's cancel (``cancel`` while it is
+    pending, uploading or done; ``dismiss`` once it has failed).
+
+    ``data-state`` is ``pending``, ``uploading``, ``done``, ``error`` (a
+    validation error, a writer failure or a crashed upload) or ``cancelled``.
+    A hidden ``.lost`` text ("failed") is shown by the stylesheet on entries
+    still uploading while the socket is down, so it is read out as well as seen.
+    """
     cref = escape(config["ref"])
     ref = escape(entry["ref"])
     upload = escape(config.get("name", config["ref"]))
     progress = int(entry.get("progress", 0) or 0)
-    errors = [format_error(e) for e in entry.get("errors") or ()]
-    if entry.get("cancelled"):
+    raw = _entry_errors(entry)
+    errors = [format_error(e) for e in raw]
+    if _failed(entry):
+        state = "error"
+    elif entry.get("cancelled"):
         state = "cancelled"
     elif errors or entry.get("valid", True) is False:
         state = "error"
@@ -275,10 +317,10 @@ def entry_html(
         f'<span class="size">{escape(entry.get("client_size", 0))} bytes</span> ',
         f'<label class="bar"><span class="sr-only">upload progress of {name}</span>',
         f'<progress value="{progress}" max="100">{progress}%</progress></label> ',
-        f'<span class="percent" aria-hidden="true">{progress}%</span>',
+        f'<span class="percent"><span aria-hidden="true">{progress}%</span>'
+        '<span class="lost"> failed</span></span>',
     ]
     if errors:
-        raw = entry.get("errors") or ()
         parts.append(
             ' <span class="errors" role="alert">'
             + "".join(
@@ -288,11 +330,12 @@ def entry_html(
             )
             + "</span>"
         )
-    if not entry.get("cancelled"):  # a finished entry too: it is dropped before the submit saves it
+    if _shown(entry):  # a finished entry too: it is dropped before the submit saves it
+        action = "dismiss" if state == "error" else "cancel"
         parts.append(
             f' <button type="button" class="cancel" phx-click="{escape(events.cancel)}" '
             f'phx-value-ref="{ref}" phx-value-upload="{upload}" '
-            f'aria-label="cancel {name}">cancel</button>'
+            f'aria-label="{action} {name}">{action}</button>'
         )
     parts.append("</li>")
     return Safe("".join(parts))
@@ -301,9 +344,10 @@ def entry_html(
 def entries_html(
     config: Mapping[str, Any], events: PageEvents = PageEvents()
 ) -> Safe:
-    """The ``<li>`` of every entry of ``config["entries"]`` not cancelled."""
+    """The ``<li>`` of every entry of ``config["entries"]`` not cancelled, and
+    of every failed one (cancelled with errors: shown until dismissed)."""
     return Safe(
-        "".join(entry_html(config, e, events) for e in config.get("entries") or () if _active(e))
+        "".join(entry_html(config, e, events) for e in config.get("entries") or () if _shown(e))
     )
 
 
@@ -417,8 +461,6 @@ def render_upload_page(
         pending = "</div></fieldset>"
     pending += (
         '<button type="submit">Upload</button></form>'
-        '<p id="connection-lost" role="alert">Connection lost: uploads in progress have failed. '
-        "Reconnecting\u2026</p>"
         '<h2>Saved files</h2><ul id="saved">'
     )
     statics.append(pending)
@@ -548,8 +590,9 @@ class SessionSigner:
 # --------------------------------------------------------------- document
 
 
-#: The page's stylesheet. ``#connection-lost`` shows only while LiveView marks
-#: the root as errored (socket down); entries still uploading then look failed.
+#: The page's stylesheet. ``#connection-lost`` shows only while it has text
+#: (the page's script fills it while LiveView marks the root as errored: socket
+#: down); entries still uploading then show their "failed" text.
 PAGE_CSS = """
 body{font:16px/1.45 system-ui,sans-serif;margin:0;background:#f4f5f7;color:#1d2330}
 main{max-width:44rem;margin:2rem auto;padding:0 1rem}
@@ -569,6 +612,7 @@ li.entry .size{text-align:right}
 li.entry .size,li.entry .percent{color:#5d6575;font-size:.85rem;font-variant-numeric:tabular-nums}
 li.entry progress{width:100%}
 li.entry .errors{grid-column:1/-1;color:#b42318;font-size:.9rem}
+li.entry button.cancel{grid-column:5;grid-row:1}
 li.entry .error{font-family:ui-monospace,monospace;font-weight:600}
 li.entry[data-state=done] .percent{color:#157f3b;font-weight:600}
 .upload-errors-box{color:#b42318}ul.upload-errors{margin:.6rem 0 0;padding-left:1.2rem}
@@ -579,12 +623,17 @@ button:focus-visible,input:focus-visible{outline:3px solid #f5a524;outline-offse
 #saved{background:#fff;border:1px solid #d5d9e0;border-radius:10px;padding:.6rem 1rem .6rem 2rem;min-height:1.5rem}
 #saved:empty::before{content:"nothing saved yet";color:#7a8292;margin-left:-1rem}
 li.saved.error{color:#b42318}#notice{color:#157f3b;min-height:1.4rem}
-#connection-lost{display:none;background:#fdecea;color:#8a1c12;border:1px solid #f3b8b0;border-radius:8px;padding:.6rem 1rem}
-.phx-error #connection-lost{display:block}
+#connection-lost{background:#fdecea;color:#8a1c12;border:1px solid #f3b8b0;border-radius:8px;padding:.6rem 1rem;margin:0 0 1rem}
+#connection-lost:empty{display:none}
+li.entry .lost{display:none;color:#b42318}
 .phx-error li.entry[data-state=uploading] progress,.phx-error li.entry[data-state=pending] progress{opacity:.35}
-.phx-error li.entry[data-state=uploading] .percent::after{content:" failed";color:#b42318}
+.phx-error li.entry[data-state=uploading] .lost{display:inline}
 .sr-only{position:absolute;width:1px;height:1px;overflow:hidden;clip:rect(0 0 0 0);white-space:nowrap}
 """
+
+
+#: What the ``#connection-lost`` alert says while the socket is down.
+CONNECTION_LOST = "Connection lost: uploads in progress have failed. Reconnecting\u2026"
 
 
 def page_html(
@@ -596,7 +645,9 @@ def page_html(
     socket_path: str = "/live",
 ) -> str:
     """The HTML document for ``/``: the dead render inside the LiveView root,
-    Phoenix's own scripts, and the ``LiveSocket`` boot script."""
+    Phoenix's own scripts, and the ``LiveSocket`` boot script, which also
+    fills the ``#connection-lost`` alert while LiveView marks the root with
+    ``phx-error`` (and empties it when the root rejoins)."""
     assets = escape(assets_path.rstrip("/"))
     return (
         "<!DOCTYPE html>\n"
@@ -605,6 +656,7 @@ def page_html(
         f'<meta name="csrf-token" content="{escape(page.csrf_token)}">'
         f"<title>{escape(title)}</title>\n<style>{PAGE_CSS}</style></head>\n<body>\n"
         f"<main><h1>{escape(title)}</h1>\n"
+        '<p id="connection-lost" role="alert"></p>\n'
         f'<div id="{escape(page.view_id)}" data-phx-main '
         f'data-phx-session="{escape(page.session_token)}" '
         f'data-phx-static="{escape(page.static_token)}">'
@@ -618,6 +670,12 @@ def page_html(
         "{params: {_csrf_token: csrf}});\n"
         "  liveSocket.connect();\n"
         "  window.liveSocket = liveSocket;\n"
+        '  var root = document.querySelector("[data-phx-main]");\n'
+        '  var banner = document.getElementById("connection-lost");\n'
+        "  new MutationObserver(function () {\n"
+        f'    var text = root.classList.contains("phx-error") ? {_js_string(CONNECTION_LOST)} : "";\n'
+        "    if (banner.textContent !== text) banner.textContent = text;\n"
+        '  }).observe(root, {attributes: true, attributeFilter: ["class"]});\n'
         "})();\n"
         "</script>\n</body></html>\n"
     )

@@ -4,6 +4,13 @@ Runs :func:`server.app.create_app` with one upload named ``files`` whose
 options come from the flags, and the default consume hook (completed uploads
 are copied into ``--uploads-dir`` under sanitised, de-duplicated names).
 
+Pages are signed with ``--secret`` (default: ``$LIVEUPLOAD_SECRET``). With
+a fixed secret, a page left open while the server restarts rejoins the new
+process and says that its unsaved uploads were lost. Without one, a random
+secret is made per process (nothing is written to disk): the new process
+cannot verify the old pages, so LiveView's client reloads them and they start
+empty; ``serve.random_secret`` says so at startup.
+
 Shutdown is graceful on SIGINT and SIGTERM: :class:`GracefulServer` first
 ends every channel (``leave("shutdown")``: each page's session stops, each
 upload in flight is cancelled through its channel, which closes its writer
@@ -14,6 +21,9 @@ sockets and exit.
 from __future__ import annotations
 
 import argparse
+import asyncio
+import os
+import secrets
 import socket
 from typing import Any
 
@@ -24,9 +34,15 @@ import actors.log
 
 from .transport import Transport
 
-__all__ = ["GracefulServer", "configure", "run", "upload_options"]
+__all__ = ["GracefulServer", "SECRET_ENV", "configure", "page_secret", "run", "upload_options"]
 
 log = structlog.get_logger("liveupload.server")
+
+#: Seconds ``actors.shutdown`` gives the processes still alive once the sockets are closed.
+STOP_SECONDS = 5.0
+
+#: The environment variable ``--secret`` defaults to.
+SECRET_ENV = "LIVEUPLOAD_SECRET"
 
 
 class GracefulServer(uvicorn.Server):
@@ -48,7 +64,10 @@ class GracefulServer(uvicorn.Server):
             log.info("serve.stopping", connections=pages)
             await self.transport.shutdown()
         await super().shutdown(sockets=sockets)
-        log.info("serve.stopped")
+        # Whatever the app's lifespan left running (processes an embedder started,
+        # say) ends in order too, off the loop: shutdown waits for them.
+        killed = await asyncio.to_thread(actors.shutdown, STOP_SECONDS)
+        log.info("serve.stopped", killed=len(killed))
         actors.log.flush_logging()  # uvicorn may re-raise SIGTERM next, ending us before atexit
 
 
@@ -71,11 +90,29 @@ def upload_options(args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
+def page_secret(args: argparse.Namespace) -> tuple[str | bytes, str]:
+    """The secret that signs the pages and where it came from: ``"flag"``
+    (``--secret``), ``"env"`` (``$LIVEUPLOAD_SECRET``) or ``"random"`` (made
+    for this process only)."""
+    if args.secret:
+        return args.secret, "flag"
+    env = os.environ.get(SECRET_ENV)
+    if env:
+        return env, "env"
+    return secrets.token_bytes(32), "random"
+
+
 def run(args: argparse.Namespace) -> int:
     from .app import create_app
 
+    secret, source = page_secret(args)
+    if source == "random":
+        log.warning("serve.random_secret",
+                    hint=f"pages open across a restart will reload and start empty; set --secret or {SECRET_ENV} "
+                         "to keep them joined (they then say their unsaved uploads were lost)")
     try:
-        app = create_app(upload_configs={"files": upload_options(args)}, uploads_dir=args.uploads_dir)
+        app = create_app(upload_configs={"files": upload_options(args)}, uploads_dir=args.uploads_dir,
+                         secret=secret)
     except (TypeError, ValueError) as exc:
         log.error("serve.bad_options", error=str(exc))
         return 2
@@ -89,7 +126,7 @@ def run(args: argparse.Namespace) -> int:
         lifespan="on",
     )
     server = GracefulServer(config, transport=app.state.transport)
-    log.info("serve.starting", host=args.host, port=args.port, uploads_dir=str(args.uploads_dir),
+    log.info("serve.starting", host=args.host, port=args.port, uploads_dir=str(args.uploads_dir), secret=source,
              **{k: v for k, v in upload_options(args).items() if k != "accept"}, accept=args.accept)
     try:
         server.run()
@@ -110,4 +147,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--chunk-timeout", type=float, default=10.0,
                         help="seconds an upload may wait for its next chunk (default 10)")
     parser.add_argument("--auto-upload", action="store_true", help="upload files as soon as they are selected")
+    parser.add_argument("--secret", default=None,
+                        help=f"signs the pages, so pages open across a restart rejoin (default ${SECRET_ENV}; "
+                             "without either, a random secret per process: those pages reload and start empty). "
+                             f"Prefer {SECRET_ENV}: a flag shows in the process list")
     parser.set_defaults(run=run)

@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 from server.app import create_app, serve_in_thread
+from server.page import CONNECTION_LOST
 from tests.browser import browser, connected, css, texts, wait_for  # noqa: F401 - browser is a fixture
 from tests.server_helpers import Journal, closes, journal_writer, released
 from writers import FaultyWriter
@@ -81,6 +82,12 @@ def test_the_page_states_its_options_and_is_labelled(browser, tmp_path):
         assert labels == ["Choose files"]
         drop = css(browser, "[phx-drop-target]")
         assert drop and drop[0].get_attribute("phx-drop-target") == file_input.get_attribute("id")
+        # A file of a type not accepted is refused in words naming the accepted types.
+        pick(browser, make_files(tmp_path / "picked", ("cat.png", 10)))
+        wait_for(browser, lambda d: texts(d, "li.entry .error") == ["not_accepted"], what="not_accepted")
+        assert texts(browser, "li.entry .why") == [": this type of file is not accepted (accepted: .bin, text/*)"]
+        assert entry_states(browser) == {"cat.png": "error"}
+    assert saved(tmp_path) == {}
 
 
 def test_pick_several_files_and_upload_them(browser, tmp_path):
@@ -218,6 +225,73 @@ def test_a_writer_failure_shows_its_error_while_a_sibling_completes(browser, tmp
     assert saved(tmp_path) == {"good.bin": files[0].read_bytes()}
 
 
+def test_a_writer_that_raises_shows_its_entry_failed_while_a_sibling_completes(browser, tmp_path, logs):
+    """A writer that raises crashes its upload channel; the session marks the
+    entry cancelled with the crash as its error. The page keeps it, failed,
+    with the error in words and a dismiss button, out of the input's active
+    refs (so the client does not hold the submit for it): the sibling uploads
+    and is saved, and dismissing removes the failed entry through the session."""
+    journal = Journal()
+    good_writer = journal_writer(journal)
+
+    def writer(name, entry, session):
+        if entry["client_name"] == "bad.bin":
+            return (FaultyWriter, {"fault": "raise", "at_chunk": 2, "reason": "disk on fire"})
+        return good_writer(name, entry, session)
+
+    app = real_app(tmp_path, auto_upload=True, writer=writer)
+    files = make_files(tmp_path / "picked", ("good.bin", 9_000), ("bad.bin", 9_000))
+    why = ": the server could not write the file: its upload crashed (disk on fire at chunk 2)"
+    with serve_in_thread(app) as url:
+        open_page(browser, url)
+        pick(browser, files)
+        wait_for(browser, lambda d: entry_states(d) == {"good.bin": "done", "bad.bin": "error"}
+                 and texts(d, "li.entry .why") == [why], what="one done, one failed with its error")
+        assert texts(browser, "li.entry .error") == ["channel_crash: disk on fire at chunk 2"]
+        (file_input,) = css(browser, 'input[type="file"]')
+        good_ref = css(browser, 'li.entry[data-state="done"]')[0].get_attribute("data-ref")
+        assert file_input.get_attribute("data-phx-active-refs") == good_ref
+        assert file_input.get_attribute("data-phx-error-refs") == ""
+        # The failed entry does not hold the submit: the sibling is saved.
+        submit(browser)
+        wait_for(browser, lambda d: texts(d, "#saved li") == ["good.bin (9000 bytes)"], what="good.bin saved")
+        assert texts(browser, "#notice") == ["saved 1 file(s)"]
+        assert entry_states(browser) == {"bad.bin": "error"}  # still shown until dismissed
+        dismiss = css(browser, 'li.entry[data-state="error"] button.cancel')[0]
+        assert dismiss.text == "dismiss" and dismiss.get_attribute("aria-label") == "dismiss bad.bin"
+        dismiss.click()
+        wait_for(browser, lambda d: css(d, "li.entry") == [], what="the failed entry to go")
+        journal.wait_for(released(journal, "good.bin"))
+    assert saved(tmp_path) == {"good.bin": files[0].read_bytes()}
+    assert closes(journal, "good.bin") == ["done"]
+    # LiveView's client reported the crash with the phx_error payload itself
+    # ({"error": {"reason": "channel_crash"}}): taken, not refused as malformed.
+    events = [e["event"] for e in logs]
+    assert "lvu.upload_crashed" in events and "lv.entry_cancelled" in events
+    assert "lv.bad_progress" not in events and "lv.session_crashed" not in events
+
+
+def accessible_texts(driver: Any) -> dict[str, list[str]]:
+    """What assistive technology is given, from Chromium's accessibility tree:
+    the text under every ``alert`` and every other text, each once."""
+    nodes = driver.execute_cdp_cmd("Accessibility.getFullAXTree", {})["nodes"]
+    by_id = {node["nodeId"]: node for node in nodes}
+
+    def name(node: dict) -> str:
+        return str(node.get("name", {}).get("value", ""))
+
+    def text_under(node: dict) -> str:
+        if node.get("role", {}).get("value") == "StaticText":
+            return name(node)
+        return "".join(text_under(by_id[c]) for c in node.get("childIds", ()) if c in by_id)
+
+    live = [n for n in nodes if not n.get("ignored")]
+    return {
+        "alerts": [text_under(n) for n in live if n.get("role", {}).get("value") == "alert"],
+        "texts": [name(n) for n in live if n.get("role", {}).get("value") == "StaticText"],
+    }
+
+
 def test_the_server_stopped_and_restarted_while_the_page_is_open(browser, tmp_path):
     journal = Journal()
     size = 3_000_000
@@ -234,13 +308,17 @@ def test_the_server_stopped_and_restarted_while_the_page_is_open(browser, tmp_pa
     journal.wait_for(released(journal, "long.bin"))
     assert closes(journal, "long.bin") == ["cancel"]
     wait_for(browser, lambda d: css(d, "#connection-lost")[0].is_displayed(), what="the lost-connection banner")
-    marks = browser.execute_script(
-        "return Array.from(document.querySelectorAll('li.entry[data-state=uploading] .percent'))"
-        ".map(e => getComputedStyle(e, '::after').content)")
-    assert marks == ['" failed"']
+    assert texts(browser, "#connection-lost") == [CONNECTION_LOST]
+    (mark,) = css(browser, "li.entry[data-state=uploading] .lost")
+    assert mark.is_displayed() and mark.text == "failed"
+    # Assistive technology gets both: the alert's text, and "failed" on the entry.
+    heard = accessible_texts(browser)
+    assert CONNECTION_LOST in heard["alerts"], heard
+    assert any(text.strip() == "failed" for text in heard["texts"]), heard
     with serve_in_thread(real_app(tmp_path), port=port):
         wait_for(browser, connected, timeout=30, what="LiveView to rejoin the restarted server")
         wait_for(browser, lambda d: not css(d, "#connection-lost")[0].is_displayed(), what="banner gone")
+        assert texts(browser, "#connection-lost") == [""]
         notice = texts(browser, "#notice")[0]
         assert "connection was lost" in notice and "were lost" in notice
         assert css(browser, "li.entry") == []  # a fresh session: the lost upload is not shown as running
@@ -251,6 +329,32 @@ def test_the_server_stopped_and_restarted_while_the_page_is_open(browser, tmp_pa
         submit(browser)
         wait_for(browser, lambda d: texts(d, "#saved li") == ["after.bin (3000 bytes)"], what="after.bin saved")
     assert saved(tmp_path) == {"after.bin": more[0].read_bytes()}
+
+
+def test_without_a_fixed_secret_a_restart_reloads_the_page_empty(browser, tmp_path, monkeypatch):
+    """Two processes with random secrets (``liveupload serve`` without
+    ``--secret`` or ``$LIVEUPLOAD_SECRET``): the new one refuses the old page's
+    session, so LiveView's client reloads the page, which starts empty and says
+    nothing about lost uploads."""
+    monkeypatch.delenv("LIVEUPLOAD_SECRET", raising=False)
+
+    def app():
+        return create_app(uploads_dir=tmp_path / "uploads", upload_configs={"files": CONFIG})
+
+    files = make_files(tmp_path / "picked", ("chosen.bin", 3_000))
+    with serve_in_thread(app()) as url:
+        port = int(url.rsplit(":", 1)[1])
+        open_page(browser, url)
+        pick(browser, files)
+        wait_for(browser, lambda d: list(entry_states(d)) == ["chosen.bin"], what="the chosen file")
+        browser.execute_script("window.beforeTheRestart = true;")
+    wait_for(browser, lambda d: css(d, "#connection-lost")[0].is_displayed(), what="the lost-connection banner")
+    with serve_in_thread(app(), port=port):
+        wait_for(browser, lambda d: d.execute_script("return window.beforeTheRestart === undefined") and connected(d),
+                 timeout=30, what="the page to reload and connect")
+        assert css(browser, "li.entry") == [] and texts(browser, "#notice") == [""]
+        assert texts(browser, "#connection-lost") == [""]
+    assert saved(tmp_path) == {}
 
 
 def test_screenshots_idle_mid_upload_and_after(browser, tmp_path):

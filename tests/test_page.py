@@ -13,6 +13,8 @@ import pytest
 
 from server.app import ASSETS, create_app, find_node_modules, liveview_version, serve_in_thread
 from server.page import (
+    CONNECTION_LOST,
+    PAGE_CSS,
     InvalidSession,
     PageEvents,
     Rendered,
@@ -20,6 +22,7 @@ from server.page import (
     SessionSigner,
     entry_refs,
     escape,
+    explain_error,
     format_error,
     page_html,
     render_upload_page,
@@ -173,6 +176,67 @@ def test_entries_progress_errors_and_cancel_button():
     buttons = doc.find("button", **{"phx-click": "cancel-upload"})
     assert [b["phx-value-ref"] for b in buttons] == ["0", "1", "2"]  # done entries too: removable before saving
     assert all(b["phx-value-upload"] == "avatar" for b in buttons)
+
+
+def test_a_crashed_upload_is_shown_failed_with_a_dismiss_button_but_is_not_active():
+    """A cancelled entry with errors (its channel crashed: a writer that raised)
+    stays on the page with its error in words, out of every ref list (LiveView's
+    client stops tracking it and does not hold a submit for it)."""
+    crash = RuntimeError("disk on fire at chunk 2")
+    cfg = config(entries=[
+        entry("0", done=True, progress=100, preflighted=True),
+        entry("1", preflighted=True, progress=40, cancelled=True, valid=False,
+              errors=[("channel_crash", crash), "channel_crash"]),  # the server's record, then the client's
+        entry("2", cancelled=True),  # cancelled by the person: gone
+    ])
+    html = render_upload_page([cfg]).to_html()
+    doc = Collect(html)
+    states = {a["data-ref"]: a["data-state"] for a in doc.find("li") if a.get("data-ref")}
+    assert states == {"0": "done", "1": "error"}
+    assert html.count('<span class="error">') == 1  # the client's bare code repeats the server's
+    assert '<span class="error">channel_crash: disk on fire at chunk 2</span>' in html
+    assert ('<span class="why">: the server could not write the file: its upload crashed '
+            "(disk on fire at chunk 2)</span>") in html
+    (dismiss,) = doc.find("button", **{"phx-value-ref": "1"})
+    assert dismiss["phx-click"] == "cancel-upload" and dismiss["phx-value-upload"] == "avatar"
+    assert dismiss["aria-label"] == "dismiss f1.bin" and ">dismiss</button>" in html
+    (cancel,) = doc.find("button", **{"phx-value-ref": "0"})
+    assert cancel["aria-label"] == "cancel f0.bin"
+    (inp,) = doc.find("input", type="file")
+    assert inp["data-phx-active-refs"] == "0" and inp["data-phx-done-refs"] == "0"
+    assert inp["data-phx-preflighted-refs"] == "0" and inp["data-phx-error-refs"] == ""
+
+
+def test_not_accepted_is_explained_with_the_accepted_types():
+    cfg = config(accept=[".txt", "image/*"], max_entries=2,
+                 entries=[entry("0", client_name="cat.exe", valid=False, errors=["not_accepted"])])
+    assert explain_error("not_accepted", cfg) == "this type of file is not accepted (accepted: .txt, image/*)"
+    html = render_upload_page([cfg]).to_html()
+    assert ('<span class="error">not_accepted</span><span class="why">: this type of file is not accepted '
+            "(accepted: .txt, image/*)</span>") in html
+    assert explain_error("not_accepted") == "this type of file is not accepted (accepted: any)"
+
+
+def test_every_entry_carries_a_failed_text_for_a_lost_connection():
+    """The stylesheet shows it on entries still uploading while LiveView marks
+    the root with phx-error: real text, not CSS content, so it is read out."""
+    html = render_upload_page([config(entries=[entry("0", progress=30, preflighted=True)])]).to_html()
+    assert ('<span class="percent"><span aria-hidden="true">30%</span>'
+            '<span class="lost"> failed</span></span>') in html
+    assert ".phx-error li.entry[data-state=uploading] .lost{display:inline}" in PAGE_CSS
+    assert "li.entry .lost{display:none" in PAGE_CSS
+
+
+def test_the_connection_lost_alert_is_outside_the_view_and_filled_by_the_script():
+    page = SessionSigner("s").new_page()
+    html = page_html(page, render_upload_page([config()]))
+    doc = Collect(html)
+    (banner,) = doc.find("p", id="connection-lost")
+    assert banner["role"] == "alert"
+    assert '<p id="connection-lost" role="alert"></p>\n<div id="' + page.view_id in html  # empty, before the root
+    assert "#connection-lost:empty{display:none}" in PAGE_CSS
+    assert 'root.classList.contains("phx-error")' in html and CONNECTION_LOST in html.replace("\\u2026", "\u2026")
+    assert "failed" in CONNECTION_LOST
 
 
 def test_progress_diff_touches_only_the_entries_slot():

@@ -1,9 +1,11 @@
 """The server's real ``lv:`` and ``lvu:`` handlers against bad input, spoken
 to on the wire: every bad input gets Phoenix's error reply or close and a
 structured log line, and never takes the server, the page or another upload
-down. Also: a client vanishing mid-upload, two concurrent pages, shutdown
-with uploads in flight (in-process and through ``liveupload serve`` with
-SIGINT/SIGTERM)."""
+down (a ref or entry field of the wrong type included). Also: a client
+vanishing mid-upload, two concurrent pages, a writer stalled in
+``write_chunk`` while other sockets are served, shutdown with uploads in
+flight (in-process and through ``liveupload serve`` with SIGINT/SIGTERM), and
+``liveupload serve``'s flags and ``--secret`` across a restart."""
 
 from __future__ import annotations
 
@@ -12,10 +14,13 @@ import re
 import signal
 import subprocess
 import sys
+import threading
+import time
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator
 
+import httpx
 import pytest
 from websockets.exceptions import ConnectionClosed
 
@@ -24,6 +29,7 @@ from server.app import create_app, serve_in_thread
 from server.protocol import Message, encode_binary
 from tests.server_helpers import Journal, closes, journal_writer, released
 from tests.wire import Page, Upload, Wire, error, fetch_page, ok
+from writers import FaultyWriter
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -183,6 +189,106 @@ def test_bad_lv_events_are_refused_and_the_session_survives(tmp_path, logs):
     for event in ("lv.unknown_event", "lv.bad_uploads", "lv.bad_cancel", "lv.cancel_refused",
                   "lv.bad_preflight", "lv.bad_progress", "lv.bad_payload"):
         assert logged(logs, event), event
+
+
+#: Values of the wrong type for a ref or an entry field: unhashable ones (which
+#: would raise inside the session's dict lookups) and merely wrong ones.
+WRONG = [["x"], {"a": 1}, 7, None, True, ""]
+
+
+def _entry(**changes: Any) -> dict:
+    fields = {"path": "files", "ref": "5", "name": "e.bin", "size": 3, "type": "x/y",
+              "relative_path": "", "last_modified": 1795417331733}
+    fields.update(changes)
+    return {k: v for k, v in fields.items() if v is not _DROP}
+
+
+_DROP = object()
+
+
+def _malformed_lv_events(cref: str) -> list[tuple[str, str, dict]]:
+    """(event, expected log event, payload) for every lv: event that takes a ref
+    or entries, with each field of the wrong type in turn."""
+    bad: list[tuple[str, str, dict]] = []
+    for value in WRONG:
+        bad += [
+            ("allow_upload", "lv.bad_preflight", {"ref": value, "entries": []}),
+            ("progress", "lv.bad_progress", {"event": None, "ref": value, "entry_ref": "0", "progress": 10}),
+            ("progress", "lv.bad_progress", {"event": None, "ref": cref, "entry_ref": value, "progress": 10}),
+            ("progress", "lv.bad_progress", {"event": None, "ref": cref, "entry_ref": "0", "progress": {"error": value}}),
+            ("event", "lv.bad_cancel", {"type": "click", "event": "cancel-upload", "value": {"ref": value, "upload": "files"}}),
+            ("event", "lv.bad_cancel", {"type": "click", "event": "cancel-upload", "value": {"ref": "0", "upload": value}}),
+            ("event", "lv.bad_uploads", {"type": "form", "event": "validate", "uploads": {cref: value}}),
+            ("allow_upload", "lv.bad_preflight", {"ref": cref, "entries": value}),
+            ("allow_upload", "lv.bad_preflight", {"ref": cref, "entries": [value]}),
+        ]
+        for key in ("ref", "name", "size", "type", "relative_path", "last_modified", "path"):
+            if value is None and key not in ("ref", "name", "size"):
+                continue  # an optional field may be null
+            if value == "" and key not in ("ref", "size", "last_modified"):
+                continue  # an empty name, type or path is a string
+            if value == 7 and value is not True and key in ("size", "last_modified"):
+                continue  # numbers there are right
+            entries = [_entry(**{key: value})]
+            bad += [
+                ("event", "lv.bad_uploads", {"type": "form", "event": "validate", "uploads": {cref: entries}}),
+                ("allow_upload", "lv.bad_preflight", {"ref": cref, "entries": entries}),
+            ]
+    for key in ("ref", "name", "size"):  # required fields missing
+        entries = [_entry(**{key: _DROP})]
+        bad += [("event", "lv.bad_uploads", {"type": "form", "event": "validate", "uploads": {cref: entries}}),
+                ("allow_upload", "lv.bad_preflight", {"ref": cref, "entries": entries})]
+    bad += [
+        ("progress", "lv.bad_progress", {"ref": cref, "entry_ref": "0", "progress": {"nothing": 1}}),
+        ("progress", "lv.bad_progress", {"ref": cref, "entry_ref": "0", "progress": -1}),
+        ("progress", "lv.bad_progress", {"ref": cref, "entry_ref": "0", "progress": 5.5}),
+        ("progress", "lv.bad_progress", {"ref": cref, "entry_ref": "0", "progress": {"error": {"reason": ["x"]}}}),
+    ]
+    return bad
+
+
+def test_non_string_refs_and_entry_fields_are_refused_and_uploads_carry_on(tmp_path, logs):
+    """A ref or entry field of the wrong type in any lv: event gets an error
+    reply and a warning; the session is untouched: an upload in flight before
+    the bad events (a sibling) completes and is saved, and a new one too."""
+    journal = Journal()
+    with server(tmp_path, journal) as (url, app):
+        wire = Wire(url)
+        page = Page(wire)
+        cref = page.config_ref
+        (session,) = app.state.live.sessions
+        sibling = Upload(page, "0", page.upload_tokens({"sibling.bin": 2_000})["0"])
+        assert sibling.chunk(b"s" * 1_000) == ok()
+        bad = _malformed_lv_events(cref)
+        assert len(bad) > 100
+        for event, log_event, payload in bad:
+            before = len(logged(logs, log_event))
+            reply = page.call(event, payload)
+            assert reply["status"] == "error", (event, payload, reply)
+            assert reply["response"]["reason"].startswith("invalid "), reply
+            assert len(logged(logs, log_event)) == before + 1, (event, payload)
+            assert session.is_alive(), (event, payload)
+        assert not logged(logs, "process_crashed") and not logged(logs, "lv.session_crashed")
+        # The sibling uploading all along finishes; the page shows it untouched.
+        assert list(page.view.entries) == ["0"] and page.view.entries["0"].errors == []
+        assert sibling.chunk(b"s" * 1_000) == ok()
+        assert page.progress("0", 100)["status"] == "ok"
+        assert page.view.inputs[0].refs("done") == ["0"]
+        # A client-reported error object with a string reason is taken as that reason.
+        late = Upload(page, "1", page.upload_tokens({"sibling.bin": 2_000, "late.bin": 4})["1"])
+        assert late.join_reply == ok()
+        assert page.progress("1", {"error": {"reason": "channel_crash"}})["status"] == "ok"
+        assert page.view.entries["1"].errors == ["channel_crash"]
+        assert page.cancel("1")["status"] == "ok"
+        assert page.submit()["status"] == "ok"
+        assert page.view.saved == ["sibling.bin (2000 bytes)"]
+        assert session.is_alive()
+        wire.close()
+        journal.wait_for(lambda items: released(journal, "sibling.bin")(items) and released(journal, "late.bin")(items))
+    assert saved(tmp_path) == {"sibling.bin": b"s" * 2_000}
+    assert closes(journal, "sibling.bin") == ["done"] and closes(journal, "late.bin") == ["cancel"]
+    warning = logged(logs, "lv.bad_preflight")[0]
+    assert warning["log_level"] == "warning" and "ref must be a non-empty string" in warning["why"]
 
 
 def test_preflight_errors_are_phoenix_s(tmp_path):
@@ -470,8 +576,159 @@ def test_liveupload_serve_stops_gracefully_on_a_signal(tmp_path, signum):
     assert proc.returncode in (0, -signum), log_text
     assert "reason=shutdown" in log_text and "lvu.cancel_unfinished" in log_text, log_text
     assert "serve.stopped" in log_text
+    # Then the runtime itself shut down in order: nothing was left to kill.
+    assert "runtime_shutdown" in log_text and "killed=0" in log_text, log_text
     assert not [p for p in temp.iterdir() if p.name.startswith("liveupload-")]
     assert not (tmp_path / "uploads").exists() or not list((tmp_path / "uploads").iterdir())
     with pytest.raises(ConnectionClosed):
         while True:
             wire.recv()
+
+
+# ------------------------------------------------- a stalled writer
+
+
+def test_the_event_loop_serves_other_sockets_while_a_writer_stalls(tmp_path):
+    """A writer stuck in ``write_chunk`` holds only its own upload: the same
+    socket's other topics and a second connection (heartbeat, a whole upload)
+    are served at once, long before the stall would end."""
+    journal = Journal()
+    stall_started = Journal()
+    stall = threading.Event()
+    good_writer = journal_writer(journal, tmp_path / "tmp")
+
+    def writer(name: str, entry: dict, session: Any) -> Any:
+        if entry["client_name"] == "stuck.bin":
+            return (FaultyWriter, {"fault": "stall", "stall_event": stall, "stall_seconds": 60,
+                                   "journal": stall_started})
+        return good_writer(name, entry, session)
+
+    (tmp_path / "tmp").mkdir()
+    try:
+        with server(tmp_path, config={"writer": writer}) as (url, _app):
+            wire_a = Wire(url)
+            page_a = Page(wire_a)
+            stuck = Upload(page_a, "0", page_a.upload_tokens({"stuck.bin": 10})["0"])
+            assert stuck.join_reply == ok()
+            chunk_ref = wire_a.ref()
+            wire_a.send_raw(encode_binary(Message(stuck.join_ref, chunk_ref, stuck.topic, "chunk", b"x" * 10)))
+            stall_started.wait_for(lambda items: ("chunk", 1) in items)  # inside write_chunk now
+            started = time.monotonic()
+            # The stalled upload's own socket: its heartbeat and its page's events.
+            wire_a.heartbeat()
+            assert page_a.progress("0", 0)["status"] == "ok"
+            # Another connection: a whole upload, saved.
+            wire_b = Wire(url)
+            wire_b.heartbeat()
+            page_b = Page(wire_b)
+            Upload(page_b, "0", page_b.upload_tokens({"free.bin": 2_500})["0"]).send_all(b"f" * 2_500)
+            assert page_b.submit()["status"] == "ok"
+            assert page_b.view.saved == ["free.bin (2500 bytes)"]
+            elapsed = time.monotonic() - started
+            assert elapsed < 10, f"took {elapsed:.1f}s while the writer stalled"
+            # All that while the stuck chunk had no reply; ending the stall answers it.
+            assert not stall.is_set()
+            assert not [f for f in wire_a.seen if isinstance(f, list) and f[1] == chunk_ref]
+            stall.set()
+            assert wire_a.reply_to(chunk_ref) == ok()
+            wire_a.close()
+            wire_b.close()
+            journal.wait_for(released(journal, "free.bin"))
+    finally:
+        stall.set()
+    assert saved(tmp_path) == {"free.bin": b"f" * 2_500}
+
+
+# ------------------------------------------------- liveupload serve
+
+
+@contextmanager
+def serve_process(tmp_path: Path, *flags: str, env: dict[str, str | None] | None = None,
+                  ) -> Iterator[tuple[str, list[str]]]:
+    """``liveupload serve`` in a child process on a free port; yields its URL and
+    the log lines read so far (the rest are appended once it has stopped on
+    SIGTERM)."""
+    temp = tmp_path / "tmp"
+    temp.mkdir(exist_ok=True)
+    child_env = {**os.environ, "TMPDIR": str(temp), "PYTHONPATH": str(REPO), "PYTHONUNBUFFERED": "1"}
+    for key, value in (env or {}).items():
+        if value is None:
+            child_env.pop(key, None)
+        else:
+            child_env[key] = value
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "server.cli", "serve", "--port", "0", "--uploads-dir", str(tmp_path / "uploads"),
+         *flags],
+        stderr=subprocess.PIPE, text=True, env=child_env, cwd=tmp_path,
+    )
+    lines: list[str] = []
+    try:
+        assert proc.stderr is not None
+        for line in proc.stderr:
+            lines.append(line)
+            match = re.search(r"serve\.listening.*?url=(\S+)", line)
+            if match:
+                url = match.group(1).rstrip("/")
+                break
+        else:
+            pytest.fail("serve never listened:\n" + "".join(lines))
+        yield url, lines
+        proc.send_signal(signal.SIGTERM)
+        _, rest = proc.communicate(timeout=20)
+        lines.append(rest)
+        assert proc.returncode in (0, -signal.SIGTERM), "".join(lines)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+
+
+@pytest.mark.substrates("pool")  # the server runs in a child process
+def test_liveupload_serve_flags_reach_the_page(tmp_path):
+    flags = ["--accept", ".txt, image/*", "--max-entries", "3", "--max-file-size", "1234",
+             "--chunk-size", "500", "--chunk-timeout", "2.5", "--auto-upload"]
+    with serve_process(tmp_path, *flags) as (url, _lines):
+        html = httpx.get(url + "/", trust_env=False, timeout=10).text
+        stated = dict(re.findall(r"<dt>([^<]*)</dt><dd>([^<]*)</dd>", html))
+        assert stated == {"Accepted": ".txt, image/*", "Files per upload": "up to 3", "Largest file": "1234 bytes",
+                          "Chunk size": "500 bytes", "Starts": "as soon as files are chosen"}
+        wire = Wire(url)
+        page = Page(wire)
+        (file_input,) = page.view.inputs
+        assert file_input.attrs["accept"] == ".txt,image/*"
+        assert file_input.multiple and "data-phx-auto-upload" in file_input.attrs
+        assert file_input.limits == {"max_entries": 3, "max_file_size": 1234, "chunk_size": 500}
+        page.track({"a.txt": 10})
+        assert page.allow()["config"] == {"max_entries": 3, "max_file_size": 1234, "chunk_size": 500,
+                                          "chunk_timeout": 2500}
+        wire.close()
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.substrates("pool")  # the servers run in child processes
+@pytest.mark.parametrize("source", ["flag", "env", "random"])
+def test_a_page_open_across_a_serve_restart_rejoins_with_a_fixed_secret(tmp_path, source):
+    """With ``--secret`` or ``$LIVEUPLOAD_SECRET``, the page of the old process
+    joins the new one (LiveView's rejoin: ``_mounts`` > 0) and is told its
+    unsaved uploads were lost. With neither, each process has a random secret:
+    the join is refused ``unauthorized``, which makes LiveView's client reload
+    the page, and the startup log says so."""
+    flags = ["--secret", "from-the-flag"] if source == "flag" else []
+    env = {"LIVEUPLOAD_SECRET": "from-the-env" if source == "env" else None}
+    with serve_process(tmp_path, *flags, env=env) as (url, first):
+        old_page = fetch_page(url)
+    with serve_process(tmp_path, *flags, env=env) as (url, second):
+        wire = Wire(url)
+        page = Page(wire, tokens=old_page, join=False)
+        reply = page.join(params={"_csrf_token": old_page["csrf"], "_mounts": 1, "_mount_attempts": 0})
+        if source == "random":
+            assert reply == error({"reason": "unauthorized"})
+        else:
+            assert reply["status"] == "ok", reply
+            assert "connection was lost" in page.view.notice and "were lost" in page.view.notice
+            assert page.view.entries == {}
+        wire.close()
+    for lines in (first, second):
+        log_text = "".join(lines)
+        assert f"secret={source}" in log_text, log_text
+        assert ("serve.random_secret" in log_text) == (source == "random"), log_text
