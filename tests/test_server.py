@@ -538,16 +538,24 @@ def test_shutdown_with_uploads_in_flight_cancels_them(tmp_path, logs):
     assert len(logged(logs, "lvu.left", reason="shutdown")) == 2
 
 
-@pytest.mark.substrates("pool")  # the server runs in a child process
-@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
-def test_liveupload_serve_stops_gracefully_on_a_signal(tmp_path, signum):
+@contextmanager
+def serve_process(tmp_path: Path, *flags: str, env: dict[str, str | None] | None = None,
+                  stop_signal: int = signal.SIGTERM) -> Iterator[tuple[str, list[str]]]:
+    """``liveupload serve`` in a child process on a free port; yields its URL and
+    the log lines read so far (the rest are appended once it has stopped on
+    ``stop_signal``)."""
     temp = tmp_path / "tmp"
-    temp.mkdir()
-    env = {**os.environ, "TMPDIR": str(temp), "PYTHONPATH": str(REPO), "PYTHONUNBUFFERED": "1"}
+    temp.mkdir(exist_ok=True)
+    child_env = {**os.environ, "TMPDIR": str(temp), "PYTHONPATH": str(REPO), "PYTHONUNBUFFERED": "1"}
+    for key, value in (env or {}).items():
+        if value is None:
+            child_env.pop(key, None)
+        else:
+            child_env[key] = value
     proc = subprocess.Popen(
         [sys.executable, "-m", "server.cli", "serve", "--port", "0", "--uploads-dir", str(tmp_path / "uploads"),
-         "--max-file-size", "100000", "--chunk-size", "1000"],
-        stderr=subprocess.PIPE, text=True, env=env, cwd=tmp_path,
+         *flags],
+        stderr=subprocess.PIPE, text=True, env=child_env, cwd=tmp_path,
     )
     lines: list[str] = []
     try:
@@ -560,20 +568,30 @@ def test_liveupload_serve_stops_gracefully_on_a_signal(tmp_path, signum):
                 break
         else:
             pytest.fail("serve never listened:\n" + "".join(lines))
+        yield url, lines
+        proc.send_signal(stop_signal)
+        _, rest = proc.communicate(timeout=20)
+        lines.append(rest)
+        assert proc.returncode in (0, -stop_signal), "".join(lines)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+
+
+@pytest.mark.substrates("pool")  # the server runs in a child process
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_liveupload_serve_stops_gracefully_on_a_signal(tmp_path, signum):
+    temp = tmp_path / "tmp"
+    with serve_process(tmp_path, "--max-file-size", "100000", "--chunk-size", "1000", stop_signal=signum) as (
+        url, lines,
+    ):
         wire = Wire(url)
         page = Page(wire)
         upload = Upload(page, "0", page.upload_tokens({"big.bin": 50_000})["0"])
         assert upload.chunk(b"b" * 1_000) == ok()
         assert [p for p in temp.iterdir() if p.name.startswith("liveupload-")]  # the upload's temp file
-        proc.send_signal(signum)
-        _, rest = proc.communicate(timeout=20)
-        lines.append(rest)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.communicate()
     log_text = "".join(lines)
-    assert proc.returncode in (0, -signum), log_text
     assert "reason=shutdown" in log_text and "lvu.cancel_unfinished" in log_text, log_text
     assert "serve.stopped" in log_text
     # Then the runtime itself shut down in order: nothing was left to kill.
@@ -640,47 +658,6 @@ def test_the_event_loop_serves_other_sockets_while_a_writer_stalls(tmp_path):
 
 
 # ------------------------------------------------- liveupload serve
-
-
-@contextmanager
-def serve_process(tmp_path: Path, *flags: str, env: dict[str, str | None] | None = None,
-                  ) -> Iterator[tuple[str, list[str]]]:
-    """``liveupload serve`` in a child process on a free port; yields its URL and
-    the log lines read so far (the rest are appended once it has stopped on
-    SIGTERM)."""
-    temp = tmp_path / "tmp"
-    temp.mkdir(exist_ok=True)
-    child_env = {**os.environ, "TMPDIR": str(temp), "PYTHONPATH": str(REPO), "PYTHONUNBUFFERED": "1"}
-    for key, value in (env or {}).items():
-        if value is None:
-            child_env.pop(key, None)
-        else:
-            child_env[key] = value
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "server.cli", "serve", "--port", "0", "--uploads-dir", str(tmp_path / "uploads"),
-         *flags],
-        stderr=subprocess.PIPE, text=True, env=child_env, cwd=tmp_path,
-    )
-    lines: list[str] = []
-    try:
-        assert proc.stderr is not None
-        for line in proc.stderr:
-            lines.append(line)
-            match = re.search(r"serve\.listening.*?url=(\S+)", line)
-            if match:
-                url = match.group(1).rstrip("/")
-                break
-        else:
-            pytest.fail("serve never listened:\n" + "".join(lines))
-        yield url, lines
-        proc.send_signal(signal.SIGTERM)
-        _, rest = proc.communicate(timeout=20)
-        lines.append(rest)
-        assert proc.returncode in (0, -signal.SIGTERM), "".join(lines)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.communicate()
 
 
 @pytest.mark.substrates("pool")  # the server runs in a child process
