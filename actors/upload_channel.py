@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import structlog
@@ -82,10 +84,17 @@ class UploadChannel(Process):
         self.monitor(self.owner)
 
     def on_receive(self, message: Any) -> Any:
+        with self.using_writer():
+            return self.dispatch(message)
+
+    @contextmanager
+    def using_writer(self) -> Iterator[None]:
+        """Mark a stretch that may call the writer, so a kill in the middle
+        releases it only once the stretch is over (never under its feet)."""
         with self._release_lock:
             self._in_callback = True
         try:
-            return self.dispatch(message)
+            yield
         finally:
             with self._release_lock:
                 self._in_callback = False
@@ -94,7 +103,7 @@ class UploadChannel(Process):
                 pending = self._release_pending or self.actor_ref.exit_reason == KILLED
             if pending:
                 _holding_writers.pop(self.actor_ref, None)
-                self.release_writer()  # now that the writer is free
+                self.release_writer()
 
     def dispatch(self, message: Any) -> Any:
         """Route one message to the step of the upload's life it belongs to."""
@@ -122,8 +131,9 @@ class UploadChannel(Process):
             cancel_timer(self._chunk_timer)
         if not self.initialised:
             return
-        if not self.writer_closed:
-            self.close_writer("cancel")
+        with self.using_writer():
+            if not self.writer_closed:
+                self.close_writer("cancel")
         self.release_writer()
 
     # -- join ------------------------------------------------------------------
