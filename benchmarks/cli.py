@@ -77,6 +77,14 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--pool-spawn-small", type=int, metavar="K", help="the small K whose per-process cost --pool-spawn's must stay within 2x of (default 10,000)")
     parser.add_argument("--pool-channels", type=int, metavar="K", help="idle channels to join on the pool (default 5,000; --full 100,000)")
     parser.add_argument("--memory-reserve-mb", type=int, metavar="MB", help="stop spawning below this much available memory")
+    parser.add_argument(
+        "--spawn-until-limit",
+        action="store_true",
+        default=None,
+        help="spawn: join channels past --max-spawn / --pool-channels until a real limit (no new thread, "
+        "memory, or the --spawn-seconds time budget); the row's limit column says which",
+    )
+    parser.add_argument("--spawn-seconds", type=float, metavar="S", help="time budget of each channel row with --spawn-until-limit (default 120)")
     parser.add_argument("--crash-uploads", type=int, metavar="U", help="uploads in the crash scenario")
     parser.add_argument("--crash-share", type=float, metavar="F", help="share of them that crash (default 0.5)")
     parser.add_argument("--seed", type=int, help="seed of the crash plan")
@@ -107,6 +115,8 @@ _OVERRIDES = (
     "pool_spawn_small",
     "pool_channels",
     "memory_reserve_mb",
+    "spawn_until_limit",
+    "spawn_seconds",
     "crash_uploads",
     "crash_share",
     "seed",

@@ -60,6 +60,13 @@ class Params:
     substrate stays at ``max_spawn``, below its thread limit (the issue's is 100,000: ``--full``)."""
     memory_reserve_mb: int = 1_024
     """Stop spawning when less memory than this is available (the "memory" limit)."""
+    spawn_until_limit: bool = False
+    """Join channels past the flag bound, until a real limit stops them: no new
+    OS thread (``thread limit``), ``MemoryError`` or less than
+    ``memory_reserve_mb`` available (``memory``), or ``spawn_seconds`` spent
+    (``time budget``)."""
+    spawn_seconds: float = 120.0
+    """The time budget of one channel row with ``spawn_until_limit``."""
 
     # crash
     crash_uploads: int = 100

@@ -96,13 +96,14 @@ class SessionFleet:
         self._tokens = [reply["entries"][entry["ref"]] for entry in reversed(entries)]
         self._proxy = proxy
 
-    def join(self, count: int = 1, on_join: Callable[[], None] | None = None) -> list[ProcessRef]:
-        """Join ``count`` more uploads (starting sessions as needed); their channels' refs."""
+    def join(self, count: int = 1, on_join: Callable[[], None] | None = None, timeout: float | None = None) -> list[ProcessRef]:
+        """Join ``count`` more uploads (starting sessions as needed); their channels'
+        refs. ``timeout``: how long one join may take (``pykka.Timeout`` past it)."""
         joined = []
         for _ in range(count):
             if not self._tokens:
                 self._new_session()
-            channel = self._proxy.join(self._tokens.pop()).get()
+            channel = self._proxy.join(self._tokens.pop()).get(timeout=timeout)
             if not isinstance(channel, ProcessRef):
                 raise JoinFailed(channel)
             self.channels.append(channel)

@@ -33,7 +33,10 @@ POOL_IDLE_KB = 2.0
 SCALE_COST_RATIO = 2.0
 """Start and stop cost per process at the large K within this factor of the small K's."""
 POOL_VS_THREAD_NOOP = 2.0
-"""No-op chunks/s at the largest U, pool at least this times the thread substrate."""
+"""No-op chunks/s at ``POOL_VS_THREAD_UPLOADS`` concurrent uploads, pool at least this times the thread substrate."""
+POOL_VS_THREAD_UPLOADS = 1_000
+"""The U issue 11 reads ``POOL_VS_THREAD_NOOP`` at ("throughput at 1000 concurrent uploads"),
+whatever larger U a run goes on to (``--full``: 10,000)."""
 BLOCKING_P99_INCREASE_MS = 5.0
 """Blocking load: a bystander's ask p99 rises by at most this."""
 BLOCKING_VS_THREAD = 0.8

@@ -56,6 +56,10 @@ def test_harness_runs_every_scenario_and_writes_its_figures(tmp_path, capsys):
 
     printed = capsys.readouterr().out
     assert "targets" in printed and "chunks/s" in printed and "µs/spawn" in printed
+    # the channels table: chunks/s, MB/s and per-chunk latency p50/p99 (issue 6)
+    header = next(line for line in printed.splitlines() if line.lstrip().startswith("writer") and "chunks/s" in line)
+    for column in ("chunks/s", "MB/s", "chunk p50 ms", "chunk p99 ms"):
+        assert column in header, (column, header)
 
     results = json.loads((tmp_path / "results.json").read_text())
     machine = results["machine"]
@@ -90,10 +94,15 @@ def test_harness_runs_every_scenario_and_writes_its_figures(tmp_path, capsys):
         channel = kinds[("channel", substrate)]
         assert channel["count"] == (12 if substrate == "pool" else 10) and channel["limit"] == "flag bound"
         assert channel["us_per_spawn"] > 0 and channel["kb_per_idle"] is not None
+    for row in spawn["rows"]:  # every row says what stopped it, and left nothing running
+        assert row["limit"] == "flag bound", row
+        assert row["left_processes"] == 0 and row["left_threads"] == 0, row
     pooled = sorted(r["count"] for r in spawn["rows"] if r["kind"] == "process" and r["substrate"] == "pool")
     assert pooled == [20, 50]
-    spawn_targets = {t["name"] for t in spawn["targets"]}
+    spawn_targets = {t["name"]: t for t in spawn["targets"]}
     assert "pooled spawn µs at K=50 vs K=20" in spawn_targets and "pooled stop µs at K=50 vs K=20" in spawn_targets
+    assert "bare process spawn on the pool, at the largest K=50" in spawn_targets  # the K it is read at
+    assert spawn_targets["processes and threads left once a spawn row stopped (limit rows included)"]["met"] is True
     assert any(t["name"].startswith("idle upload channels") and t["met"] for t in spawn["targets"])
     assert spawn["curve"]
 
@@ -111,6 +120,9 @@ def test_harness_runs_every_scenario_and_writes_its_figures(tmp_path, capsys):
 
     channels_targets = {t["name"]: t for t in channels["targets"]}
     assert channels_targets["10 concurrent uploads complete on the pool (worst writer)"]["value"] == 10
+    if {"thread", "pool"} <= ran_on:  # read at U=1000 when the run has it; this one stops at 10 and says so
+        vs_thread = channels_targets["no-op chunks/s, pool vs thread substrate at U=10"]
+        assert "this run's largest U; the issue's U=1,000" in vs_thread["detail"]
 
     crash = results["scenarios"]["crash"]
     assert {row["substrate"] for row in crash["rows"]} == ran_on
@@ -124,8 +136,13 @@ def test_harness_runs_every_scenario_and_writes_its_figures(tmp_path, capsys):
 
     server = results["scenarios"]["server"]
     if not server.get("skipped"):
-        cases = [(r["substrate"], r["deflate"]) for r in server["rows"]]
-        assert cases == [(s, "on") for s in substrates.available()] + [("pool", "off")]
+        # every substrate as shipped (deflate off, as the clients' sockets negotiated it),
+        # then one extra row with the server accepting deflate
+        cases = [(r["substrate"], r["server_config"], r["deflate"]) for r in server["rows"]]
+        assert cases == [(s, "shipped", "off") for s in substrates.available()] + [("pool", "deflate on", "on")]
+        assert all(r["sockets"] > 0 for r in server["rows"])
+        lag_targets = [t["name"] for t in server["targets"] if t["name"].startswith("event-loop lag")]
+        assert len(lag_targets) == len(substrates.available()) and all("shipped" in n for n in lag_targets)
         for row in server["rows"]:
             assert row["completed"] == 3 and row["failures"] == 0, row
             assert row["bytes"] == 3 * 2 * 1000 and row["chunks_timed"] == 6, row
@@ -174,3 +191,66 @@ def test_percentiles_and_chunk_counts():
     assert upload_counts(1000) == [1, 10, 100, 1000]
     assert upload_counts(3000) == [1, 10, 100, 1000, 3000]
     assert chunks_for(1, 6000, 8) == 6000 and chunks_for(1000, 6000, 8) == 8
+
+
+def test_spawn_until_limit_goes_past_the_flag_bound_and_names_the_limit(tmp_path, capsys):
+    """``--spawn-until-limit`` keeps joining channels past the flag bound until a real
+    limit: here a small time budget (a smoke test must not hunt for the machine's
+    thread limit). The row says which limit, and everything it started is stopped."""
+    args = _parser().parse_args(
+        [*TINY, "--out", str(tmp_path), "--no-plots", "--spawn-until-limit", "--spawn-seconds", "0.5", "spawn"]
+    )
+    assert args.run(args) == 0
+    printed = capsys.readouterr().out
+    assert "time budget" in printed and "limit" in printed
+    spawn = json.loads((tmp_path / "results.json").read_text())["scenarios"]["spawn"]
+    channels = {r["substrate"]: r for r in spawn["rows"] if r["kind"] == "channel"}
+    assert set(channels) == set(substrates.available())
+    for substrate, row in channels.items():
+        bound = 12 if substrate == "pool" else 10
+        assert row["until_limit"] is True and row["max_spawn"] == bound
+        assert row["limit"] == "time budget", row
+        assert row["count"] > bound, row  # past the flag bound
+        assert row["left_processes"] == 0 and row["left_threads"] == 0, row
+    assert all(r["limit"] == "flag bound" for r in spawn["rows"] if r["kind"] != "channel")
+    names = {t["name"]: t for t in spawn["targets"]}
+    assert names["idle upload channels with their sessions on the pool (of 12 asked), until a limit"]["met"] is True
+    assert names["processes and threads left once a spawn row stopped (limit rows included)"]["value"] == 0
+
+
+def test_a_thread_limit_or_a_memory_floor_stops_a_channel_row_which_then_cleans_up(monkeypatch):
+    """The limits the until-limit mode runs into, without running the machine out of
+    threads: a join failing as CPython does at the thread limit, and less available
+    memory than the reserve. The row names the limit; nothing it started is left (the
+    row counts it, and the ``no_leaks`` fixture checks this process)."""
+    from benchmarks.params import PRESETS
+    from benchmarks.progress import NoProgress
+    from benchmarks.scenarios import spawn
+    from benchmarks.sessions import SessionFleet
+
+    timeouts = set()
+
+    class ThreadLimitedFleet(SessionFleet):
+        def join(self, count=1, on_join=None, timeout=None):
+            timeouts.add(timeout)
+            joined = []
+            for _ in range(count):
+                if len(self.channels) >= 7:
+                    raise RuntimeError("can't start new thread")
+                joined += super().join(1, on_join, timeout)
+            return joined
+
+    params = PRESETS["quick"].with_(max_spawn=10, uploads_per_session=4, spawn_until_limit=True, spawn_seconds=60.0)
+    monkeypatch.setattr(spawn, "SessionFleet", ThreadLimitedFleet)
+    with substrates.using("thread"):
+        row, curve = spawn._channels(params, "thread", NoProgress())
+    assert (row["limit"], row["count"], row["sessions"]) == ("thread limit", 7, 2)
+    assert row["left_processes"] == 0 and row["left_threads"] == 0
+    assert [point["live"] for point in curve] == [1, 2, 3, 4, 5, 6, 7]
+    assert spawn.JOIN_TIMEOUT in timeouts  # until a limit, a wedged join ends the row rather than hanging it
+
+    monkeypatch.setattr(spawn, "SessionFleet", SessionFleet)
+    row, curve = spawn._channels(params.with_(memory_reserve_mb=2**40), "pool", NoProgress())
+    assert (row["limit"], row["count"], curve) == ("memory", 0, [])
+    assert row["left_processes"] == 0 and row["left_threads"] == 0
+    assert spawn._limit_of(MemoryError()) == "memory"

@@ -237,3 +237,165 @@ def test_a_channel_killed_mid_write_has_its_writer_released_after_its_last_callb
         stall.set()
         session.stop()
         actors.await_exit(session, WAIT)
+
+
+# -- the invariants' precision (audited gaps) ------------------------------------------------------
+
+
+def _killed(fault: str, at: int, chunks: int, closes: list, *, session_died: bool) -> list[str]:
+    """The ``closed_once`` violations of a killed channel whose writer's journal shows ``closes``."""
+    from benchmarks.crashdrill.plan import UploadSpec
+    from benchmarks.crashdrill.run import UploadRecord
+
+    spec = UploadSpec(index=0, group=0, session=0, size=chunks * 10, chunks=chunks, writer="memory", fault=fault,
+                      at_chunk=at, via=None, content_seed=1)
+    record = UploadRecord(spec, channel="c", join="ok", exit="killed", session_died=session_died)
+    for item in [("init",), *(("chunk", n) for n in range(1, at + 1)), *(("close", c) for c in closes), ("release",)]:
+        record.journal.append(item)
+    return [v.detail for v in invariants._check_upload(record, invariants.Summary()) if v.invariant == "closed_once"]
+
+
+@pytest.mark.substrates("pool")
+def test_a_killed_channel_may_close_cancel_once_only_when_the_kill_raced_its_sessions_death():
+    """A session's death makes its channel close ``"cancel"`` (its supervisor's shutdown
+    runs ``terminate``, or the channel handles the session's ``Down``); a kill landing
+    meanwhile makes the exit ``"killed"`` with that one close. The drill saw it (seed
+    2968163397, 200 uploads: 3 runs in 15). Nothing else is accepted."""
+    from benchmarks.crashdrill.plan import UploadSpec
+
+    kill = UploadSpec(index=0, group=0, session=0, size=40, chunks=4, writer="memory", fault="kill", at_chunk=2,
+                      via=None, content_seed=1)
+    assert invariants.killed_closes(kill, session_died=True) == ((), ("cancel",))
+    assert invariants.killed_closes(kill, session_died=False) == ((),)
+    assert _killed("kill", 2, 4, ["cancel"], session_died=True) == []
+    assert _killed("kill", 2, 4, [], session_died=True) == []
+    assert _killed("kill_busy", 2, 4, ["cancel"], session_died=True) == []  # the race, mid-write
+    assert _killed("kill_busy", 4, 4, ["done"], session_died=True) == []  # the caught handler completed it
+    for fault, at, closes, died in [
+        ("kill", 2, ["cancel"], False),  # a live session: nothing could have closed it
+        ("kill", 2, ["done"], True),  # never "done" for an incomplete upload
+        ("kill", 2, ["cancel", "cancel"], True),  # never twice
+        ("kill", 2, ["cancel", "done"], True),
+        ("kill_busy", 4, ["done", "cancel"], True),
+        ("kill_busy", 4, ["cancel"], True),  # the caught last-chunk handler closes "done", not "cancel"
+        ("kill_busy", 4, [], False),
+    ]:
+        found = _killed(fault, at, 4, closes, session_died=died)
+        assert len(found) == 1 and "a killed channel's writer" in found[0], (fault, at, closes, died, found)
+
+
+@pytest.mark.substrates("pool")
+def test_the_descriptor_check_compares_sets_so_a_leak_offset_by_a_close_is_seen(tmp_path):
+    """The run closes a descriptor that was open before it and leaves a new one open:
+    the count is unchanged, the leak is still reported (by number and target)."""
+    from benchmarks.crashdrill.run import _fds, new_descriptors
+
+    assert new_descriptors({"3": "/a", "4": "pipe:[1]"}, {"3": "/a", "5": "/b"}) == ["5 -> /b"]
+    assert new_descriptors({"3": "/a"}, {"3": "/b"}) == ["3 -> /b"]  # a number reused on something else
+    assert new_descriptors({"3": "/a", "4": "/c"}, {"3": "/a"}) == []
+
+    seed = next(s for s in range(7, 1000) if make_plan(s, 16).scenarios == ("calm",))
+    kept = os.open(tmp_path / "open-before", os.O_CREAT | os.O_WRONLY)
+    leaked: list[int] = []
+    lock = threading.Lock()
+
+    def progress(_n: int) -> None:  # runs in the drill's client threads, mid-run
+        with lock:
+            if not leaked:
+                os.close(kept)
+                leaked.append(os.open(tmp_path / "leaked", os.O_CREAT | os.O_WRONLY))
+
+    try:
+        result = run_plan(make_plan(seed, 16), progress=progress)
+        assert len(leaked) == 1
+        if not result.fds_measured:
+            pytest.skip("file descriptors cannot be listed here")
+        shown = result.leaks["file descriptors"]
+        assert shown == [f"{leaked[0]} -> {tmp_path / 'leaked'}"], shown
+        text, violations = render_result(result)
+        assert [v.invariant for v in violations] == ["no_leaks"]
+        assert "[no_leaks] file descriptors: 1 left behind" in text
+    finally:
+        for fd in leaked:
+            os.close(fd)
+    assert str(tmp_path / "open-before") not in _fds()[1].values()
+
+
+@pytest.mark.substrates("pool")
+def test_every_session_crash_is_planned_strictly_inside_its_sessions_uploads():
+    from benchmarks.crashdrill.plan import mid_upload_rounds
+
+    events = 0
+    for uploads in (1, 5, 16, 17, 48, 200):
+        for seed in range(200):
+            plan = make_plan(seed, uploads)
+            for event in plan.events:
+                events += 1
+                assert event.targets[0] == event.session
+                mine = plan.uploads_of(event.group, event.session)
+                # some upload has sent after_round chunks and has more to send when it fires
+                assert 1 <= event.after_round <= max(mid_upload_rounds(u) for u in mine), (seed, uploads, event)
+    assert events > 500
+    # a seed keeps its plan wherever its crash already fell mid-upload: the flake's seed still has its burst
+    plan = make_plan(2968163397, 200)
+    assert plan.event_of(6).describe() == "group 6: burst after round 1 of session 0 (s0 by kill, s1 by message, s2 by message)"
+    assert plan.uploads[101].describe().startswith("u101 (group 6, session 1, entry ref 101, fault kill after 3 chunk(s)")
+
+
+@pytest.mark.substrates("pool")
+def test_a_session_crash_fired_after_its_uploads_ended_is_a_violation():
+    """The drill checks its crashes did fire mid-upload: a plan forced to fire late
+    (past every upload of the session) is reported, by group and round."""
+    import dataclasses
+
+    seed = next(s for s in range(1, 1000) if make_plan(s, 16).scenarios == ("session_crash",))
+    plan = make_plan(seed, 16)
+    late = dataclasses.replace(plan.events[0], after_round=plan.config.max_chunks + 1)
+    result = run_plan(dataclasses.replace(plan, events=(late,)))
+    text, violations = render_result(result)
+    drill_violations = [v for v in violations if v.invariant == "drill"]
+    assert len(drill_violations) == 1, text
+    assert "not mid-upload" in drill_violations[0].detail
+    assert drill_violations[0].subject == "group 0 (session_crash)"
+    # ...and the same plan, as drawn, fires mid-upload
+    result = run_plan(plan)
+    firer = next(s for s in result.sessions if s.index == plan.events[0].session)
+    assert firer.fired_in_progress and firer.fired_after_round == plan.events[0].after_round
+    assert render_result(result)[1] == []
+
+
+@pytest.mark.substrates("pool")
+def test_a_crashed_channel_gets_one_report_of_each_kind_the_supervisors_from_its_own_supervisor():
+    """OTP: a crash report from the process, a supervisor report from its supervisor.
+    A crashed channel logs exactly one ``process_crashed`` and its session's
+    ``DynamicSupervisor`` exactly one ``supervisor_report``; a report from any other
+    supervisor, a second one, or a missing crash report is a violation."""
+    seed = next(
+        s for s in range(1, 2000)
+        if make_plan(s, 16).scenarios == ("calm",) and any(u.fault == "raise" for u in make_plan(s, 16).uploads)
+    )
+    result = run_plan(make_plan(seed, 16))
+    assert render_result(result)[1] == []
+    crashed = next(u for u in result.uploads if u.spec.fault == "raise")
+    about = [e for e in result.events if e.get("process") == crashed.channel
+             or (e.get("offender") or {}).get("ref") == crashed.channel]
+    assert [e["event"] for e in about] == ["process_crashed", "supervisor_report"]
+    assert about[1]["supervisor"] == crashed.channel_supervisor
+    assert result.labels[crashed.channel_supervisor] == f"channel supervisor of session g0/s{crashed.spec.session}"
+    others = {u.channel_supervisor for u in result.uploads if u.spec.session != crashed.spec.session}
+    assert crashed.channel_supervisor not in others  # each session has its own
+
+    def violations_with(events):
+        result.events = events
+        return [v.detail for v in invariants.check(result) if v.invariant == "one_report"]
+
+    original = list(result.events)
+    stranger = next(iter(others))
+    moved = [dict(e, supervisor=stranger) if e is about[1] else e for e in original]
+    [detail] = violations_with(moved)
+    assert f"report has supervisor={result.labels[stranger]!r}, expected {result.labels[crashed.channel_supervisor]!r}" in detail
+    [detail] = violations_with([e for e in original if e is not about[0]])
+    assert "1 process_crashed reports" not in detail and "0 process_crashed reports, expected 1" in detail
+    [detail] = violations_with(original + [about[1]])
+    assert "2 supervisor_reports, expected 1" in detail
+    assert violations_with(original) == []

@@ -14,8 +14,15 @@ The invariants (``INVARIANTS``):
     reason its fate implies (``"done"``, ``"cancel"``, ``("error", reason)``),
     and released exactly once; a writer whose ``init`` failed was neither.
     **A killed channel** runs nothing more, so its writer is closed *zero*
-    times; its session releases it when it handles the channel's ``Down``
-    (``release`` exactly once), so a temp-file writer's file is still deleted.
+    times (``killed_closes``), with two exceptions, each a handler or a
+    ``terminate`` the kill caught already running: a ``kill_busy`` on the last
+    chunk, whose handler completes the upload (``"done"``, its own fate); and a
+    channel whose session died, when the kill raced the channel's reaction to
+    that death (the session's supervisor shutting it down, or its ``Down`` of
+    the session): that closes ``"cancel"``, once. Never ``"done"`` otherwise,
+    never twice. The runtime releases the writer at the kill (after the
+    running handler returns): ``release`` exactly once, so a temp-file
+    writer's file is still deleted.
 ``terminal``
     Every channel exited with the reason its fate implies; the session's entry
     ends as the fate says (absent once consumed or cancelled through the
@@ -30,20 +37,28 @@ The invariants (``INVARIANTS``):
     No process, thread, timer, temp file or file descriptor is left once the
     tree is stopped.
 ``one_report``
-    Every crash produced exactly one structured report: a channel or session
-    that crashed with an exception one ``process_crashed``; a crashed or killed
-    channel one ``supervisor_report`` (``child_terminated``, with its entry and
-    how its writer was closed); a crashed or killed session one from its group;
-    an escalation one ``shutdown``/``reached_max_restart_intensity`` from the
-    group and one ``child_terminated`` (info, ``"shutdown"``) from the root. No
-    other report, and no other error log.
+    Every crash is reported as OTP reports it, once by each side. The process:
+    a channel or session that crashed with an exception logs exactly one crash
+    report (``process_crashed``, naming itself); a killed one runs nothing, so
+    logs none. Its supervisor: a crashed or killed channel gets exactly one
+    ``supervisor_report`` from its own supervisor, its session's
+    ``DynamicSupervisor`` (``child_terminated``, or ``shutdown_error`` when it
+    crashed while its session's shutdown stopped it; with its entry and how
+    its writer was closed); a crashed or killed session exactly one
+    ``child_terminated`` from its group; an escalation one ``shutdown``
+    (``reached_max_restart_intensity``) from the group and one
+    ``child_terminated`` (info, ``"shutdown"``) from the root. So a channel
+    that raised shows two reports, one of each kind. No other report, and no
+    other error log.
 ``escalation``
     The tree followed OTP: a session crash within the intensity was restarted
     by its group; a burst past it made the group exit ``"shutdown"`` and the
     root restart it, fresh sessions included (read with ``which_children``);
     every other group and session is the original one, alive.
 ``drill``
-    The drill itself ran to the end (no client raised, no wait hung).
+    The drill itself ran to the end (no client raised, no wait hung), and ran
+    its plan: every group's session crashes fired mid-upload, with at least one
+    of the firing session's uploads started and not over.
 """
 
 from __future__ import annotations
@@ -56,7 +71,7 @@ from typing import Any, Optional
 from benchmarks.crashdrill.plan import UploadSpec
 from benchmarks.crashdrill.run import INJECTED, RunResult, UploadRecord
 
-__all__ = ["INVARIANTS", "Fate", "Summary", "Violation", "check", "expected_digest", "own_fate", "summarize"]
+__all__ = ["INVARIANTS", "Fate", "Summary", "Violation", "check", "expected_digest", "killed_closes", "own_fate", "summarize"]
 
 INVARIANTS: dict[str, str] = {
     "closed_once": "every writer closed exactly once, with the reason its fault implies",
@@ -64,9 +79,9 @@ INVARIANTS: dict[str, str] = {
     "intact": "every successful upload's bytes are intact",
     "neighbours": "uploads without faults are untouched by their neighbours' faults",
     "no_leaks": "no actor, thread, timer, temp file or file descriptor is left behind",
-    "one_report": "every crash produced exactly one structured report",
+    "one_report": "every crash: one process_crashed per exception, one supervisor_report from its supervisor",
     "escalation": "escalation follows OTP rules and the tree recovers at the level above",
-    "drill": "the drill itself ran to the end",
+    "drill": "the drill itself ran to the end, its session crashes mid-upload",
 }
 
 
@@ -121,6 +136,24 @@ def own_fate(spec: UploadSpec) -> Fate:
         closes = ("done",) if fault == "kill_busy" and spec.at_chunk == spec.chunks else ()
         return Fate("killed", closes, 1, _entry(True, (("channel_crash", "killed"),)), False)
     raise ValueError(f"unknown fault {fault!r}")
+
+
+def killed_closes(spec: UploadSpec, session_died: bool) -> tuple[tuple, ...]:
+    """Every close sequence a killed channel's writer may legitimately show.
+
+    A kill runs nothing more in the channel, so nothing closes the writer
+    (``()``), except a callback the kill caught already running: the handler of
+    a ``kill_busy`` on the last chunk completes the upload (``("done",)``, its
+    own fate, and then no other); and, when the channel's session died, the
+    channel's reaction to that death (``terminate`` on its supervisor's
+    shutdown, or its handler of the session's ``Down``) may have been closing
+    the writer with ``"cancel"`` when the planned kill landed: ``("cancel",)``.
+    Never ``"done"`` for an incomplete upload, never two closes.
+    """
+    own = own_fate(spec).closes
+    if session_died and own == ():
+        return ((), ("cancel",))
+    return (own,)
 
 
 WRITER_ERROR_REPLY = ("error", {"reason": "writer_error"})
@@ -248,19 +281,23 @@ def _check_upload(record: UploadRecord, summary: Summary) -> list[Violation]:
     elif inits == 1 and not init_ok and (closes or releases):
         bad("closed_once", f"init failed, yet closed {list(closes)} / released {releases}x")
     elif init_ok:
-        want_closes = len(fate.closes) if record.exit == "killed" else 1
-        if len(closes) != want_closes:
-            what = "a killed channel's writer (a kill runs nothing more in the channel) " if record.exit == "killed" else ""
-            bad("closed_once", f"{what}closed {len(closes)} times {list(closes)}, expected {want_closes}")
+        if record.exit == "killed":
+            allowed = killed_closes(spec, record.session_died)
+            if closes not in allowed:
+                why = " or, as its session died, ['cancel'] once" if len(allowed) > 1 else ""
+                bad("closed_once", f"a killed channel's writer (a kill runs nothing more in the channel) closed "
+                                   f"{len(closes)} times {list(closes)}, expected {list(allowed[0])}{why}")
+        elif len(closes) != 1:
+            bad("closed_once", f"closed {len(closes)} times {list(closes)}, expected 1")
         if releases != 1:
-            bad("closed_once", f"released {releases} times, expected once" + (" (by its session, after the kill)" if record.exit == "killed" else ""))
+            bad("closed_once", f"released {releases} times, expected once" + (" (by the runtime, at the kill)" if record.exit == "killed" else ""))
 
     if record.exit == "alive":
         bad("terminal", "its channel was still alive after its client finished")
     if not record.session_died:
         if record.exit != fate.exit:
             bad("terminal", f"channel exited {record.exit_repr or record.exit!r} ({record.exit}), expected {fate.exit}")
-        if closes != fate.closes and len(closes) == len(fate.closes):
+        if closes != fate.closes and len(closes) == len(fate.closes) and record.exit != "killed":
             bad("closed_once", f"closed with {list(closes)}, expected {list(fate.closes)}")
         if releases != fate.releases and not init_ok:
             bad("closed_once", f"released {releases} times, expected {fate.releases}")
@@ -277,7 +314,8 @@ def _check_upload(record: UploadRecord, summary: Summary) -> list[Violation]:
         summary.owner_fates[spec.fault or "none"] += 1
         wrote_all = journal.count("chunk") >= spec.chunks
         if record.exit == fate.exit and record.exit is not None:
-            if closes != fate.closes and init_ok:
+            # (a killed channel's closes were checked above, against ``killed_closes``)
+            if closes != fate.closes and init_ok and record.exit != "killed":
                 bad("closed_once", f"closed with {list(closes)}, expected {list(fate.closes)} (its own fault's)")
         elif record.exit == "owner":
             if closes not in (("cancel",),) + ((("done",),) if wrote_all else ()):
@@ -316,7 +354,8 @@ def _check_reports(result: RunResult, summary: Summary) -> list[Violation]:
     def name(label: Any) -> str:
         return labels.get(label, str(label))
 
-    # process_crashed: exactly one per process that exited with an exception.
+    # The process's side, OTP's crash report: exactly one process_crashed per process
+    # that exited with an exception (a killed one runs nothing, so logs none).
     expected_crashes: dict[str, str] = {}
     for u in result.uploads:
         if u.channel and u.exit and u.exit.startswith("crash:"):
@@ -336,7 +375,10 @@ def _check_reports(result: RunResult, summary: Summary) -> list[Violation]:
             reasons = [e.get("reason") for e in events if e["event"] == "process_crashed" and e.get("process") == label]
             out.append(_about(result, label, "one_report", f"unexpected process_crashed ({n}x) for {name(label)}: {reasons[0]}"))
 
-    # supervisor_report: keyed by the offender's ref, or by the supervisor for its own shutdown.
+    # The supervisor's side, OTP's supervisor report: exactly one per crashed or killed
+    # child, from that child's own supervisor. Keyed by the offender's ref (whichever
+    # supervisor sent it, so a second report from anyone counts), or by the
+    # supervisor for its own shutdown.
     reports: dict[Any, list[dict]] = {}
     for e in events:
         if e["event"] == "supervisor_report":
@@ -352,11 +394,10 @@ def _check_reports(result: RunResult, summary: Summary) -> list[Violation]:
             close = ("cancel",) if u.exit.startswith("crash:") else (None, *closes)  # a busy killed handler may close late
             # A channel crashing while its session's shutdown stops it is that shutdown's error (OTP).
             contexts = ("child_terminated", "shutdown_error") if u.session_died else ("child_terminated",)
-            expected[u.channel] = (
-                f"channel of {u.spec.label} ({u.exit})",
-                contexts,
-                {"entry": (u.spec.ref,), "close_reason": close, "level": ("error",)},
-            )
+            fields: dict[str, tuple] = {"entry": (u.spec.ref,), "close_reason": close, "level": ("error",)}
+            if u.channel_supervisor is not None:
+                fields["supervisor"] = (u.channel_supervisor,)  # its own: its session's DynamicSupervisor
+            expected[u.channel] = (f"channel of {u.spec.label} ({u.exit})", contexts, fields)
     group_names = {g.index: g.name for g in result.groups}
     for c in result.crashes:
         expected[c.label] = (
@@ -377,7 +418,7 @@ def _check_reports(result: RunResult, summary: Summary) -> list[Violation]:
                 {"supervisor": (result.root_name,), "reason": ("shutdown",), "level": ("info",)},
             )
     summary.supervisor_reports_expected = len(expected)
-    for key, (what, contexts, fields) in expected.items():
+    for key, (what, contexts, wanted) in expected.items():
         summary.checked["one_report"] += 1
         found = reports.get(key, [])
         subject = key[1] if isinstance(key, tuple) else key
@@ -387,9 +428,11 @@ def _check_reports(result: RunResult, summary: Summary) -> list[Violation]:
         report = found[0]
         if report.get("context") not in contexts:
             out.append(_about(result, subject, "one_report", f"{what}: a {report.get('context')} report, expected {' or '.join(contexts)}"))
-        for field_name, allowed in fields.items():
+        for field_name, allowed in wanted.items():
             got = report.get(field_name)
             if got not in allowed:
+                if field_name == "supervisor":
+                    got, allowed = name(got), tuple(name(a) for a in allowed)
                 want = allowed[0] if len(allowed) == 1 else " or ".join(map(repr, allowed))
                 out.append(_about(result, subject, "one_report", f"{what}: report has {field_name}={got!r}, expected {want!r}"))
     for key, found in reports.items():
@@ -459,6 +502,15 @@ def _check_tree(result: RunResult, summary: Summary) -> list[Violation]:
             if replaced != should_be:
                 bad(subject, f"session s{s} {'was' if replaced else 'was not'} replaced by a restart, "
                              f"{'though' if replaced else 'yet'} the plan {'spared' if replaced else 'crashed'} it")
+    for event in plan.events:
+        firer = next((r for r in result.sessions if r.group == event.group and r.index == event.session), None)
+        if firer is None or firer.fired_after_round is None:
+            continue  # never fired: reported above (crashes fired vs planned)
+        summary.checked["drill"] += 1
+        if not firer.fired_in_progress:
+            out.append(Violation("drill", f"group {event.group} ({event.kind})",
+                                 f"session s{event.session} fired its crashes after round {firer.fired_after_round} "
+                                 f"(planned {event.after_round}) with none of its uploads in progress: not mid-upload"))
     dead_plan = plan.planned_dead_sessions()
     for session in result.sessions:
         key = (session.group, session.index)

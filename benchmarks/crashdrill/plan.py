@@ -53,6 +53,7 @@ __all__ = [
     "UPLOAD_FAULTS",
     "UploadSpec",
     "make_plan",
+    "mid_upload_rounds",
 ]
 
 UPLOAD_FAULTS: tuple[str, ...] = (
@@ -174,7 +175,10 @@ class UploadSpec:
 @dataclass(frozen=True)
 class SessionEvent:
     """Session crashes planned in one group, fired by the client of ``session``
-    after its ``after_round``-th round of chunks (or when its uploads are over)."""
+    after its ``after_round``-th round of chunks. The plan picks the round
+    strictly inside that session's uploads (``mid_upload_rounds``): when it
+    fires, at least one of them has sent ``after_round`` chunks and has more
+    to send, so the crash is mid-upload, as its name says."""
 
     group: int
     session: int
@@ -232,6 +236,26 @@ class Plan:
         return dead
 
 
+def mid_upload_rounds(spec: UploadSpec) -> int:
+    """The last client round after which ``spec`` is still in progress: started,
+    with more to send (0: never, e.g. a one-chunk upload or an ``init`` error).
+
+    A client's round ``r`` sends every active upload its ``r``-th chunk
+    (``SessionClient``): an upload of ``n`` chunks is over in round ``n``; a
+    fault at chunk ``k`` (``raise``, ``error``, ``stall``, ``kill_busy``...)
+    ends it in round ``k``; a cancel or a kill after ``k`` chunks happens in
+    round ``k + 1``, so it is in progress after rounds ``1..k``.
+    """
+    fault = spec.fault
+    if fault == "init_error":
+        return 0
+    if fault in ("cancel", "cancel_close_error", "kill"):
+        return spec.at_chunk
+    if fault in ("raise", "keyboard_interrupt", "error", "stall", "kill_busy"):
+        return spec.at_chunk - 1
+    return spec.chunks - 1  # no fault, close_error: over with the last chunk
+
+
 def make_plan(seed: int, uploads: int, config: DrillConfig | None = None) -> Plan:
     """The plan of a drill of ``uploads`` uploads, from ``random.Random(seed)`` alone."""
     if uploads < 1:
@@ -255,23 +279,17 @@ def make_plan(seed: int, uploads: int, config: DrillConfig | None = None) -> Pla
     scenarios += rng.choices(GROUP_SCENARIOS, SCENARIO_WEIGHTS, k=max(0, len(groups) - len(scenarios)))
     rng.shuffle(scenarios)
 
-    events = []
+    # The events' draws come before the uploads' (the order of draws is the plan: a
+    # seed must keep giving the same plan); their rounds are fitted to the uploads
+    # once those are drawn.
+    drawn = []
     for g, scenario in enumerate(scenarios):
         if scenario == "calm":
             continue
-        n = len(groups[g])
-        s = rng.randrange(n)
+        s = rng.randrange(len(groups[g]))
+        after_round = rng.randint(1, config.max_chunks - 1)
         crashes = 1 if scenario == "session_crash" else config.max_restarts + 1
-        events.append(
-            SessionEvent(
-                group=g,
-                session=s,
-                kind=scenario,
-                after_round=rng.randint(1, config.max_chunks - 1),
-                targets=tuple((s + j) % n for j in range(crashes)),
-                how=tuple(rng.choice(CRASH_METHODS) for _ in range(crashes)),
-            )
-        )
+        drawn.append((g, scenario, s, after_round, tuple(rng.choice(CRASH_METHODS) for _ in range(crashes))))
 
     specs: list[UploadSpec] = []
     index = 0
@@ -281,8 +299,54 @@ def make_plan(seed: int, uploads: int, config: DrillConfig | None = None) -> Pla
                 specs.append(_upload(rng, config, index, g, s, kinds[index]))
                 index += 1
 
+    events = []
+    for g, scenario, s, after_round, how in drawn:
+        s, last = _mid_upload_session(rng, config, specs, groups, g, s)
+        if after_round > last:
+            after_round = 1 + (after_round - 1) % last
+        n = len(groups[g])
+        events.append(
+            SessionEvent(
+                group=g,
+                session=s,
+                kind=scenario,
+                after_round=after_round,
+                targets=tuple((s + j) % n for j in range(len(how))),
+                how=how,
+            )
+        )
+
     plan = Plan(seed=seed, config=config, uploads=tuple(specs), groups=groups, scenarios=tuple(scenarios), events=tuple(events))
     return plan
+
+
+def _mid_upload_session(
+    rng: random.Random, config: DrillConfig, specs: list[UploadSpec], groups: tuple[tuple[int, ...], ...], g: int, s: int
+) -> tuple[int, int]:
+    """The session of group ``g`` that fires its crash (the drawn ``s``, else the
+    next one with an upload to crash in the middle of) and the last round it
+    may fire after (``>= 1``). A group without any (a lone one-chunk upload, say)
+    gets one: the firing session's first upload is redrawn without a fault,
+    with ``max_chunks`` chunks (the rng is past every other draw by then, so no
+    other part of the plan changes)."""
+    n = len(groups[g])
+
+    def last_round(session: int) -> int:
+        return max((mid_upload_rounds(u) for u in specs if u.group == g and u.session == session), default=0)
+
+    for j in range(n):
+        last = last_round((s + j) % n)
+        if last >= 1:
+            return (s + j) % n, last
+    first = next(i for i, u in enumerate(specs) if u.group == g and u.session == s)
+    old = specs[first]
+    cs = config.chunk_size
+    specs[first] = UploadSpec(
+        index=old.index, group=g, session=s, size=rng.randint((config.max_chunks - 1) * cs + 1, config.max_chunks * cs),
+        chunks=config.max_chunks, writer=old.writer, fault=None, at_chunk=0,
+        via=None, content_seed=rng.getrandbits(64),
+    )
+    return s, last_round(s)
 
 
 def _upload(rng: random.Random, config: DrillConfig, index: int, group: int, session: int, fault: Optional[str]) -> UploadSpec:

@@ -8,9 +8,10 @@ Layout::
     plan       <faults by kind>
                <group scenarios, and each session event>
     outcomes   <per fault: uploads that met their own fate / whose session died>
-    writers    closes by reason, killed writers (never closed, released by their session)
+    writers    closes by reason, killed writers (closed only by a callback the kill caught, released at the kill)
     bytes      consumed uploads whose sha256 matched
-    reports    process_crashed seen/expected, supervisor_report by context, seen/expected
+    reports    process_crashed (the crashed process's report) seen/expected, supervisor_report
+               (its supervisor's) by context, seen/expected
     tree       session restarts, escalations, the tree at the end
     leaks      processes, threads, timers, temp files, file descriptors left
     time       elapsed, chunks, uploads/s
@@ -85,8 +86,8 @@ def render(result: RunResult, violations: list[Violation], summary: Summary | No
     add(
         "writers    closes: "
         + ", ".join(f"{k} {n}" for k, n in sorted(summary.closes.items(), key=lambda kv: -kv[1]))
-        + f"; {summary.killed_writers} channels killed (their writers closed only by a handler the kill "
-        f"caught mid-write, released by their session)"
+        + f"; {summary.killed_writers} channels killed (a kill runs nothing more: their writers closed only by "
+        f"a callback the kill caught running, released at the kill)"
     )
     add(f"bytes      {summary.intact}/{summary.consumed} consumed uploads intact (sha256); "
         f"fault-free uploads in surviving sessions untouched: {summary.neighbours_ok}/{summary.neighbours}")

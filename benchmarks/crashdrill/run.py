@@ -55,6 +55,7 @@ __all__ = [
     "LogRecorder",
     "RunResult",
     "classify_exit",
+    "new_descriptors",
     "run_plan",
 ]
 
@@ -228,6 +229,9 @@ class UploadRecord:
     join: Any = None
     """``"ok"``, the join's error reply, or ``None`` if never attempted."""
     channel: Optional[str] = None
+    channel_supervisor: Optional[str] = None
+    """``str(ref)`` of the supervisor that started the channel (its session's
+    ``DynamicSupervisor``): the one whose ``supervisor_report`` names it."""
     replies: list[Any] = field(default_factory=list)
     acked: int = 0
     action: Optional[str] = None
@@ -258,6 +262,10 @@ class SessionRecord:
     lost: Optional[str] = None
     """Where its client found it dead, if it did."""
     driver_error: Optional[str] = None
+    fired_in_progress: Optional[tuple[str, ...]] = None
+    """For the session that fires its group's crashes: its uploads still in
+    progress (started, more to send) when it fired; ``()`` if none were."""
+    fired_after_round: Optional[int] = None
 
 
 @dataclass
@@ -551,6 +559,9 @@ class SessionClient:
                 upload.join = "ok"
                 self.channels[upload.spec.index] = reply
                 upload.channel = self.drill.label(reply, f"channel of {upload.spec.label}")
+                if reply.parent is not None:
+                    where = f"g{self.record.group}/s{self.record.index}"
+                    upload.channel_supervisor = self.drill.label(reply.parent, f"channel supervisor of session {where}")
             else:
                 upload.join = reply
         active = [u for u in self.uploads if u.join == "ok"]
@@ -561,16 +572,18 @@ class SessionClient:
                 if not self.step(upload):
                     active.remove(upload)
             if self.event is not None and not self.fired and round_ >= self.event.after_round:
-                self.fire()
+                self.fire(round_, active)
         if self.event is not None and not self.fired:
-            self.fire()
+            self.fire(round_, active)  # the plan rules it out (its round is inside the uploads); checked
         for upload in self.uploads:
             if upload.done and upload.action is None:
                 upload.consumed = self.call("consume_uploaded_entry", upload.spec.config, upload.spec.ref, _digest)
 
-    def fire(self) -> None:
+    def fire(self, round_: int, active: list[UploadRecord]) -> None:
         self.fired = True
         assert self.event is not None
+        self.record.fired_after_round = round_
+        self.record.fired_in_progress = tuple(u.spec.label for u in active if 0 < u.acked < u.spec.chunks)
         self.drill.fire(self.event, self.ref)
         raise _SessionLost(f"crashed by the plan ({self.event.kind})")
 
@@ -697,22 +710,39 @@ def _digest(meta: dict[str, Any]) -> tuple[str, str]:
 # -- leaks ------------------------------------------------------------------------------------------
 
 
-def _fds() -> tuple[bool, set[str]]:
+def _fds() -> tuple[bool, dict[str, str]]:
+    """The open file descriptors, number -> what it points at (its
+    ``/proc/self/fd`` link: a path, ``socket:[inode]``, ``pipe:[inode]``...);
+    ``(False, {})`` where they cannot be listed.
+
+    Without ``/proc`` (macOS), ``psutil`` gives only a count: the numbers
+    ``0..count-1`` stand in, so only a growing count shows there."""
     try:
         names = os.listdir("/proc/self/fd")
     except OSError:
         try:
             import psutil
         except ImportError:
-            return False, set()
-        return True, {f"fd #{i}" for i in range(psutil.Process().num_fds())}
-    found = set()
+            return False, {}
+        return True, {str(i): "?" for i in range(psutil.Process().num_fds())}
+    found = {}
     for name in names:
         try:
-            found.add(f"{name} -> {os.readlink(f'/proc/self/fd/{name}')}")
+            found[name] = os.readlink(f"/proc/self/fd/{name}")
         except OSError:
             pass  # the directory listing's own descriptor, closed already
     return True, found
+
+
+def new_descriptors(before: dict[str, str], after: dict[str, str]) -> list[str]:
+    """Descriptors open in ``after`` that were not open in ``before``: a number
+    not open then, or open then on something else (closed, and its number
+    reused). Compared as sets, not counts, so a leak is seen even when the
+    run also closed a descriptor that was open before it."""
+    return sorted(
+        (f"{fd} -> {target}" for fd, target in after.items() if before.get(fd) != target),
+        key=lambda line: int(line.split(" ", 1)[0]),
+    )
 
 
 def _baseline() -> dict[str, Any]:
@@ -744,8 +774,11 @@ def _leaks(before: dict[str, Any], tmpdir: str, grace: float) -> tuple[dict[str,
     }
     gc.collect()
     measured, fds = _fds()
-    new_fds = sorted(fds - before["fds"])
-    leaks["file descriptors"] = new_fds if len(fds) > len(before["fds"]) else []
+    # Nothing is exempt: the harness opens no descriptor that outlives the run (its
+    # temp dir is a path, its client pool and log recorder hold none, the baseline is
+    # taken before the drill starts and this listing after the tree and every
+    # process, thread and temp file of it are gone), so any new one is a leak.
+    leaks["file descriptors"] = new_descriptors(before["fds"], fds)
     return leaks, measured
 
 

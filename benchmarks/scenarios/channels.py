@@ -46,6 +46,7 @@ from benchmarks.targets import (
     ISSUE_CONCURRENT_UPLOADS,
     NOOP_COST_VS_PEER,
     POOL_VS_THREAD_NOOP,
+    POOL_VS_THREAD_UPLOADS,
     TMPFILE_VS_PLAIN,
     TableSpec,
     scale_note,
@@ -74,8 +75,8 @@ TABLES: list[TableSpec] = [
             ("chunks_per_s", "chunks/s", ",.0f"),
             ("mb_per_s", "MB/s", ",.1f"),
             ("us_per_chunk", "µs/chunk", ",.1f"),
-            ("p50_ms", "p50 ms", ".3f"),
-            ("p99_ms", "p99 ms", ".3f"),
+            ("p50_ms", "chunk p50 ms", ".3f"),
+            ("p99_ms", "chunk p99 ms", ".3f"),
         ],
     ),
     (
@@ -276,9 +277,25 @@ def _targets(ratios: list[dict[str, Any]], rows: list[dict[str, Any]], params: P
         )
     top = params.uploads[-1]
     if "thread" in params.substrates and "pool" in params.substrates:
-        pool = next((r for r in ratios if r["substrate"] == "pool" and r["writer"] == "null" and r["uploads"] == top), None)
+        # Issue 11 reads it at U=1000, not at the largest U (10,000 with --full); a run
+        # that stops short of 1000 reads it at its largest U and says so.
+        at_u = POOL_VS_THREAD_UPLOADS if POOL_VS_THREAD_UPLOADS in params.uploads else top
+        pool = next((r for r in ratios if r["substrate"] == "pool" and r["writer"] == "null" and r["uploads"] == at_u), None)
+        others = ", ".join(
+            f"U={r['uploads']:,}: {r['vs_thread']:.2f}x"
+            for r in ratios
+            if r["substrate"] == "pool" and r["writer"] == "null" and r["uploads"] != at_u and r["vs_thread"] == r["vs_thread"]
+        )
+        short = "" if at_u == POOL_VS_THREAD_UPLOADS else f"this run's largest U; the issue's U={POOL_VS_THREAD_UPLOADS:,} needs --max-uploads {POOL_VS_THREAD_UPLOADS}"
         checks.append(
-            target(f"no-op chunks/s, pool vs thread substrate at U={top}", pool and pool["vs_thread"], ">=", POOL_VS_THREAD_NOOP, "x")
+            target(
+                f"no-op chunks/s, pool vs thread substrate at U={at_u:,}",
+                pool and pool["vs_thread"],
+                ">=",
+                POOL_VS_THREAD_NOOP,
+                "x",
+                "; ".join(x for x in (short, others) if x),
+            )
         )
     if "pool" in params.substrates:
         done = [r for r in rows if r["flavor"] == "ours" and r["substrate"] == "pool" and r["uploads"] == top]

@@ -23,9 +23,20 @@ spawn, and the stop time. Channels are joined in batches up to the "flag
 bound" (``pool_channels`` on the pool: 100,000 with ``--full``; ``max_spawn``
 on threads, below the thread limit); a batch that cannot
 start ends the run with the limit it hit: ``thread limit`` (no new OS thread
-could start), ``memory`` (less than ``memory_reserve_mb`` available) or the
-error itself. The batches give the scaling curve (cost per spawn as the live
-count grows).
+could start), ``memory`` (``MemoryError``, or less than ``memory_reserve_mb``
+available) or the error itself. The batches give the scaling curve (cost per
+spawn as the live count grows). Every row has a ``limit``: ``flag bound``
+when it stopped at the flag.
+
+``--spawn-until-limit`` (``spawn_until_limit``) measures the largest K this
+machine reaches: channels are joined past the flag bound, a tenth of it per
+batch, until a real limit stops them: ``thread limit`` (the thread substrate's
+usual end: one OS thread per channel, session and supervisor), ``memory``, or
+``time budget`` (``spawn_seconds`` per row, 120 by default: the pool's memory
+outlasts any patience). Whatever stopped a row, everything it started is then
+stopped and waited for, and the row records what was left (``left_processes``,
+``left_threads``; a target says 0). Each row runs in a child process, so a
+limit hit there cannot harm the rest of the run.
 """
 
 from __future__ import annotations
@@ -63,6 +74,8 @@ __all__ = ["NAME", "TABLES", "run", "steps"]
 
 NAME = "spawn"
 BATCHES = 10
+JOIN_TIMEOUT = 60.0
+"""With ``spawn_until_limit``: the longest one join may take before the row ends on it."""
 
 log = structlog.get_logger("liveupload.bench")
 
@@ -145,6 +158,7 @@ def _simple(kind: str, substrate: str, count: int) -> dict[str, Any]:
     for ref in [start() for _ in range(10)]:  # warm-up
         ref.stop()
     gc.collect()
+    threads_before = set(threading.enumerate())
     refs: list[Any] = []
     limit = "flag bound"
     tenth = max(1, count // 10)
@@ -183,6 +197,8 @@ def _simple(kind: str, substrate: str, count: int) -> dict[str, Any]:
     row["us_per_spawn_last_tenth"] = (ended - last_tenth_began) / tenth * 1e6 if complete else float("nan")
     row["gc_share_of_spawn"] = collecting.seconds / seconds if seconds else float("nan")
     row["gc_collections"] = collecting.collections
+    refs.clear()
+    row["left_processes"], row["left_threads"] = _left_behind(threads_before)
     return row
 
 
@@ -214,26 +230,37 @@ class _GcClock:
 
 def _channels(params: Params, substrate: str, progress: Progress) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """Join channels in batches up to the flag bound (``pool_channels`` on the
-    pool, ``max_spawn`` elsewhere); the row and the scaling curve."""
-    bound = channel_bound(params, substrate)
+    pool, ``max_spawn`` elsewhere), or with ``spawn_until_limit`` until a real
+    limit; the row and the scaling curve. Whatever stopped it, every session and
+    channel is then stopped and waited for, and the row says what was left
+    (``left_processes``, ``left_threads``: 0 and 0 when all is clean)."""
+    flag = channel_bound(params, substrate)
+    bound = None if params.spawn_until_limit else flag
     with SessionFleet(fixed_writer(NullWriter), size=1, chunk_size=1, per_session=params.uploads_per_session) as warm:
         warm.join(min(10, params.uploads_per_session))
-    batch = max(1, bound // BATCHES)
+    batch = max(1, flag // BATCHES)
     curve: list[dict[str, Any]] = []
     limit = "flag bound"
+    threads_before = set(threading.enumerate())
     fleet = SessionFleet(fixed_writer(NullWriter), size=1, chunk_size=1, per_session=params.uploads_per_session)
     rss0, threads0 = _rss(), threading.active_count()
     spawning = 0.0
+    deadline = time.monotonic() + params.spawn_seconds if bound is None else None
+    rss = threads = count = 0
     try:
-        while len(fleet.channels) < bound:
+        while bound is None or len(fleet.channels) < bound:
             if psutil.virtual_memory().available < params.memory_reserve_mb * 2**20:
                 limit = "memory"
                 break
-            want = min(batch, bound - len(fleet.channels))
+            if deadline is not None and time.monotonic() >= deadline:
+                limit = "time budget"
+                break
+            want = batch if bound is None else min(batch, bound - len(fleet.channels))
             before = len(fleet.channels)
             began = time.perf_counter()
             try:
-                fleet.join(want)
+                # A runtime wedged at a limit must end the row, not hang it: one join gets a minute.
+                fleet.join(want, timeout=JOIN_TIMEOUT if bound is None else None)
             except Exception as exc:  # noqa: BLE001 - the limit is the result
                 limit = _limit_of(exc)
                 log.warning("bench_spawn_limit", limit=limit, reached=len(fleet.channels), error=repr(exc))
@@ -251,22 +278,68 @@ def _channels(params: Params, substrate: str, progress: Progress) -> tuple[dict[
                             "rss_mb": psutil.Process().memory_info().rss / 2**20,
                         }
                     )
-            progress.tick(f"spawn {substrate} channels {len(fleet.channels):,}")
-        rss, threads = _rss() - rss0, threading.active_count() - threads0
+            label = f"spawn {substrate} channels {len(fleet.channels):,}"
+            if len(curve) <= BATCHES:
+                progress.tick(label)  # the steps counted for this row; past the flag bound, only notes
+            else:
+                progress.note(label)
         count = len(fleet.channels)
+        rss, threads = _rss() - rss0, threading.active_count() - threads0
+    except MemoryError:
+        limit, count = "memory", len(fleet.channels)
     finally:
         progress.note(f"spawn {substrate}: stopping {len(fleet.channels):,} channels")
         began = time.perf_counter()
-        fleet.close()
+        stop_error = _close(fleet)
         stop = time.perf_counter() - began
+    left_processes, left_threads = _left_behind(threads_before)
+    for _ in range(len(curve), BATCHES):
+        progress.tick(f"spawn {substrate} channels {count:,}")  # a row stopped early still uses its steps
     row = _row("channel", substrate, count, spawning, rss, threads, stop, limit)
     row["sessions"] = -(-count // params.uploads_per_session)
-    row["max_spawn"] = bound
+    row["max_spawn"] = flag
+    row["until_limit"] = bool(params.spawn_until_limit)
+    row["left_processes"] = left_processes
+    row["left_threads"] = left_threads
+    if stop_error:
+        row["stop_error"] = stop_error
     return row, curve
 
 
+def _close(fleet: SessionFleet) -> str | None:
+    """Stop the fleet; ``None``, or what went wrong (a limit can leave a session
+    half-made: the row reports it rather than losing every other figure)."""
+    started = [*fleet.sessions, *fleet.channels]
+    try:
+        fleet.close()
+    except Exception as exc:  # noqa: BLE001 - reported in the row
+        log.warning("bench_spawn_stop_failed", error=repr(exc))
+        for ref in started:  # what would not stop is killed (a session's supervisor is linked to it)
+            if ref.is_alive():
+                actors.exit(ref, actors.KILL)
+        return repr(exc)
+    return None
+
+
+def _left_behind(threads_before: set[threading.Thread], grace: float = 30.0) -> tuple[int, int]:
+    """Processes still alive and threads started since ``threads_before`` still
+    running, after waiting (with a deadline) for exiting ones to finish: the
+    proof that a row, even one stopped by a limit, cleaned up after itself. The
+    pool's spare workers park for a few seconds before they leave: the grace
+    covers them."""
+    deadline = time.monotonic() + grace
+    for ref in list(actors.processes()):
+        with contextlib.suppress(pykka.Timeout):
+            actors.await_exit(ref, max(0.0, deadline - time.monotonic()))
+    threads = [t for t in threading.enumerate() if t not in threads_before]
+    for thread in threads:
+        thread.join(max(0.0, deadline - time.monotonic()))
+    return len(actors.processes()), sum(1 for t in threads if t.is_alive())
+
+
 def channel_bound(params: Params, substrate: str) -> int:
-    """How many channels the spawn scenario joins on ``substrate``."""
+    """How many channels the spawn scenario joins on ``substrate`` (the flag
+    bound; with ``spawn_until_limit``, the size of a batch is a tenth of it)."""
     return params.pool_channels if substrate == "pool" else params.max_spawn
 
 
@@ -375,22 +448,51 @@ def _pool_counts(params: Params) -> list[int]:
 
 def _targets(rows: list[dict[str, Any]], params: Params) -> list[dict[str, Any]]:
     checks = []
+    cleaned = [r for r in rows if "left_processes" in r]
+    if cleaned:
+        left = {f"{r['kind']} {r['substrate']}": r["left_processes"] + r["left_threads"] for r in cleaned}
+        checks.append(
+            target(
+                "processes and threads left once a spawn row stopped (limit rows included)",
+                max(left.values()),
+                "<=",
+                0,
+                "",
+                ", ".join(f"{k} ({r['limit']}): {v}" for (k, v), r in zip(left.items(), cleaned))
+                + "".join(f"; {r['substrate']} stop failed: {r['stop_error']}" for r in cleaned if r.get("stop_error")),
+            )
+        )
     pooled = sorted((r for r in rows if r["kind"] == "process" and r["substrate"] == "pool"), key=lambda r: r["count"])
     if not pooled:
         return checks
     small, large = pooled[0], pooled[-1]
+    # Read at the largest K: the cost per spawn grows with the live count (the cyclic
+    # GC walks them all), so the largest K is the honest figure; the name says which.
     checks.append(
         target(
-            "bare process spawn on the pool",
+            f"bare process spawn on the pool, at the largest K={large['count']:,}",
             large["us_per_spawn"],
             "<=",
             POOL_SPAWN_US,
             "µs",
-            f"at K={large['count']:,}" + (f"; {small['us_per_spawn']:.1f} µs at K={small['count']:,}" if small is not large else ""),
+            "; ".join(
+                x
+                for x in (
+                    f"{small['us_per_spawn']:.1f} µs at K={small['count']:,}" if small is not large else "",
+                    scale_note(large["count"], ISSUE_POOL_PROCESSES, "processes"),
+                )
+                if x
+            ),
         )
     )
     checks.append(
-        target("resident memory per idle pooled process", large["kb_per_idle"], "<=", POOL_IDLE_KB, "KB", f"at K={large['count']:,}")
+        target(
+            f"resident memory per idle pooled process, at K={large['count']:,}",
+            large["kb_per_idle"],
+            "<=",
+            POOL_IDLE_KB,
+            "KB",
+        )
     )
     checks.append(
         target(
@@ -438,7 +540,8 @@ def _targets(rows: list[dict[str, Any]], params: Params) -> list[dict[str, Any]]
     if channels is not None:
         checks.append(
             target(
-                f"idle upload channels with their sessions on the pool (of {params.pool_channels:,} asked)",
+                f"idle upload channels with their sessions on the pool (of {params.pool_channels:,} asked)"
+                + (", until a limit" if channels.get("until_limit") else ""),
                 channels["count"],
                 ">=",
                 params.pool_channels,
@@ -447,7 +550,7 @@ def _targets(rows: list[dict[str, Any]], params: Params) -> list[dict[str, Any]]
                     x
                     for x in (
                         f"{channels['kb_per_idle']:.1f} KB and {channels['us_per_spawn']:.0f} µs each",
-                        scale_note(params.pool_channels, ISSUE_POOL_CHANNELS, "channels"),
+                        scale_note(channels["count"] if channels.get("until_limit") else params.pool_channels, ISSUE_POOL_CHANNELS, "channels"),
                         "" if channels["limit"] == "flag bound" else f"stopped by {channels['limit']}",
                     )
                     if x
