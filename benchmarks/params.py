@@ -33,7 +33,7 @@ class Params:
     # channels (and their baselines)
     max_uploads: int = 1000
     chunk_bytes: int = 64_000
-    chunk_budget: int = 6_000
+    chunk_budget: int = 4_000
     """Chunks per measured point; each upload gets ``chunk_budget / U`` of them..."""
     min_chunks: int = 8
     """...but never fewer than this."""
