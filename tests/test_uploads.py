@@ -375,18 +375,25 @@ def test_consume_one_postpone_and_then_consume():
         stop_session(session)
 
 
-def test_consume_raising_consumes_the_entry_and_reraises():
-    session, client = started(writer=lambda *_: (MemoryWriter, {}))
+def test_consume_raising_consumes_the_entry_and_reraises(tmp_path):
+    session, client = started(writer=lambda *_: (TmpFileWriter, {"dir": str(tmp_path)}))
     try:
         client.upload({"a": b"A"})
+        channel = channel_of(client)
+        seen = []
 
         def boom(meta):
+            seen.append(os.path.exists(meta["path"]))
             raise LookupError("consumer failed")
 
         with pytest.raises(LookupError):
             client.call("consume_uploaded_entries", "avatar", boom)
         # As in Phoenix, an exception in the consumer is raised in the session: it crashes.
         assert isinstance(actors.await_exit(session, WAIT), LookupError)
+        # The entry was consumed first: its channel ended as consumed and its file is gone.
+        assert seen == [True]
+        assert actors.await_exit(channel, WAIT) == ("shutdown", "consumed")
+        assert list(tmp_path.iterdir()) == []
     finally:
         stop_session(session)
 
