@@ -147,9 +147,23 @@ class UploadSession(Process):
         """Track the files the client selected (the form's ``uploads`` field) and
         validate them; returns the config with the entries' errors."""
         config = self._config(name)
+        self._replace_sole_entry(config, entries)
         config.put_entries(entries)
         self._changed()
         return config.to_dict()
+
+    def _replace_sole_entry(self, config: UploadConfig, entries: Any) -> None:
+        """With ``max_entries`` 1, a file selected anew replaces the one selected
+        before (Phoenix's ``maybe_replace_sole_entry``): LiveView's client sends
+        only the new file for a single-file input. The old entry is cancelled
+        as by the client, its writer closed with ``"cancel"``."""
+        if config.max_entries != 1 or len(config.entries) != 1:
+            return
+        if not (isinstance(entries, list) and len(entries) == 1 and isinstance(entries[0], Mapping)):
+            return
+        old = config.entries[0]
+        if str(entries[0].get("ref")) != old.ref:
+            self.cancel_upload(config.name, old.ref)
 
     @client_input
     def preflight(self, name: str, entries: list[Mapping[str, Any]]) -> dict[str, Any]:
@@ -161,6 +175,7 @@ class UploadSession(Process):
         (``too_large``, ``not_accepted``, ``too_many_files``), as Phoenix does.
         """
         config = self._config(name)
+        self._replace_sole_entry(config, entries)
         config.put_entries(entries)
         self._changed()
         announced = {str(fields["ref"]) for fields in entries}  # validated by put_entries

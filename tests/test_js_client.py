@@ -213,6 +213,27 @@ def test_a_file_over_max_file_size_shows_too_large_and_writes_nothing(tmp_path):
     assert _events(result["frames"], "lvu:") == []
 
 
+def test_a_second_file_picked_in_a_single_file_input_replaces_the_first(tmp_path):
+    app = real_app(tmp_path, max_entries=1)
+    first, second = _files(("first.bin", 1_000)), _files(("second.bin", 1_200))
+    spec = {"steps": [
+        {"select": first},
+        {"waitFor": "li.entry", "text": "first.bin"},
+        {"select": second},
+        {"waitFor": "li.entry", "text": "second.bin"},
+        {"snapshot": "replaced"},
+        {"submit": None},
+        {"waitFor": "#saved li"},
+    ]}
+    with serve_in_thread(app) as url:
+        result = run_node("steps.mjs", url + "/", spec)
+    replaced = result["snapshots"]["replaced"]
+    assert [e["text"].split()[0] for e in replaced["entries"]] == ["second.bin"]
+    assert "too_many_files" not in replaced["html"]
+    assert result["final"]["saved"] == ["second.bin (1200 bytes)"]
+    assert _saved(tmp_path) == {"second.bin": base64.b64decode(second[0]["base64"])}
+
+
 def test_auto_upload(tmp_path):
     app = real_app(tmp_path, auto_upload=True)
     files = _files(("auto.bin", 1_500))

@@ -218,6 +218,29 @@ def test_entries_under_and_over_max_entries():
         stop_session(session)
 
 
+def test_with_max_entries_1_a_new_file_replaces_the_one_selected_before():
+    # Phoenix's maybe_replace_sole_entry: a single-file input sends only the new
+    # file, which replaces the old entry (cancelled, its writer closed "cancel").
+    journal = []
+    session, client = started(writer=faulty(journal))  # max_entries defaults to 1
+    try:
+        first = client.preflight({"a.bin": b"12345"})
+        channel = client.join(first["entries"]["0"])
+        assert channel.ask(("chunk", b"12"), timeout=WAIT) == "ok"
+        second = client.preflight({"b.bin": b"678"}, first_ref=1)
+        assert second["errors"] == {} and list(second["entries"]) == ["1"]
+        assert [e["ref"] for e in client.call("uploads")["avatar"]["entries"]] == ["1"]
+        assert actors.await_exit(channel, WAIT) == ("shutdown", "cancelled")
+        assert closes(journal) == ["cancel"]
+        # Re-sending the same single file keeps it; two files at once are still too many.
+        client.call("put_entries", "avatar", [entry_fields("1", "b.bin", 3)])
+        assert [e["ref"] for e in client.call("uploads")["avatar"]["entries"]] == ["1"]
+        over = client.preflight({"c": b"1", "d": b"2"}, first_ref=2)
+        assert over["error"] == [[over["ref"], "too_many_files"]]
+    finally:
+        stop_session(session)
+
+
 def test_total_mode_counts_consumed_entries():
     session, client = started(max_entries=1, max_entries_mode="total", writer=lambda *_: (MemoryWriter, {}))
     try:
