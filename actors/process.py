@@ -83,7 +83,8 @@ class ProcessRef(ActorRef[Any]):
     """A pid: the identity of one process, valid before, during and after its life."""
 
     parent: ProcessRef | None = None
-    """The process that started this one with ``start_link`` (OTP's parent)."""
+    """OTP's parent: the process that started this one with ``start_link``, or
+    the supervisor that linked it as a child."""
 
     _zombie = False  # killed while its handler may still run: what that handler does is ignored
 
@@ -320,6 +321,8 @@ class Process(ThreadingActor):
 
 
 def _spawn(process: Process, *, link_to: ProcessRef | None, wait: bool, on: Substrate | None) -> ProcessRef:
+    if _from_a_killed_process():  # its children would be orphans nobody stops
+        raise ActorDeadError(f"{substrates.current_process()} was killed: it cannot start {process.actor_urn}")
     ref = process.actor_ref
     if wait:
         process._start_ack = ProcessFuture()
@@ -417,8 +420,13 @@ def _deliver_exit_signal(target: ActorRef[Any], sender: ActorRef[Any] | None, re
 
 
 def _send(ref: ActorRef[Any], message: Any) -> None:
+    """The runtime's own sends (exit signals, ``Down``): never dropped, even when
+    they happen on the thread of a killed process (a killer that was killed)."""
     try:
-        ref.tell(message)
+        if isinstance(ref, ProcessRef):
+            ActorRef.tell(ref, message)  # not ProcessRef.tell: no check of who is sending
+        else:
+            ref.tell(message)  # a watcher outside the runtime (anything with tell)
     except ActorDeadError:
         pass
 

@@ -119,7 +119,7 @@ class Scheduler:
         self._live = 0  # pooled processes spawned and not yet shut down
         self._epoch = 0  # bumped when the runtime wakes from idle: older stop marks are stale
         self._watchdog: tuple[threading.Thread, threading.Event] | None = None
-        self._watchdog_asleep = False  # read by workers on every message: a plain bool
+        self._sleeping_bell: threading.Event | None = None  # the sleeping watchdog's bell; read per message
         self.watchdog_sleeping = threading.Event()  # set while it sleeps (for tests and benchmarks)
         self.handoffs = 0  # how often a worker's place was handed on (for the benchmarks)
 
@@ -160,7 +160,7 @@ class Scheduler:
             if not process._started:
                 process._started = True
                 worker.busy_since = time.monotonic()
-                if self._watchdog_asleep:
+                if self._sleeping_bell is not None:
                     self._wake_watchdog()
                 reason = process._start_up()
                 if reason is not None:
@@ -171,7 +171,7 @@ class Scheduler:
                 if envelope is EMPTY:
                     return
                 worker.busy_since = time.monotonic()
-                if self._watchdog_asleep:
+                if self._sleeping_bell is not None:
                     self._wake_watchdog()
                 reason = process._step(envelope)
                 if reason is not None:
@@ -311,30 +311,32 @@ class Scheduler:
 
     def _wake_watchdog(self) -> None:
         """A worker starts a message while the watchdog sleeps: wake it."""
-        self._watchdog_asleep = False
-        watchdog = self._watchdog
-        if watchdog is not None:
-            watchdog[1].set()
+        with self._lock:  # every write of the bell is under the lock (rare: once per sleep)
+            bell, self._sleeping_bell = self._sleeping_bell, None
+        if bell is not None:
+            bell.set()
 
     def _sleep_while_quiet(self, bell: threading.Event) -> None:
         """No worker has run a message for a while: sleep until one does.
 
-        The flag is raised before looking at the workers once more, and a
-        worker stamps ``busy_since`` before reading the flag, so either the
-        watchdog sees that worker busy or the worker sees the flag and rings.
+        The bell is hung out before looking at the workers once more, and a
+        worker stamps ``busy_since`` before looking for the bell, so either the
+        watchdog sees that worker busy or the worker sees the bell and rings.
+        Only this watchdog's own bell is ever taken down here: a retired
+        watchdog running late cannot silence the one that replaced it.
         """
         bell.clear()
-        self._watchdog_asleep = True
         with self._lock:
+            self._sleeping_bell = bell
             retired = self._watchdog is None or self._watchdog[1] is not bell
             busy = any(w.busy_since or w.waiting_since for w in self._running)
-        if retired or busy:  # a retirement after this look rings the bell, not lost
-            self._watchdog_asleep = False
-            return
-        self.watchdog_sleeping.set()
-        bell.wait()
-        self.watchdog_sleeping.clear()
-        self._watchdog_asleep = False
+        if not (retired or busy):  # a retirement after this look rings the bell, not lost
+            self.watchdog_sleeping.set()
+            bell.wait()
+            self.watchdog_sleeping.clear()
+        with self._lock:
+            if self._sleeping_bell is bell:
+                self._sleeping_bell = None
 
     def _watch(self, bell: threading.Event) -> None:
         """Every ``WATCH_EVERY``: hand on the place of every running worker that is

@@ -161,8 +161,9 @@ class UploadSession(Process):
             return
         if not (isinstance(entries, list) and len(entries) == 1 and isinstance(entries[0], Mapping)):
             return
+        new = UploadEntry.from_client(config.name, entries[0])  # a malformed entry cancels nothing
         old = config.entries[0]
-        if str(entries[0].get("ref")) != old.ref:
+        if new.ref != old.ref:
             self.cancel_upload(config.name, old.ref)
 
     @client_input

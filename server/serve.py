@@ -48,9 +48,11 @@ SECRET_ENV = "LIVEUPLOAD_SECRET"
 class GracefulServer(uvicorn.Server):
     """uvicorn's server that leaves every channel before closing sockets."""
 
-    def __init__(self, config: uvicorn.Config, *, transport: Transport | None = None) -> None:
+    def __init__(self, config: uvicorn.Config, *, transport: Transport | None = None,
+                 owns_runtime: bool = False) -> None:
         super().__init__(config)
         self.transport = transport
+        self.owns_runtime = owns_runtime  # the command line: stop every process on the way out
 
     async def startup(self, sockets: list[socket.socket] | None = None) -> None:
         await super().startup(sockets=sockets)
@@ -64,10 +66,11 @@ class GracefulServer(uvicorn.Server):
             log.info("serve.stopping", connections=pages)
             await self.transport.shutdown()
         await super().shutdown(sockets=sockets)
-        # Whatever the app's lifespan left running (processes an embedder started,
-        # say) ends in order too, off the loop: shutdown waits for them.
-        killed = await asyncio.to_thread(actors.shutdown, STOP_SECONDS)
-        log.info("serve.stopped", killed=len(killed))
+        if self.owns_runtime:
+            # Whatever is left ends in order too, off the loop (shutdown waits for
+            # it), before uvicorn re-raises SIGTERM and ends the interpreter.
+            await asyncio.to_thread(actors.shutdown, STOP_SECONDS)
+        log.info("serve.stopped")
         actors.log.flush_logging()  # uvicorn may re-raise SIGTERM next, ending us before atexit
 
 
@@ -125,7 +128,7 @@ def run(args: argparse.Namespace) -> int:
         log_config=None,  # uvicorn's records go through our structlog handler
         lifespan="on",
     )
-    server = GracefulServer(config, transport=app.state.transport)
+    server = GracefulServer(config, transport=app.state.transport, owns_runtime=True)
     log.info("serve.starting", host=args.host, port=args.port, uploads_dir=str(args.uploads_dir), secret=source,
              **{k: v for k, v in upload_options(args).items() if k != "accept"}, accept=args.accept)
     try:

@@ -298,6 +298,7 @@ class SupervisorBase(actors.Process):
         if not isinstance(ref, ProcessRef):
             raise _ChildStartFailed(("bad_return", ref))
         actors.link(self.actor_ref, ref)
+        ref.parent = self.actor_ref  # adopted: actors.shutdown stops it through us, not as a root
         return ref
 
     # -- shutting down ---------------------------------------------------------------------

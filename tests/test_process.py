@@ -159,6 +159,10 @@ def test_what_a_killed_handler_does_after_the_kill_is_ignored():
                 probe.ask("asked after the kill", timeout=WAIT)
             except pykka.ActorDeadError:
                 outcomes.append("ask refused")
+            try:
+                Worker.start()  # it would be an orphan nobody stops
+            except pykka.ActorDeadError:
+                outcomes.append("start refused")
             done.put(outcomes)
 
     doomed = Doomed.start()
@@ -167,7 +171,7 @@ def test_what_a_killed_handler_does_after_the_kill_is_ignored():
     actors.exit(doomed, "kill")
     release.set()
     outcomes = done.get(timeout=WAIT)
-    assert outcomes[1] == "ask refused" and actors.pending_timers() == 0
+    assert outcomes[1:] == ["ask refused", "start refused"] and actors.pending_timers() == 0
     assert probe.ask("marker", timeout=WAIT) == "marker"
     assert drain(inbox) == ["marker"]
     assert bystander.is_alive() and actors.whereis("zombie") is None
@@ -482,6 +486,39 @@ def test_names_register_lookup_unregister_and_free_on_exit():
         actors.register("gamma", b)  # dead
     stopped(a)
     assert "beta" not in actors.registered()
+
+
+def test_a_killer_killed_while_its_victim_dies_still_delivers_the_victims_signals(monkeypatch):
+    # The victim's death runs on the killer's thread; the killer being killed
+    # meanwhile must not silence the runtime's own Exit and Down messages.
+    inbox = queue.Queue()
+    trapping = Probe.start(inbox, trap_exit=True)
+    watcher = Probe.start(inbox)
+    victim = Worker.start()
+    actors.link(trapping, victim)
+    actors.monitor(victim, watcher)
+    in_death, release = threading.Event(), threading.Event()
+
+    def hold(ref, reason):
+        if ref is victim:
+            in_death.set()
+            release.wait(WAIT)
+
+    monkeypatch.setattr("actors.process._death_hooks", [hold, *actors.process._death_hooks])
+
+    class Killer(actors.Process):
+        def on_receive(self, message):
+            actors.exit(victim, actors.KILL)
+
+    killer = Killer.start()
+    killer.tell("go")
+    assert in_death.wait(WAIT)
+    actors.exit(killer, actors.KILL)  # while its handler is inside the victim's death
+    release.set()
+    got = {type(inbox.get(timeout=WAIT)).__name__ for _ in range(2)}
+    assert got == {"Exit", "Down"}
+    for ref in (trapping, watcher):
+        stopped(ref)
 
 
 def test_a_name_is_free_the_instant_its_process_dies(monkeypatch):

@@ -62,6 +62,26 @@ def test_shutdown_stops_trees_top_down_without_restarts_and_joins_every_thread()
     assert timer_thread() is None
 
 
+def test_children_a_supervisor_adopted_from_a_start_callable_are_not_roots():
+    # A start callable may return an unlinked process that the supervisor links;
+    # shutdown must stop it through its supervisor, not as a root (a restart).
+    events: queue.Queue = queue.Queue()
+    starts: list[int] = []
+
+    def start():
+        starts.append(1)
+        return Worker.start(events)
+
+    dynamic = DynamicSupervisor.start()
+    status, child = start_child(dynamic, ChildSpec("adopted", start))
+    assert status == "ok" and child.parent is dynamic
+    later = Worker.start()  # newer than the child: roots stop newest first
+    assert actors.shutdown(timeout=WAIT) == []
+    assert len(starts) == 1
+    assert [e[1] for e in drain(events) if e[0] == "terminate"] == [actors.SHUTDOWN]
+    assert later.exit_reason == actors.SHUTDOWN
+
+
 def test_mail_still_queued_at_shutdown_is_answered_not_lost():
     entered, release = threading.Event(), threading.Event()
     blocked = Worker.start()

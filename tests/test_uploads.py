@@ -237,6 +237,11 @@ def test_with_max_entries_1_a_new_file_replaces_the_one_selected_before():
         assert [e["ref"] for e in client.call("uploads")["avatar"]["entries"]] == ["1"]
         over = client.preflight({"c": b"1", "d": b"2"}, first_ref=2)
         assert over["error"] == [[over["ref"], "too_many_files"]]
+        # A malformed replacement is refused before it can cancel anything.
+        client.call("cancel_upload", "avatar", "2")
+        client.call("cancel_upload", "avatar", "3")
+        assert client.call("put_entries", "avatar", [{"ref": "9", "size": 3}])[0] == "error"
+        assert [e["ref"] for e in client.call("uploads")["avatar"]["entries"]] == ["1"]
     finally:
         stop_session(session)
 
