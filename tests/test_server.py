@@ -423,9 +423,15 @@ def test_chunks_beyond_the_declared_size_are_refused_and_the_topic_closed(tmp_pa
         assert tiny.chunk(b"toolong") == error({"reason": "file_size_limit_exceeded", "limit": 3})
         tiny.closed()
         journal.wait_for(lambda items: released(journal, "small.bin")(items) and released(journal, "tiny.bin")(items))
-        wire.heartbeat()
-        entries = page.view.entries
-        assert entries["0"].errors == ["file_size_limit_exceeded"] == entries["1"].errors
+
+        def both_errors_shown(_frame: Any = None) -> bool:
+            entries = page.view.entries
+            return entries["0"].errors == ["file_size_limit_exceeded"] == entries["1"].errors
+
+        # The session records each error when it sees its channel end, and pushes a
+        # diff then: wait for that diff, not for a heartbeat that can overtake it.
+        if not both_errors_shown():
+            wire.expect(both_errors_shown)
         wire.close()
     assert closes(journal, "small.bin") == ["cancel"] == closes(journal, "tiny.bin")
     assert temp_files(tmp_path) == [] and saved(tmp_path) == {}
