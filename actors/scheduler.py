@@ -309,6 +309,10 @@ class Scheduler:
                 worker.blocked = False
                 self._running.add(worker)
 
+    def _any_running_busy(self) -> bool:
+        """Whether a counted worker is in a message or a wait (under ``_lock``)."""
+        return any(w.busy_since or w.waiting_since for w in self._running)
+
     def _wake_watchdog(self) -> None:
         """A worker starts a message while the watchdog sleeps: wake it."""
         with self._lock:  # every write of the bell is under the lock (rare: once per sleep)
@@ -329,7 +333,7 @@ class Scheduler:
         with self._lock:
             self._sleeping_bell = bell
             retired = self._watchdog is None or self._watchdog[1] is not bell
-            busy = any(w.busy_since or w.waiting_since for w in self._running)
+            busy = self._any_running_busy()
         if not (retired or busy):  # a retirement after this look rings the bell, not lost
             self.watchdog_sleeping.set()
             bell.wait()
@@ -355,7 +359,7 @@ class Scheduler:
             with self._lock:
                 if self._watchdog is None or self._watchdog[1] is not bell:
                     return  # retired with the last worker
-                if not any(w.busy_since or w.waiting_since for w in self._running):
+                if not self._any_running_busy():
                     quiet += 1
                     continue
                 quiet = 0

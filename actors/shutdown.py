@@ -15,7 +15,7 @@ import time
 import structlog
 
 from actors import substrate
-from actors.process import ProcessRef, _require_process, exit, processes
+from actors.process import ProcessRef, exit, processes
 from actors.reasons import KILL, SHUTDOWN
 from actors.timers import cancel_all_timers, timer_thread
 
@@ -76,7 +76,7 @@ def _join_threads(deadline: float) -> list[str]:
 
 def _signal(refs: list[ProcessRef]) -> None:
     for ref in refs:
-        exit(_require_process(ref), SHUTDOWN)
+        exit(ref, SHUTDOWN)
 
 
 def _await_all(refs: list[ProcessRef], deadline: float) -> None:

@@ -86,8 +86,7 @@ def cancel_all_timers() -> int:
     with _cond:
         pending = [item[2] for item in _heap if item[2].state == _PENDING]
         for timer in pending:
-            _cancel_locked(timer)
-        _cond.notify()
+            _cancel_locked(timer)  # the last one wakes the timer thread, which then ends
     return len(pending)
 
 

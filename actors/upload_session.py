@@ -445,6 +445,8 @@ class UploadSession(Process):
         entry.monitor = None
 
     def _config(self, name_or_ref: str) -> UploadConfig:
+        if not isinstance(name_or_ref, str):  # a list would make the lookup raise TypeError
+            raise ClientError(f"an upload name or ref must be a string, got {type(name_or_ref).__name__}")
         config = self.configs.get(name_or_ref) or self._config_by_ref(name_or_ref)
         if config is None:
             raise ClientError(f"no upload named {name_or_ref!r} is allowed")

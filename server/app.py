@@ -27,7 +27,7 @@ from starlette.responses import FileResponse, HTMLResponse, PlainTextResponse, R
 from starlette.routing import Route, WebSocketRoute
 
 from .liveview import ConsumeHook, LiveContext, LiveViewHandler, normalise_upload_configs
-from .page import PageSession, Rendered, SessionSigner, page_html, render_upload_page
+from .page import SECRET_ENV, PageSession, Rendered, SessionSigner, page_html, render_upload_page
 from .storage import SaveToDirectory
 from .transport import DEFAULT_MAX_MESSAGE_SIZE, TopicRegistry, Transport, max_message_size_for
 from .upload_topic import UploadTopicHandler
@@ -137,7 +137,7 @@ def create_app(
         log.warning("app.max_message_size_below_chunk", max_message_size=max_message_size, needed=needed,
                     hint="full chunks will close the socket with 1009")
     if secret is None:
-        secret = os.environ.get("LIVEUPLOAD_SECRET") or secrets.token_bytes(32)
+        secret = os.environ.get(SECRET_ENV) or secrets.token_bytes(32)
     signer = SessionSigner(secret)
     modules = find_node_modules(node_modules)
     version = liveview_version(modules)

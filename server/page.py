@@ -37,6 +37,9 @@ from typing import Any, Iterable, Mapping, Sequence
 
 from itsdangerous import BadData, SignatureExpired, URLSafeTimedSerializer
 
+#: The environment variable that holds the secret signing the pages, when none is given.
+SECRET_ENV = "LIVEUPLOAD_SECRET"
+
 __all__ = [
     "CONNECTION_LOST",
     "LIVE_FILE_UPLOAD_HOOK",
@@ -46,6 +49,7 @@ __all__ = [
     "Rendered",
     "PageEvents",
     "PageSession",
+    "SECRET_ENV",
     "SessionSigner",
     "InvalidSession",
     "new_view_id",

@@ -23,7 +23,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import secrets
 import socket
 from typing import Any
 
@@ -32,17 +31,15 @@ import uvicorn
 
 import actors.log
 
+from .page import SECRET_ENV
 from .transport import Transport
 
-__all__ = ["GracefulServer", "SECRET_ENV", "configure", "page_secret", "run", "upload_options"]
+__all__ = ["GracefulServer", "configure", "run", "secret_source", "upload_options"]
 
 log = structlog.get_logger("liveupload.server")
 
 #: Seconds ``actors.shutdown`` gives the processes still alive once the sockets are closed.
 STOP_SECONDS = 5.0
-
-#: The environment variable ``--secret`` defaults to.
-SECRET_ENV = "LIVEUPLOAD_SECRET"
 
 
 class GracefulServer(uvicorn.Server):
@@ -93,29 +90,26 @@ def upload_options(args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
-def page_secret(args: argparse.Namespace) -> tuple[str | bytes, str]:
-    """The secret that signs the pages and where it came from: ``"flag"``
+def secret_source(args: argparse.Namespace) -> str:
+    """Where the secret that signs the pages comes from: ``"flag"``
     (``--secret``), ``"env"`` (``$LIVEUPLOAD_SECRET``) or ``"random"`` (made
-    for this process only)."""
+    by ``create_app`` for this process only)."""
     if args.secret:
-        return args.secret, "flag"
-    env = os.environ.get(SECRET_ENV)
-    if env:
-        return env, "env"
-    return secrets.token_bytes(32), "random"
+        return "flag"
+    return "env" if os.environ.get(SECRET_ENV) else "random"
 
 
 def run(args: argparse.Namespace) -> int:
     from .app import create_app
 
-    secret, source = page_secret(args)
+    source = secret_source(args)
     if source == "random":
         log.warning("serve.random_secret",
                     hint=f"pages open across a restart will reload and start empty; set --secret or {SECRET_ENV} "
                          "to keep them joined (they then say their unsaved uploads were lost)")
     try:
         app = create_app(upload_configs={"files": upload_options(args)}, uploads_dir=args.uploads_dir,
-                         secret=secret)
+                         secret=args.secret or None)  # None: create_app takes $LIVEUPLOAD_SECRET, else a random one
     except (TypeError, ValueError) as exc:
         log.error("serve.bad_options", error=str(exc))
         return 2

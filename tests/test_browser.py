@@ -45,6 +45,19 @@ def saved(tmp_path: Path) -> dict[str, bytes]:
     return {p.name: p.read_bytes() for p in folder.iterdir()} if folder.is_dir() else {}
 
 
+def failing_on(name: str, fault: str, journal: Journal) -> Any:
+    """A writer factory: ``name`` gets a ``FaultyWriter`` that fails (``fault``)
+    at its second chunk with "disk on fire"; every other file a journalled one."""
+    good_writer = journal_writer(journal)
+
+    def writer(upload: str, entry: dict, session: Any) -> Any:
+        if entry["client_name"] == name:
+            return (FaultyWriter, {"fault": fault, "at_chunk": 2, "reason": "disk on fire"})
+        return good_writer(upload, entry, session)
+
+    return writer
+
+
 def open_page(driver: Any, url: str) -> None:
     driver.get(url + "/")
     wait_for(driver, connected, what="the LiveView to connect")
@@ -200,14 +213,7 @@ def test_a_finished_upload_removed_before_saving_is_not_saved(browser, tmp_path)
 
 def test_a_writer_failure_shows_its_error_while_a_sibling_completes(browser, tmp_path):
     journal = Journal()
-    good_writer = journal_writer(journal)
-
-    def writer(name, entry, session):
-        if entry["client_name"] == "bad.bin":
-            return (FaultyWriter, {"fault": "error", "at_chunk": 2, "reason": "disk on fire"})
-        return good_writer(name, entry, session)
-
-    app = real_app(tmp_path, auto_upload=True, writer=writer)
+    app = real_app(tmp_path, auto_upload=True, writer=failing_on("bad.bin", "error", journal))
     files = make_files(tmp_path / "picked", ("good.bin", 9_000), ("bad.bin", 9_000))
     with serve_in_thread(app) as url:
         open_page(browser, url)
@@ -232,14 +238,7 @@ def test_a_writer_that_raises_shows_its_entry_failed_while_a_sibling_completes(b
     refs (so the client does not hold the submit for it): the sibling uploads
     and is saved, and dismissing removes the failed entry through the session."""
     journal = Journal()
-    good_writer = journal_writer(journal)
-
-    def writer(name, entry, session):
-        if entry["client_name"] == "bad.bin":
-            return (FaultyWriter, {"fault": "raise", "at_chunk": 2, "reason": "disk on fire"})
-        return good_writer(name, entry, session)
-
-    app = real_app(tmp_path, auto_upload=True, writer=writer)
+    app = real_app(tmp_path, auto_upload=True, writer=failing_on("bad.bin", "raise", journal))
     files = make_files(tmp_path / "picked", ("good.bin", 9_000), ("bad.bin", 9_000))
     why = ": the server could not write the file: its upload crashed (disk on fire at chunk 2)"
     with serve_in_thread(app) as url:

@@ -15,7 +15,6 @@ import signal
 import subprocess
 import sys
 import threading
-import time
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator
@@ -637,7 +636,6 @@ def test_the_event_loop_serves_other_sockets_while_a_writer_stalls(tmp_path):
             chunk_ref = wire_a.ref()
             wire_a.send_raw(encode_binary(Message(stuck.join_ref, chunk_ref, stuck.topic, "chunk", b"x" * 10)))
             stall_started.wait_for(lambda items: ("chunk", 1) in items)  # inside write_chunk now
-            started = time.monotonic()
             # The stalled upload's own socket: its heartbeat and its page's events.
             wire_a.heartbeat()
             assert page_a.progress("0", 0)["status"] == "ok"
@@ -648,9 +646,8 @@ def test_the_event_loop_serves_other_sockets_while_a_writer_stalls(tmp_path):
             Upload(page_b, "0", page_b.upload_tokens({"free.bin": 2_500})["0"]).send_all(b"f" * 2_500)
             assert page_b.submit()["status"] == "ok"
             assert page_b.view.saved == ["free.bin (2500 bytes)"]
-            elapsed = time.monotonic() - started
-            assert elapsed < 10, f"took {elapsed:.1f}s while the writer stalled"
-            # All that while the stuck chunk had no reply; ending the stall answers it.
+            # All that while the stuck chunk had no reply (its stall outlasts the
+            # test's timeout, so only the event ends it); ending the stall answers it.
             assert not stall.is_set()
             assert not [f for f in wire_a.seen if isinstance(f, list) and f[1] == chunk_ref]
             stall.set()

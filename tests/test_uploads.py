@@ -294,6 +294,9 @@ def test_bad_client_input_is_answered_and_never_crashes_the_session():
         assert client.call("preflight", "avatar", "not a list")[0] == "error"
         assert client.call("preflight", "avatar", [{"ref": "0", "name": "a", "size": -1}])[0] == "error"
         assert client.call("preflight", "nope", [])[0] == "error"
+        for unhashable in (["avatar"], {"a": 1}):  # the session guards its own API, not only the server
+            assert client.call("put_entries", unhashable, [])[0] == "error"
+            assert client.call("update_progress", unhashable, "0", 10)[0] == "error"
         assert client.call("update_progress", "avatar", "404", 10)[0] == "error"
         assert client.call("cancel_upload", "avatar", "404")[0] == "error"
         client.preflight({"a": b"1"})
