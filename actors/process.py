@@ -208,6 +208,16 @@ class Process(ThreadingActor):
 
     # -- hooks ----------------------------------------------------------------
 
+    def on_kill(self) -> None:  # noqa: B027 - optional hook
+        """Release what the process holds outside itself after a kill.
+
+        A kill runs no ``terminate`` (BEAM frees a killed process's resources
+        for it; Python cannot), so this runs instead, once, in the killer's
+        thread, after the process is dead to everyone. A handler of the
+        process may still be running on its own thread: release nothing it
+        is using until it returns. An exception here is logged, not raised.
+        """
+
     def terminate(self, reason: ExitReason) -> None:  # noqa: B027 - optional hook
         """Clean up as the process exits with ``reason``, in its own context.
 
@@ -345,7 +355,13 @@ def _spawn(process: Process, *, link_to: ProcessRef | None, wait: bool, on: Subs
     return ref
 
 
-def _die(ref: ProcessRef, reason: ExitReason, crash: tuple[BaseException, str] | None = None) -> bool:
+def _die(
+    ref: ProcessRef,
+    reason: ExitReason,
+    crash: tuple[BaseException, str] | None = None,
+    *,
+    killed: bool = False,
+) -> bool:
     """Make ``ref`` dead with ``reason``, once, and send out its exit signals.
 
     Called by the process itself after ``terminate``, or by whoever kills it.
@@ -377,6 +393,11 @@ def _die(ref: ProcessRef, reason: ExitReason, crash: tuple[BaseException, str] |
             substrates.reject(envelope)
     for hook in _death_hooks:
         hook(ref, reason)
+    if killed and process is not None:
+        try:
+            process.on_kill()  # before the signals: whoever sees the death sees it released
+        except Exception as exc:  # noqa: BLE001 - the killer must not fail for the victim's cleanup
+            _report_crash(ref, exc, "on_kill")
     for peer in links:
         _deliver_exit_signal(peer, ref, reason)
     for mref, watcher in monitors.items():
@@ -393,7 +414,7 @@ def _kill(ref: ProcessRef) -> None:
     thread finishes, but its reply is dropped and it handles nothing more."""
     with table_lock:
         process = ref._process
-    if process is None or not _die(ref, KILLED):
+    if process is None or not _die(ref, KILLED, killed=True):
         return
     ref._zombie = True  # after its signals are out: from now on its handler acts on nothing
     current = process._current

@@ -25,7 +25,7 @@ from typing import Any
 import structlog
 from pykka import ActorDeadError
 
-from actors.process import Process, ProcessRef, on_death
+from actors.process import Process, ProcessRef
 from actors.reasons import KILLED, Down, Exit, ExitReason, is_clean_exit
 from actors.timers import Timer, cancel_timer
 from writers import CloseReason, UploadWriter
@@ -102,7 +102,6 @@ class UploadChannel(Process):
                 # writer.init returned (nothing to release then), so do it now.
                 pending = self._release_pending or self.actor_ref.exit_reason == KILLED
             if pending:
-                _holding_writers.pop(self.actor_ref, None)
                 self.release_writer()
 
     def dispatch(self, message: Any) -> Any:
@@ -144,7 +143,6 @@ class UploadChannel(Process):
         if result[0] == "ok":
             self.writer_state = result[1]
             self.initialised = True
-            _holding_writers[self.actor_ref] = self
             self.arm_chunk_timer()
             return OK
         reason = result[1]
@@ -258,7 +256,7 @@ class UploadChannel(Process):
         """Let the writer free what it kept (its temp file), once.
 
         Called by ``terminate``, or after a kill (which runs no ``terminate``)
-        by ``release_after_kill``, as Phoenix deletes a temp file when its
+        by ``on_kill``, as Phoenix deletes a temp file when its
         owner process dies, however it dies.
         """
         with self._release_lock:
@@ -267,7 +265,7 @@ class UploadChannel(Process):
             self.released = True
         self.writer.release(self.writer_state)
 
-    def release_after_kill(self) -> None:
+    def on_kill(self) -> None:
         """From the killer's thread: release at once, or, if a handler is still
         running with the writer, as soon as it returns (never under its feet)."""
         with self._release_lock:
@@ -278,18 +276,3 @@ class UploadChannel(Process):
 
     def stop_as(self, reason: ExitReason) -> None:
         self.exit(reason)
-
-
-_holding_writers: dict[ProcessRef, UploadChannel] = {}
-"""Channels whose writer ``init`` succeeded and is not yet released."""
-
-
-def _release_killed_channel(ref: ProcessRef, reason: ExitReason) -> None:
-    """Runs at every process death: a killed channel's writer is released here,
-    in whichever thread carried out the kill."""
-    channel = _holding_writers.pop(ref, None)
-    if channel is not None and reason == KILLED:
-        channel.release_after_kill()
-
-
-on_death(_release_killed_channel)

@@ -16,7 +16,13 @@ import structlog
 
 import actors
 
-TMP_DIR = tempfile.gettempdir()
+# The suite's own temp folder: every temp file the tests, the runtime and the
+# servers they start make goes here (TMPDIR is inherited by child processes), so
+# the leak check looks only at what the tests made and never at, let alone
+# deletes, what other programs keep in the system's temp folder.
+TMP_DIR = tempfile.mkdtemp(prefix="liveupload-tests-")
+os.environ["TMPDIR"] = TMP_DIR
+tempfile.tempdir = TMP_DIR
 OWN_TMP = ("pytest-of-",)  # pytest's own base temp (tmp_path lives there and is checked by the tests)
 GRACE_SECONDS = 5.0
 
@@ -57,6 +63,11 @@ def pytest_configure(config):
     config.addinivalue_line(
         "markers", "substrates(*names): run this test on these substrates only (default: both)"
     )
+
+
+def pytest_unconfigure(config):
+    """Remove the suite's own temp folder: everything in it was made by the tests."""
+    shutil.rmtree(TMP_DIR, ignore_errors=True)
 
 
 def pytest_generate_tests(metafunc):
