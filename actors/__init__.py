@@ -1,14 +1,11 @@
-"""actors: BEAM-style processes on Pykka, and the upload actors built on them.
+"""actors: BEAM-style processes on Pykka.
 
 The process runtime (``Process``, exit signals, links, monitors, names,
-timers, the asyncio bridge) is the bottom layer. The upload actors
-(``UploadChannel``, ``UploadSession``) live in modules of their own on top of
-supervision; they are re-exported lazily here so the runtime never imports them.
+timers, the asyncio bridge) is the bottom layer; the upload actors live in
+``uploads``, above ``supervision``.
 """
 
 from __future__ import annotations
-
-from typing import Any
 
 from actors.bridge import ask_async
 from actors.futures import ProcessFuture
@@ -59,8 +56,6 @@ __all__ = [
     "ProcessRef",
     "StartError",
     "Timer",
-    "UploadChannel",
-    "UploadSession",
     "ask_async",
     "blocking",
     "default_substrate",
@@ -84,18 +79,3 @@ __all__ = [
     "unregister",
     "whereis",
 ]
-
-_LAZY = {
-    "UploadChannel": "actors.upload_channel",
-    "UploadSession": "actors.upload_session",
-}
-
-
-def __getattr__(name: str) -> Any:
-    """Import the upload actors on first use: the runtime never imports them."""
-    module_name = _LAZY.get(name)
-    if module_name is None:
-        raise AttributeError(f"module 'actors' has no attribute {name!r}")
-    import importlib
-
-    return getattr(importlib.import_module(module_name), name)

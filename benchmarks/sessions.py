@@ -19,7 +19,7 @@ import structlog
 
 import actors
 from actors import ProcessRef
-from actors.upload_session import UploadSession
+from uploads import UploadSession
 from writers import WriterFactory
 
 __all__ = ["SessionFleet", "JoinFailed"]

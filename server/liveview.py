@@ -41,12 +41,11 @@ import structlog
 
 import actors
 from actors import ProcessRef
-from actors.upload_config import UploadConfig, validate_accept
-from actors.upload_session import UploadSession
+from actors.bridge import exit_future
+from uploads import UploadConfig, UploadSession, validate_accept
 
 from .page import InvalidSession, PageEvents, Rendered, SessionSigner, render_upload_page
 from .transport import Channel, Reply, TopicHandler
-from .watcher import ExitWatcher
 
 __all__ = ["ConsumeHook", "LiveContext", "LiveViewHandler", "normalise_upload_configs"]
 
@@ -112,7 +111,6 @@ class LiveViewHandler(TopicHandler):
         self.context = context
         self.session: ProcessRef | None = None
         self.proxy: Any = None
-        self.watcher: ExitWatcher | None = None
         self.names: list[str] = []  # upload names, in page order
         self.saved: list[dict[str, Any]] = []
         self.notice = ""
@@ -139,13 +137,12 @@ class LiveViewHandler(TopicHandler):
             # is a fresh session, the previous one's uploads are gone.
             self.notice = ("The connection was lost and the page reconnected: uploads that were "
                            "not saved were lost. Choose those files again.")
-        self.watcher = ExitWatcher.start()
         loop = asyncio.get_running_loop()
         self.session = UploadSession.start(
             on_change=lambda: self._on_change(loop), token_max_age=self.context.token_max_age
         )
         try:
-            self._session_down = await self.watcher.watch(self.session)
+            self._session_down = exit_future(self.session)
             self._session_down.add_done_callback(self._session_ended)
             self.proxy = proxy = self.session.proxy()
             for name, options in self.context.upload_configs.items():
@@ -360,7 +357,7 @@ class LiveViewHandler(TopicHandler):
 
     async def _stop_actors(self) -> None:
         """Stop the session (its channels close their writers with ``"cancel"``),
-        wait for it to be gone, then stop the watcher."""
+        and wait for it to be gone."""
         self._closing = True
         session, down = self.session, self._session_down
         if session is not None and session.is_alive():
@@ -372,8 +369,6 @@ class LiveViewHandler(TopicHandler):
                 self._log.error("lv.session_stop_timeout", seconds=self.context.stop_timeout)
                 actors.exit(session, actors.KILL)
                 await asyncio.shield(down)
-        if self.watcher is not None:
-            await self.watcher.stop()
 
     # ----------------------------------------------------------- lvu: joins
 

@@ -1,21 +1,17 @@
-"""The ``lvu:<entry ref>`` topic: one upload entry's channel, backed by its
-``UploadChannel`` actor.
+"""The ``lvu:<entry ref>`` topic: a thin adapter from the wire to one ``UploadChannel``.
 
-* ``phx_join`` with ``{"token"}``: the token names its session
-  (``session_for_token``); the session must be a live page of this app, and
-  its ``join(token)`` verifies the signature and age and starts the channel
-  actor. Errors are Phoenix's: ``invalid_token``, ``already_registered``,
-  ``disallowed``, ``writer_error``.
-* ``chunk`` (a binary push): handed to the actor, whose answer is the reply
-  (``{}``, or ``file_size_limit_exceeded`` with ``limit``, or
-  ``writer_error``). The topic's worker awaits each reply before it reads the
-  topic's next message, so at most one chunk per upload is ever in flight.
-* The actor's end is the topic's end: a clean exit (consumed, cancelled,
-  refused chunk, chunk timeout) sends ``phx_close``; a crash ``phx_error``.
-* The topic ending first (``phx_leave``, a vanished socket, shutdown) cancels
-  an unfinished upload: its writer is closed with ``"cancel"``. A finished
-  one is left to its session, which consumes it or cancels it when it ends.
-  The page's ``lv:`` session is never touched.
+* ``phx_join`` with ``{"token"}`` -> the session's ``join(token)`` (the token
+  names its session; the session must be a live page of this app). Errors are
+  Phoenix's: ``invalid_token``, ``already_registered``, ``disallowed``,
+  ``writer_error``.
+* ``chunk`` (a binary push) -> asked of the channel, whose answer is the reply.
+  The topic's worker awaits each reply before it reads the next message, so at
+  most one chunk per upload is in flight.
+* The channel's exit is the topic's end (:meth:`UploadTopicHandler._upload_ended`,
+  the one place that maps it): clean -> ``phx_close``; a crash -> ``phx_error``.
+* The topic ending first (``phx_leave``, a vanished socket, shutdown) -> the
+  exit signal ``CLIENT_LEFT``: an unfinished upload stops and its writer is
+  closed ``"cancel"``; a finished one stays for its session.
 """
 
 from __future__ import annotations
@@ -28,7 +24,8 @@ from pykka import ActorDeadError
 
 import actors
 from actors import ProcessRef
-from actors.upload_session import session_for_token
+from actors.bridge import exit_future
+from uploads import CLIENT_LEFT, session_for_token
 
 from .liveview import LiveContext
 from .transport import Channel, Reply, TopicHandler
@@ -53,30 +50,21 @@ class UploadTopicHandler(TopicHandler):
         self._log = log.bind(topic=channel.topic, join_ref=channel.join_ref)
 
     async def join(self, payload: dict) -> Reply:
-        token = payload.get("token")
-        session = session_for_token(token)
+        session = session_for_token(payload.get("token"))
         live = self.context.sessions.get(session) if session is not None else None
         if live is None:
-            self._log.warning("lvu.join_refused", reason="invalid_token", why="no live page of this app issued it")
-            return "error", dict(_INVALID_TOKEN)
+            return self._refused("invalid_token", why="no live page of this app issued it")
         try:
-            result = await live.join_upload(token)
+            result = await live.join_upload(payload.get("token"))
         except ActorDeadError:
-            self._log.warning("lvu.join_refused", reason="invalid_token", why="its page has ended")
-            return "error", dict(_INVALID_TOKEN)
+            return self._refused("invalid_token", why="its page has ended")
         if not isinstance(result, ProcessRef):
-            reason = result[1] if isinstance(result, tuple) and len(result) == 2 else {"reason": "invalid_token"}
-            self._log.warning("lvu.join_refused", reason=reason.get("reason"))
-            return "error", dict(reason)
-        assert live.watcher is not None
-        try:
-            ended = await live.watcher.watch(result)
-        except ActorDeadError:  # the page ended while we joined: so does its upload
-            self._log.warning("lvu.join_refused", reason="invalid_token", why="its page has ended")
-            actors.exit(result, ("shutdown", "client_left"))
-            return "error", dict(_INVALID_TOKEN)
+            return self._refused(result[1].get("reason"), reply=result[1])
+        if self.context.sessions.get(session) is not live:  # the page ended while we joined: so does its upload
+            actors.exit(result, CLIENT_LEFT)
+            return self._refused("invalid_token", why="its page has ended")
         self.upload = result
-        ended.add_done_callback(self._upload_ended)
+        exit_future(result).add_done_callback(self._upload_ended)
         self._log.info("lvu.joined", upload=str(result))
         return "ok", {}
 
@@ -90,26 +78,20 @@ class UploadTopicHandler(TopicHandler):
         assert self.upload is not None
         try:
             answer = await actors.ask_async(self.upload, ("chunk", payload))
-        except ActorDeadError:
-            # It ended meanwhile (cancelled, timed out); like a dead Phoenix
-            # channel it answers nothing, and the client sees phx_close.
-            self._log.info("lvu.chunk_after_end", size=len(payload))
-            self.channel.close()
-            return None
-        except Exception as exc:  # noqa: BLE001 - its writer raised: the actor crashed
-            self._log.error("lvu.upload_crashed", error=repr(exc), chunks=self._chunks)
-            self.channel.crash()
+        except Exception as exc:  # noqa: BLE001 - it ended meanwhile, or its writer raised and it crashed
+            # Like a dead Phoenix channel it answers nothing: its exit closes the topic.
+            self._log.info("lvu.chunk_unanswered", size=len(payload), error=repr(exc), chunks=self._chunks)
             return None
         if answer == "ok":
             self._chunks += 1
             self._bytes += len(payload)
             return "ok", {}
-        error = answer[1] if isinstance(answer, tuple) and len(answer) == 2 else {"reason": repr(answer)}
+        error = answer[1]
         self._log.warning("lvu.chunk_refused", received=self._bytes, size=len(payload), **_fields(error))
         return "error", error
 
     def _upload_ended(self, future: asyncio.Future) -> None:
-        """The channel actor exited: end the topic the way Phoenix would."""
+        """The channel exited: end the topic the way Phoenix would."""
         if future.cancelled() or self._leaving:
             return
         reason = future.result()
@@ -122,31 +104,13 @@ class UploadTopicHandler(TopicHandler):
 
     async def leave(self, reason: str) -> None:
         self._leaving = True
-        upload = self.upload
-        if upload is not None and upload.is_alive():
-            await self._cancel_unfinished(upload, reason)
+        if self.upload is not None:
+            actors.exit(self.upload, CLIENT_LEFT)
         self._log.info("lvu.left", reason=reason, chunks=self._chunks, bytes=self._bytes)
 
-    async def _cancel_unfinished(self, upload: ProcessRef, reason: str) -> None:
-        """Cancel the upload unless every byte arrived (then its session owns it).
-
-        Nothing else sends chunks to this actor, so whether it is finished
-        cannot change while we ask.
-        """
-        timeout = self.context.stop_timeout
-        try:
-            state = await actors.ask_async(upload, "consume_start", timeout)
-            if isinstance(state, tuple) and state[0] == "ok":
-                return
-            self._log.info("lvu.cancel_unfinished", reason=reason, received=self._bytes)
-            await actors.ask_async(upload, "cancel", timeout)
-        except ActorDeadError:
-            pass
-        except asyncio.TimeoutError:
-            # Busy in its writer: an exit signal is handled after it, and the
-            # actor then closes the writer with "cancel".
-            self._log.error("lvu.cancel_timeout", seconds=timeout)
-            actors.exit(upload, ("shutdown", "client_left"))
+    def _refused(self, reason: Any, *, why: str | None = None, reply: dict | None = None) -> Reply:
+        self._log.warning("lvu.join_refused", reason=reason, **({"why": why} if why else {}))
+        return "error", dict(reply if reply is not None else _INVALID_TOKEN)
 
 
 def _fields(error: Any) -> dict[str, Any]:

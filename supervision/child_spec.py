@@ -1,6 +1,6 @@
 """``ChildSpec``: how a supervisor starts, restarts and stops one child, as OTP's child spec.
 
-``ChildSpec(id, start, restart="permanent", shutdown=5.0, type="worker", report=None)``
+``ChildSpec(id, start, restart="permanent", shutdown=5.0, type="worker")``
 
 - ``id``: any hashable term but ``None``; unique among a ``Supervisor``'s children
   (a ``DynamicSupervisor`` does not require unique ids).
@@ -16,18 +16,13 @@
   kill, ``"brutal_kill"`` or ``"infinity"``. Default 5.0 for a worker and
   ``"infinity"`` for ``type="supervisor"``.
 - ``type``: ``"worker"`` or ``"supervisor"``.
-- ``report``: optional ``report(reason) -> dict``, called with the child's exit
-  (or start failure) reason whenever the supervisor writes a report about this
-  child; the dict's items are added to the ``supervisor_report`` log entry
-  (they never replace the standard fields, and a hook that raises is noted
-  as ``report_hook_error`` instead).
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Union
 
 from actors import Process
@@ -52,7 +47,6 @@ class ChildSpec:
     shutdown: float | str | None = None
     """Seconds, ``"brutal_kill"`` or ``"infinity"``; ``None`` picks the default for ``type``."""
     type: str = "worker"
-    report: Callable[[Any], Mapping[str, Any]] | None = field(default=None, compare=False)
 
     def __post_init__(self) -> None:
         try:
@@ -80,8 +74,6 @@ class ChildSpec:
             raise TypeError(f"{where}: shutdown must be seconds, 'brutal_kill' or 'infinity', got {shutdown!r}")
         elif not shutdown >= 0 or math.isinf(shutdown):
             raise ValueError(f"{where}: shutdown seconds must be finite and >= 0, got {shutdown!r}")
-        if self.report is not None and not callable(self.report):
-            raise TypeError(f"{where}: report must be a callable reason -> dict, got {self.report!r}")
 
     @property
     def shutdown_timeout(self) -> float | None:

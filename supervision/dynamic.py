@@ -56,8 +56,8 @@ class DynamicSupervisor(SupervisorBase):
     @classmethod
     def child_spec(cls, id: Any, **options: Any) -> ChildSpec:  # noqa: A002
         """A ``ChildSpec`` of ``type="supervisor"`` for a dynamic supervisor;
-        ``restart``, ``shutdown`` and ``report`` go to the spec, the rest to ``start``."""
-        spec_options = {key: options.pop(key) for key in ("restart", "shutdown", "report") if key in options}
+        ``restart`` and ``shutdown`` go to the spec, the rest to ``start``."""
+        spec_options = {key: options.pop(key) for key in ("restart", "shutdown") if key in options}
         return ChildSpec(id, (cls, (), options), type="supervisor", **spec_options)
 
     # -- storage ------------------------------------------------------------------------------

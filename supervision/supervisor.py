@@ -228,7 +228,7 @@ class SupervisorBase(actors.Process):
         """Count a restart; past the intensity, give up (stop everything, exit
         ``"shutdown"``); otherwise restart by the strategy."""
         if not self._add_restart():
-            self._report("shutdown", "reached_max_restart_intensity", child, None, hook_reason=child.last_reason)
+            self._report("shutdown", "reached_max_restart_intensity", child, None)
             self.exit(SHUTDOWN)  # terminate() stops the other children
             return
         self._restart_strategy(child)
@@ -368,10 +368,9 @@ class SupervisorBase(actors.Process):
         ref: ProcessRef | None,
         *,
         level: str = "error",
-        hook_reason: Any = None,
     ) -> None:
         """Log a ``supervisor_report`` as OTP's supervisor report: supervisor,
-        context, reason, offender, plus the child spec's ``report`` fields."""
+        context, reason, offender."""
         spec = child.spec
         fields: dict[str, Any] = {
             "supervisor": self.label,
@@ -385,14 +384,6 @@ class SupervisorBase(actors.Process):
                 "child_type": spec.type,
             },
         }
-        if spec.report is not None:
-            try:
-                extra = spec.report(reason if hook_reason is None else hook_reason)
-                for key, value in dict(extra or {}).items():
-                    if key != "event" and key not in fields:
-                        fields[key] = value
-            except Exception as exc:  # noqa: BLE001 - a report hook never crashes us
-                fields["report_hook_error"] = repr(exc)
         getattr(log, level)("supervisor_report", **fields)
 
     # -- the API (both kinds) ----------------------------------------------------------------
@@ -475,8 +466,8 @@ class Supervisor(SupervisorBase):
     @classmethod
     def child_spec(cls, id: Any, children: Iterable[ChildSpec] = (), **options: Any) -> ChildSpec:  # noqa: A002
         """A ``ChildSpec`` of ``type="supervisor"`` for a supervisor of ``children``;
-        ``restart``, ``shutdown`` and ``report`` go to the spec, the rest to ``start``."""
-        spec_options = {key: options.pop(key) for key in ("restart", "shutdown", "report") if key in options}
+        ``restart`` and ``shutdown`` go to the spec, the rest to ``start``."""
+        spec_options = {key: options.pop(key) for key in ("restart", "shutdown") if key in options}
         return ChildSpec(id, (cls, (list(children),), options), type="supervisor", **spec_options)
 
     def _init_children(self) -> None:

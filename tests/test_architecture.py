@@ -13,7 +13,7 @@ import pytest
 
 pytestmark = [pytest.mark.timeout(60), pytest.mark.substrates("pool")]  # nothing here depends on the fixture
 
-ABOVE_THE_RUNTIME = ("actors.upload_", "supervision", "writers", "server", "benchmarks")
+ABOVE_THE_RUNTIME = ("uploads", "supervision", "writers", "server", "benchmarks")
 
 
 def loaded_after(statement: str) -> list[str]:
@@ -21,7 +21,7 @@ def loaded_after(statement: str) -> list[str]:
     code = (
         f"import json, sys; {statement}; "
         "print(json.dumps(sorted(m for m in sys.modules if m.split('.')[0] in "
-        "('actors', 'supervision', 'writers', 'server', 'benchmarks'))))"
+        "('actors', 'supervision', 'uploads', 'writers', 'server', 'benchmarks'))))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=50, check=True)
     return json.loads(out.stdout)
@@ -34,21 +34,20 @@ def test_the_runtime_imports_nothing_above_it():
 
 def test_supervision_imports_the_runtime_only():
     loaded = loaded_after("import supervision")
-    assert [m for m in loaded if m.startswith(("actors.upload_", "writers", "server", "benchmarks"))] == []
+    assert [m for m in loaded if m.startswith(("uploads", "writers", "server", "benchmarks"))] == []
     assert "actors.process" in loaded
 
 
 def test_the_upload_actors_import_neither_the_server_nor_the_benchmarks():
-    loaded = loaded_after("import actors; actors.UploadChannel; actors.UploadSession")
-    assert "actors.upload_channel" in loaded and "actors.upload_session" in loaded
+    loaded = loaded_after("from uploads import UploadChannel, UploadSession")
+    assert "uploads.channel" in loaded and "uploads.session" in loaded
     assert [m for m in loaded if m.startswith(("server", "benchmarks"))] == []
 
 
 def test_the_pooled_scheduler_is_the_default_for_every_process_the_upload_actors_included():
     code = """
 import json, threading, actors
-from actors.upload_channel import UploadChannel
-from actors.upload_session import UploadSession
+from uploads import UploadChannel, UploadSession
 
 class Where(actors.Process):
     def on_receive(self, message):

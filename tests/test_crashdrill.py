@@ -20,6 +20,7 @@ from benchmarks.crashdrill.run import Journal
 from supervision import ChildSpec, Supervisor, which_children
 from tests.helpers import WAIT
 from tests.uploads_helpers import Client
+from uploads import UploadSession
 from writers import FaultyWriter, MemoryWriter, TmpFileWriter
 
 UPLOADS = 48  # 12 sessions in 3 groups: every fault and every group scenario, a few seconds a run
@@ -112,7 +113,7 @@ def test_a_supervised_session_stops_when_its_supervisor_shuts_it_down(logs):
     shutdown timeout (the drill's tree took 10 s per session to stop, each a
     ``shutdown_error`` report and a writer closed only because of the kill)."""
     journal = []
-    root = Supervisor.start([ChildSpec("s", (actors.UploadSession, (), {}), restart="transient", shutdown=30.0)])
+    root = Supervisor.start([ChildSpec("s", (UploadSession, (), {}), restart="transient", shutdown=30.0)])
     try:
         [(_, session, _)] = which_children(root)
         client = Client(session)
@@ -139,7 +140,7 @@ def test_an_upload_completing_after_its_session_died_ends_cleanly(logs):
     an ``ActorDeadError`` for the client) although nothing went wrong with the
     upload: the drill saw it on a session crash racing a completing upload."""
     journal, stall = Journal(), threading.Event()
-    session = actors.UploadSession.start()
+    session = UploadSession.start()
     client = Client(session)
     try:
         client.call("allow_upload", "avatar", accept="any", writer=lambda *_: (
@@ -176,7 +177,7 @@ def test_channel_killed_just_before_its_session_is_killed_is_released(tmp_path):
             return (MemoryWriter, {})
         return (TmpFileWriter, {"dir": str(tmp_path)})
 
-    session = actors.UploadSession.start()
+    session = UploadSession.start()
     client = Client(session)
     try:
         client.call("allow_upload", "avatar", accept="any", max_entries=2, writer=factory)
@@ -216,7 +217,7 @@ def test_a_channel_killed_mid_write_has_its_writer_released_after_its_last_callb
     comes before ``close`` and runs concurrently with the writer's callbacks,
     against the writer contract (``close`` then ``release``, one at a time)."""
     journal, stall = Journal(), threading.Event()
-    session = actors.UploadSession.start()
+    session = UploadSession.start()
     client = Client(session)
     try:
         client.call("allow_upload", "avatar", accept="any", writer=lambda *_: (

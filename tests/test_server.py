@@ -470,7 +470,7 @@ def test_phx_leave_on_one_upload_does_not_close_the_page_or_its_siblings(tmp_pat
         wire.close()
     assert closes(journal, "left.bin") == ["cancel"]
     assert saved(tmp_path) == {"stays.bin": b"s" * 2_000}
-    assert logged(logs, "lvu.cancel_unfinished", reason="leave")
+    assert logged(logs, "lvu.left", reason="leave") and logged(logs, "upload_client_left", size=3_000)
 
 
 def test_a_client_vanishing_mid_upload_cancels_its_writers_and_leaves_nothing(tmp_path, logs):
@@ -597,7 +597,7 @@ def test_liveupload_serve_stops_gracefully_on_a_signal(tmp_path, signum):
         assert upload.chunk(b"b" * 1_000) == ok()
         assert [p for p in temp.iterdir() if p.name.startswith("liveupload-")]  # the upload's temp file
     log_text = "".join(lines)
-    assert "reason=shutdown" in log_text and "lvu.cancel_unfinished" in log_text, log_text
+    assert "reason=shutdown" in log_text and "upload_client_left" in log_text, log_text
     assert "serve.stopped" in log_text
     # Then the runtime itself shut down in order: nothing was left to kill.
     assert "runtime_shutdown" in log_text and "killed=0" in log_text, log_text

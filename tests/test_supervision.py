@@ -116,8 +116,8 @@ class Child(actors.Process):
             raise RuntimeError(f"{self.cid} failed in terminate")
 
 
-def spec(cid: Any, events: queue.Queue | None = None, *, restart="permanent", shutdown=None, report=None, **kw):
-    return ChildSpec(cid, (Child, (cid, events), kw), restart=restart, shutdown=shutdown, report=report)
+def spec(cid: Any, events: queue.Queue | None = None, *, restart="permanent", shutdown=None, **kw):
+    return ChildSpec(cid, (Child, (cid, events), kw), restart=restart, shutdown=shutdown)
 
 
 class Watch:
@@ -239,7 +239,6 @@ def test_child_spec_defaults_and_supervisor_shutdown_default():
         ({"shutdown": "never"}, ValueError, "shutdown must be"),
         ({"shutdown": -1}, ValueError, ">= 0"),
         ({"shutdown": True}, TypeError, "shutdown must be"),
-        ({"report": "fields"}, TypeError, "report must be"),
     ],
 )
 def test_child_spec_validation_names_the_child_and_the_problem(kwargs, error, match):
@@ -834,31 +833,13 @@ def test_clean_exits_of_children_are_not_errors(logs):
     assert [(r["context"], r["log_level"]) for r in reports(logs)] == [("child_terminated", "info")]
 
 
-def test_a_childs_report_hook_adds_fields_and_cannot_break_the_report(logs, stop_later):
-    def close_reason(reason):
-        return {"close_reason": "cancel", "child_reason": repr(reason), "supervisor": "overridden?"}
-
-    def broken(reason):
-        raise LookupError("hook failed")
-
-    sup = Supervisor.start([spec("upload", report=close_reason), spec("other", report=broken)], name="hooks")
-    stop_later(sup)
-    crash(refs(sup)["upload"], ValueError("x"))
-    crash(refs(sup)["other"])
-    settle(sup)
-    first, second = reports(logs)
-    assert first["close_reason"] == "cancel" and first["child_reason"] == "ValueError('x')"
-    assert first["supervisor"] == "hooks"  # standard fields win
-    assert second["report_hook_error"] == "LookupError('hook failed')" and second["context"] == "child_terminated"
-
-
-def test_the_report_hook_of_the_offender_also_explains_an_intensity_shutdown(logs):
-    sup = Supervisor.start([spec("a", report=lambda reason: {"why": repr(reason)})], max_restarts=0)
+def test_an_intensity_shutdown_reports_the_offenders_crash_then_the_shutdown(logs):
+    sup = Supervisor.start([spec("a")], max_restarts=0)
     crash(refs(sup)["a"], ValueError("v"))
     assert actors.await_exit(sup, WAIT) == "shutdown"
-    assert [(r["context"], r["why"]) for r in reports(logs)] == [
-        ("child_terminated", "ValueError('v')"),
-        ("shutdown", "ValueError('v')"),
+    assert [(r["context"], r["reason"], r["offender"]["id"]) for r in reports(logs)] == [
+        ("child_terminated", "ValueError('v')", "a"),
+        ("shutdown", "reached_max_restart_intensity", "a"),
     ]
 
 

@@ -41,9 +41,9 @@ import structlog
 from pykka import ActorDeadError, Timeout
 
 import actors
-from actors.upload_session import UploadSession
 from benchmarks.crashdrill.plan import Plan, SessionEvent, UploadSpec
 from supervision import ChildSpec, Supervisor, which_children
+from uploads import UploadSession
 from writers import FaultyWriter, TmpFileWriter
 from writers.tmpfile import TmpFileState
 
@@ -152,7 +152,7 @@ class JournaledTmpFileWriter(TmpFileWriter):
 # -- logs -----------------------------------------------------------------------------------
 
 
-_KEPT_FIELDS = ("event", "process", "phase", "reason", "supervisor", "context", "offender", "entry", "close_reason")
+_KEPT_FIELDS = ("event", "process", "phase", "reason", "supervisor", "context", "offender")
 
 
 class LogRecorder:
@@ -195,11 +195,9 @@ def classify_exit(reason: Any) -> str:
         return "killed"
     if isinstance(reason, tuple) and len(reason) == 2 and reason[0] == "shutdown":
         why = reason[1]
-        if why in ("consumed", "cancelled", "timeout", "file_size_limit_exceeded"):
+        if why in ("consumed", "cancelled", "timeout", "file_size_limit_exceeded", "writer_error"):
             return why
-        if isinstance(why, tuple) and why and why[0] == "writer_error":
-            return "writer_error"
-        if isinstance(why, tuple) and why and why[0] == "owner_down":
+        if why == "owner_down":
             return "owner"
         return f"other:{reason!r}"
     if reason == "shutdown":

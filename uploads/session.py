@@ -3,8 +3,9 @@
 A session holds the ``allow_upload`` configs and their entries, validates what
 the client announces, signs entry tokens, starts one ``UploadChannel`` per
 joined entry under its own dynamic supervisor (restart ``temporary``), hears
-from each channel how its upload ended, and hands completed uploads to the
-application's consume function.
+from each channel what it must know (``upload_done``, ``writer_error``,
+``upload_error``, ``cancelled``), and hands completed uploads to the
+application's consume function. A channel's ``Down`` matters only for a crash.
 
 Unlike Phoenix, where an upload channel's crash takes the LiveView down, a
 crashed channel here fails only its own entry: the session marks it cancelled
@@ -27,11 +28,13 @@ from pykka import ActorDeadError
 import structlog
 
 import actors.names
+import actors.process
 from actors.process import Process, ProcessRef
 from actors.reasons import Down, Exit, ExitReason, is_clean_exit
-from actors.upload_channel import UploadChannel
-from actors.upload_config import ClientError, TokenSigner, UploadConfig, UploadEntry, session_id_of, validate_accept
 from supervision import ChildSpec, DynamicSupervisor, start_child
+from uploads.channel import UploadChannel
+from uploads.config import ClientError, UploadConfig, UploadEntry, validate_accept
+from uploads.tokens import EntryTokens, session_id_of
 from writers import WriterFactory, default_writer_factory, instantiate
 
 __all__ = ["UploadSession", "session_for_token"]
@@ -78,7 +81,7 @@ class UploadSession(Process):
     ) -> None:
         super().__init__()
         self.session_id = secrets.token_urlsafe(12)
-        self.tokens = TokenSigner(self.session_id, token_max_age)
+        self.tokens = EntryTokens(self.session_id, token_max_age)
         self.configs: dict[str, UploadConfig] = {}
         self.on_change = on_change
         self.channel_shutdown = channel_shutdown
@@ -198,8 +201,8 @@ class UploadSession(Process):
         claim = self.tokens.verify(token)
         if claim is None:
             return _join_error("invalid_token")
-        config = self._config_by_ref(claim[0])
-        entry = config.entry(claim[1]) if config is not None else None
+        config = self._config_by_ref(claim.config_ref)
+        entry = config.entry(claim.entry_ref) if config is not None else None
         if config is None or entry is None or entry.failed:
             return _join_error("disallowed")
         if entry.channel is not None or entry.done:
@@ -211,7 +214,6 @@ class UploadSession(Process):
             entry.add_error(("writer_failure", repr(exc)))
             self._changed()
             return _join_error("writer_error")
-        outcome: dict[str, Any] = {}
         spec = ChildSpec(
             id=("upload", config.ref, entry.ref),
             start=(
@@ -224,14 +226,12 @@ class UploadSession(Process):
                     "writer": writer,
                     "writer_opts": opts,
                     "chunk_timeout": config.chunk_timeout,
-                    "outcome": outcome,
                     # A writer that blocks gets a thread of its own (see UploadWriter.blocking).
                     "substrate": "thread" if writer.blocking else None,
                 },
             ),
             restart="temporary",
             shutdown=self.channel_shutdown,
-            report=lambda _reason: {"entry": entry.ref, "close_reason": outcome.get("close_reason")},
         )
         started = start_child(self.supervisor, spec)
         if started[0] != "ok":
@@ -241,15 +241,15 @@ class UploadSession(Process):
         entry.monitor = self.monitor(channel)
         self.channels[channel] = (config.name, entry.ref)
         try:
-            initialised = channel.ask("init_writer")
+            joined = channel.ask("join")
         except ActorDeadError:
             return _join_error("writer_error")  # killed meanwhile: its Down records why
         except Exception as exc:  # noqa: BLE001 - init raised: the channel crashed, not us
-            initialised = ("error", repr(exc))
-        if initialised != "ok":
-            entry.add_error(("writer_failure", initialised[1]))
+            entry.add_error(("writer_failure", repr(exc)))
             self._changed()
             return _join_error("writer_error")
+        if joined != "ok":
+            return _join_error("writer_error")  # its ("writer_error", ...) news records why
         return channel
 
     @client_input
@@ -342,10 +342,11 @@ class UploadSession(Process):
         assert entry is not None
         if entry.channel is None:
             raise RuntimeError(f"upload entry {entry.ref} has no channel left to consume from")
-        started = entry.channel.ask("consume_start")
-        if started[0] != "ok":
-            raise RuntimeError("cannot consume uploaded file that is still in progress")
-        meta = started[1]
+        match entry.channel.ask("consume_start"):
+            case ("ok", meta):
+                pass
+            case _:
+                raise RuntimeError("cannot consume uploaded file that is still in progress")
         try:
             result = fn(meta, entry.to_dict()) if _arity(fn) >= 2 else fn(meta)
         except BaseException:
@@ -381,49 +382,55 @@ class UploadSession(Process):
     # -- news from channels ----------------------------------------------------------------
 
     def on_receive(self, message: Any) -> Any:
-        if isinstance(message, tuple) and message[0] == "upload_done":
-            return self._upload_done(message[1])
-        if isinstance(message, Down):
-            return self._channel_down(message)
-        if isinstance(message, Exit):
-            return self._exit_signal(message)
+        match message:
+            case ("upload_done", str(ref)):
+                return self._upload_done(ref)
+            case ("writer_error", str(ref), reason):
+                return self._channel_ended(ref, ("writer_failure", reason))
+            case ("upload_error", str(ref), error):
+                return self._channel_ended(ref, error)
+            case ("cancelled", str(ref)):
+                return self._channel_ended(ref, None)
+            case Down():
+                return self._channel_down(message)
+            case Exit():
+                return self._exit_signal(message)
         raise ValueError(f"upload session: unexpected message {message!r}")
 
     def _upload_done(self, entry_ref: str) -> None:
-        for config in self.configs.values():
-            entry = config.entry(entry_ref)
-            if entry is not None and entry.channel is not None:
-                entry.done = True
-                entry.progress = 100
-                self._changed()
-                return
+        entry = self._entry_with_channel(entry_ref)
+        if entry is not None:
+            entry.done = True
+            entry.progress = 100
+            self._changed()
+
+    def _channel_ended(self, entry_ref: str, error: Any) -> None:
+        """A channel told why it is ending: record its error, or that the entry
+        was cancelled, and forget the channel (its ``Down`` is of no more use)."""
+        entry = self._entry_with_channel(entry_ref)
+        if entry is None:
+            return
+        self._forget_channel(entry)
+        entry.channel = None
+        if error is None:
+            entry.cancelled = True  # ended before consumption: nothing left to consume
+        else:
+            entry.add_error(error)
+        self._changed()
 
     def _channel_down(self, down: Down) -> None:
-        """A channel ended: record on its entry what its exit reason says."""
+        """A channel ended without a word: it crashed (or was killed)."""
         where = self.channels.pop(down.target, None)
-        if where is None:
-            return
-        config = self.configs.get(where[0])
-        entry = config.entry(where[1]) if config is not None else None
+        config = self.configs.get(where[0]) if where is not None else None
+        entry = config.entry(where[1]) if config is not None and where is not None else None
         if entry is None:
             return
         entry.channel = None
         entry.monitor = None
-        reason = down.reason
-        if is_clean_exit(reason):
-            why = reason[1] if isinstance(reason, tuple) else reason
-            if isinstance(why, tuple) and why[0] == "writer_error":
-                entry.add_error(("writer_failure", why[1]))
-            elif why == "file_size_limit_exceeded":
-                entry.add_error("file_size_limit_exceeded")
-            elif why == "timeout":
-                entry.add_error("timeout")
-            elif not entry.done or why != "consumed":
-                entry.cancelled = True  # ended before consumption: nothing left to consume
-        else:
+        if not is_clean_exit(down.reason):
             entry.cancelled = True
-            entry.add_error(("channel_crash", reason))
-        self._changed()
+            entry.add_error(("channel_crash", down.reason))
+            self._changed()
 
     def _exit_signal(self, message: Exit) -> None:
         if message.sender is self.supervisor:
@@ -437,6 +444,13 @@ class UploadSession(Process):
             self.exit(message.reason)  # a linked process we do not own crashed
 
     # -- helpers ---------------------------------------------------------------------------
+
+    def _entry_with_channel(self, entry_ref: str) -> UploadEntry | None:
+        for config in self.configs.values():
+            entry = config.entry(entry_ref)
+            if entry is not None and entry.channel is not None:
+                return entry
+        return None
 
     def _forget_channel(self, entry: UploadEntry) -> None:
         if entry.monitor is not None:

@@ -1,5 +1,5 @@
 """What an upload allows and what the client announced: ``UploadConfig`` and
-``UploadEntry``, with Phoenix's validation rules and signed entry tokens.
+``UploadEntry``, with Phoenix's validation rules.
 
 Plain data owned by one ``UploadSession``; nothing here is a process.
 """
@@ -7,19 +7,15 @@ Plain data owned by one ``UploadSession``; nothing here is a process.
 from __future__ import annotations
 
 import mimetypes
-import secrets
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
-
-from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
 
 from writers import WriterFactory, default_writer_factory
 
 __all__ = [
     "ClientError",
     "EntryError",
-    "TokenSigner",
     "UploadConfig",
     "UploadEntry",
     "validate_accept",
@@ -232,43 +228,3 @@ class UploadConfig:
             "errors": [list(pair) for pair in self.errors],
             "entries": [entry.to_dict() for entry in self.entries],
         }
-
-
-class TokenSigner:
-    """Signs and verifies entry tokens with a per-session secret.
-
-    A token is ``<session id>.<signed payload>``: the session id only routes the
-    join to its session, which then checks the signature (HMAC-SHA1 through
-    itsdangerous) and the age. A token from another session, a forged one and
-    an expired one all fail verification.
-    """
-
-    def __init__(self, session_id: str, max_age: float) -> None:
-        self.session_id = session_id
-        self.max_age = max_age
-        self._serializer = URLSafeTimedSerializer(secrets.token_bytes(32), salt="liveupload-entry")
-
-    def sign(self, config_ref: str, entry_ref: str) -> str:
-        return f"{self.session_id}.{self._serializer.dumps([config_ref, entry_ref])}"
-
-    def verify(self, token: Any) -> tuple[str, str] | None:
-        """``(config ref, entry ref)`` of a valid token of this session, else ``None``."""
-        if not isinstance(token, str):
-            return None
-        session_id, _, signed = token.partition(".")
-        if session_id != self.session_id:
-            return None
-        try:
-            payload = self._serializer.loads(signed, max_age=self.max_age)
-        except (BadSignature, SignatureExpired):
-            return None
-        if not (isinstance(payload, list) and len(payload) == 2 and all(isinstance(p, str) for p in payload)):
-            return None
-        return payload[0], payload[1]
-
-
-def session_id_of(token: Any) -> str | None:
-    """The session a token claims to belong to (unverified: only for routing)."""
-    if not isinstance(token, str) or "." not in token:
-        return None
-    return token.partition(".")[0] or None
