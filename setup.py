@@ -10,7 +10,7 @@ setup(
     long_description=open("README.md", encoding="utf-8").read(),
     long_description_content_type="text/markdown",
     python_requires=">=3.10",
-    packages=find_packages(include=["actors", "writers", "supervision", "server", "benchmarks", "benchmarks.*"]),
+    packages=find_packages(include=["actors", "writers", "supervision", "uploads", "server", "benchmarks", "benchmarks.*"]),
     package_data={"server": ["static/*"]},
     install_requires=[
         "pykka>=4.1,<5",
