@@ -52,7 +52,7 @@ def exit_future(ref: ActorRef[Any]) -> asyncio.Future[ExitReason]:
     ``loop.call_soon_threadsafe``."""
     loop = asyncio.get_running_loop()
     future: asyncio.Future[ExitReason] = loop.create_future()
-    monitor(ref, _LoopWatcher(loop, future))  # type: ignore[arg-type] - monitor needs only tell
+    monitor(ref, _LoopWatcher(loop, future))  # type: ignore[arg-type]  # a watcher needs only tell()
     return future
 
 

@@ -52,7 +52,7 @@ class UploadTopicHandler(TopicHandler):
     async def join(self, payload: dict) -> Reply:
         session = session_for_token(payload.get("token"))
         live = self.context.sessions.get(session) if session is not None else None
-        if live is None:
+        if session is None or live is None:
             return self._refused("invalid_token", why="no live page of this app issued it")
         try:
             result = await live.join_upload(payload.get("token"))

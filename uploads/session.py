@@ -23,9 +23,8 @@ import secrets
 from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
-from pykka import ActorDeadError
-
 import structlog
+from pykka import ActorDeadError
 
 import actors.names
 import actors.process
@@ -233,6 +232,7 @@ class UploadSession(Process):
             restart="temporary",
             shutdown=self.channel_shutdown,
         )
+        assert self.supervisor is not None  # started by on_start
         started = start_child(self.supervisor, spec)
         if started[0] != "ok":
             return _join_error("writer_error")

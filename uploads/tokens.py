@@ -50,7 +50,8 @@ class Signer:
         if not isinstance(token, str) or not token:
             raise InvalidToken("missing")
         try:
-            return self._serializer.loads(token, max_age=self.max_age)
+            # itsdangerous annotates max_age as int but only compares it with the age: seconds as a float work.
+            return self._serializer.loads(token, max_age=self.max_age)  # type: ignore[arg-type]
         except SignatureExpired:
             raise InvalidToken("expired") from None
         except BadData:

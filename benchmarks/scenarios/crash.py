@@ -103,7 +103,7 @@ def _measure(params: Params, substrate: str, logs: str) -> dict[str, Any]:
         return (FaultyWriter, opts)
 
     data = os.urandom(params.crash_chunk_bytes)
-    clock = EventClock(["supervisor_report", "process_crashed"], drop=logs == "dropped")
+    clock = EventClock(["supervisor_report", "process_crashed"], keep=("offender", "process"), drop=logs == "dropped")
     crashed_refs = [ref for ref, at in plan.items() if at is not None]
     with substrates.using(substrate), quiet_handlers(), clock.installed():
         fleet = SessionFleet(
@@ -124,7 +124,8 @@ def _measure(params: Params, substrate: str, logs: str) -> dict[str, Any]:
             fleet.close()
     raised_by_client = sum(1 for failure in result.failures.values() if isinstance(failure, FaultInjected))
     to_close, to_report = [], []
-    reports = {fields.get("entry"): moment for moment, fields in clock.of("supervisor_report")}
+    # A channel's child id is ("upload", config ref, entry ref).
+    reports = {fields["offender"]["id"][-1]: moment for moment, fields in clock.of("supervisor_report")}
     for ref in crashed_refs:
         journal = journals[ref]
         crashed_at = journal.first(("chunk", plan[ref]))
