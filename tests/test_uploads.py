@@ -11,7 +11,7 @@ import pykka
 import pytest
 
 import actors
-from uploads import UploadChannel, UploadSession, session_for_token
+from uploads import CLIENT_LEFT, UploadChannel, UploadSession, session_for_token
 from tests.helpers import WAIT, Probe, next_matching
 from tests.uploads_helpers import Client, entry_fields, stop_session
 from writers import EchoWriter, FaultInjected, FaultyWriter, MemoryWriter, TmpFileWriter
@@ -653,5 +653,30 @@ def test_a_done_entry_whose_channel_ended_unconsumed_is_failed_not_consumable():
         assert client.call("uploaded_entries", "avatar") == ([], [])
         assert client.call("consume_uploaded_entries", "avatar", lambda meta: ("ok", 1)) == []
         assert session.is_alive()
+    finally:
+        stop_session(session)
+
+
+def test_a_client_leaving_cancels_an_unfinished_upload_and_leaves_a_finished_one_to_its_session():
+    journals = {"half.bin": [], "whole.bin": []}
+
+    def factory(name, entry, session):
+        return (FaultyWriter, {"journal": journals[entry["client_name"]]})
+
+    session, client = started(writer=factory, max_entries=2)
+    try:
+        reply = client.preflight({"half.bin": b"abcd", "whole.bin": b"wxyz"})
+        half, whole = client.join(reply["entries"]["0"]), client.join(reply["entries"]["1"])
+        assert client.send(half, b"ab", 2) == ["ok"]
+        assert client.send(whole, b"wxyz", 2) == ["ok", "ok"]
+        actors.exit(half, CLIENT_LEFT)
+        actors.exit(whole, CLIENT_LEFT)
+        assert actors.await_exit(half, WAIT) == CLIENT_LEFT
+        assert closes(journals["half.bin"]) == ["cancel"]
+        session.proxy().uploads().get(timeout=WAIT)  # the channel's ("cancelled", ref) has been handled
+        assert client.entry("0")["cancelled"] and client.entry("0")["errors"] == []
+        assert whole.is_alive() and closes(journals["whole.bin"]) == ["done"]
+        assert client.call("consume_uploaded_entry", "avatar", "1", lambda meta: ("ok", meta["data"])) == b"wxyz"
+        assert actors.await_exit(whole, WAIT) == ("shutdown", "consumed")
     finally:
         stop_session(session)
