@@ -1,5 +1,6 @@
 """``liveupload bench`` / ``python -m benchmarks``: run the scenarios, print the
-table, write the JSON and the plots.
+table, write the JSON and the plots (and, with ``--markdown FILE``, the
+figures section of a Markdown page).
 
 ``configure(parser)`` adds the arguments and sets ``run``; the ``liveupload``
 command line and ``benchmarks.__main__`` both use it. The table goes to
@@ -19,6 +20,7 @@ import structlog
 
 from benchmarks import substrates
 from benchmarks.machine import describe_machine
+from benchmarks.markdown import write_figures
 from benchmarks.params import PRESETS, Params
 from benchmarks.plots import write_plots
 from benchmarks.progress import NoProgress, ProgressBar
@@ -94,7 +96,14 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--server-uploads", type=int, metavar="U", help="concurrent uploads in the server scenario (default 100)")
     parser.add_argument("--server-chunks", type=int, metavar="C", help="chunks per upload in the server scenario")
     parser.add_argument("--server-client-processes", type=int, metavar="P", help="OS processes the server's clients run in (default 2; --full 4)")
-    parser.add_argument("--markdown", action="store_true", help="print the tables as markdown")
+    parser.add_argument(
+        "--markdown",
+        nargs="?",
+        const="-",
+        metavar="FILE",
+        help="print the tables as Markdown; with FILE, also write them (dated by this run) between the "
+        "figures markers of FILE, keeping the rest of it (docs/benchmarks.md)",
+    )
     parser.add_argument("--no-plots", action="store_true", help="do not write PNG plots")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.add_argument("--check", action="store_true", help="exit 1 if a target is missed")
@@ -173,6 +182,8 @@ def run(args: argparse.Namespace) -> int:
     except ValueError as exc:
         print(f"liveupload bench: {exc}")
         return 2
+    if args.markdown in NAMES:  # `--markdown spawn`: a scenario, not a file
+        args.scenario, args.markdown = [*args.scenario, args.markdown], "-"
     names = [n for n in NAMES if n in args.scenario] if args.scenario else list(NAMES)
     total = sum(load(name).steps(params) for name in names)
     progress = NoProgress() if args.no_progress else ProgressBar(total)
@@ -180,11 +191,12 @@ def run(args: argparse.Namespace) -> int:
         results = run_scenarios(params, names, progress)
     finally:
         progress.close()
-    print(render(results, markdown=args.markdown), end="")
+    print(render(results, markdown=args.markdown is not None), end="")
     json_path = write_json(results, os.path.join(args.out, "results.json"))
-    written = [json_path]
-    if not args.no_plots:
-        written.extend(write_plots(results, args.out))
+    plots = [] if args.no_plots else write_plots(results, args.out)
+    written = [json_path, *plots]
+    if args.markdown not in (None, "-"):
+        written.append(write_figures(args.markdown, results, plots))
     print("\nwrote " + ", ".join(written))
     failed = any("error" in section for section in results["scenarios"].values())
     missed = any(t["met"] is False for s in results["scenarios"].values() for t in s.get("targets", []))

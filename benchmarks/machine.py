@@ -38,9 +38,18 @@ def _read_int(path: str) -> int | None:
         return None
 
 
+def _load_average() -> list[float] | None:
+    try:
+        return [round(load, 2) for load in os.getloadavg()]
+    except (AttributeError, OSError):
+        return None
+
+
 def describe_machine() -> dict[str, Any]:
     """CPU count and model, memory, OS, Python and the versions of the libraries
-    measured, plus the limits that bound how many threads (processes today) fit."""
+    measured, the limits that bound how many threads (processes today) fit,
+    and the load average (1, 5, 15 minutes) as the run starts: how busy the
+    machine already was."""
     import psutil
 
     memory = psutil.virtual_memory()
@@ -54,6 +63,7 @@ def describe_machine() -> dict[str, Any]:
         "cpu_model": _cpu_model(),
         "memory_total_bytes": memory.total,
         "memory_available_bytes": memory.available,
+        "load_average": _load_average(),
         "os": platform.platform(),
         "kernel": platform.release(),
         "python": sys.version.split()[0],

@@ -88,10 +88,12 @@ def render_targets(targets: Iterable[dict[str, Any]], markdown: bool = False) ->
 
 def _machine_line(machine: dict[str, Any]) -> str:
     versions = machine.get("versions", {})
+    load = machine.get("load_average")
+    busy = f", load average {load[0]:.1f} at the start" if load else ""
     return (
         f"machine: {machine.get('cpu_count')} x {machine.get('cpu_model')}, "
         f"{machine.get('memory_total_bytes', 0) / 2**30:.1f} GiB, {machine.get('os')}, "
-        f"Python {machine.get('python')}, Pykka {versions.get('pykka')}"
+        f"Python {machine.get('python')}, Pykka {versions.get('pykka')}{busy}"
     )
 
 

@@ -1,5 +1,5 @@
 """A Python client for the upload page, speaking LiveView's upload protocol
-the way Phoenix's JavaScript client does (see ``LIVEVIEW_PROTOCOL.md``).
+the way Phoenix's JavaScript client does (see ``docs/protocol.md``).
 
 ``upload_files(url, paths)`` fetches the page at ``url`` (for its signed
 ``data-phx-session``/``data-phx-static`` and CSRF token), opens

@@ -1,7 +1,7 @@
 """The ``lv:<view id>`` topic: the LiveView's role, one ``UploadSession`` per join.
 
 :class:`LiveViewHandler` implements LiveView's upload events as Phoenix's own
-JavaScript client sends them (see ``LIVEVIEW_PROTOCOL.md``):
+JavaScript client sends them (see ``docs/protocol.md``):
 
 * ``phx_join``: verifies the page's signed session, starts an
   ``UploadSession`` with the app's ``allow_upload`` configs and answers with
