@@ -8,6 +8,7 @@ timers, the asyncio bridge) is the bottom layer; the upload actors live in
 from __future__ import annotations
 
 from actors.bridge import ask_async
+from actors.current import blocking
 from actors.futures import ProcessFuture
 from actors.log import configure_logging
 from actors.names import NameTakenError, register, registered, unregister, whereis
@@ -24,8 +25,6 @@ from actors.process import (
     processes,
     unlink,
 )
-from actors.shutdown import shutdown
-from actors.substrate import blocking, default_substrate, set_default_substrate
 from actors.reasons import (
     KILL,
     KILLED,
@@ -38,6 +37,8 @@ from actors.reasons import (
     MonitorRef,
     is_clean_exit,
 )
+from actors.shutdown import shutdown
+from actors.substrates import default_substrate, set_default_substrate
 from actors.timers import Timer, cancel_timer, pending_timers, send_after
 
 __all__ = [

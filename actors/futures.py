@@ -3,9 +3,9 @@
 Pykka's ``ThreadingFuture`` builds a ``threading.Condition`` per ask (several
 microseconds and over a kilobyte) and its ``__await__`` blocks the event loop.
 ``ProcessFuture`` is a one-shot future over a single pre-acquired lock: ``set``
-releases it, ``get`` acquires it. Waiting goes through the substrate's
-``blocking()`` so that a process waiting on a pooled worker hands its place
-to a spare thread. Done-callbacks let asyncio be told the moment it resolves.
+releases it, ``get`` acquires it. Waiting goes through ``blocking()`` so that
+a process waiting on a pooled worker hands its place to a spare thread.
+Done-callbacks let asyncio be told the moment it resolves.
 """
 
 from __future__ import annotations
@@ -18,7 +18,9 @@ from collections.abc import Callable, Generator
 from typing import Any, TypeVar
 
 from pykka import Future, Timeout
-from pykka._future import _Unset as _PykkaUnset
+
+from actors._pykka import Unset
+from actors.current import blocking
 
 __all__ = ["ExitFlag", "ProcessFuture", "to_asyncio"]
 
@@ -26,12 +28,6 @@ T = TypeVar("T")
 
 _guard = threading.Lock()  # makes resolve/add-callback atomic; held for a few bytecodes
 _allocate_lock = threading.Lock
-
-
-def _blocking() -> Any:
-    from actors.substrate import blocking
-
-    return blocking()
 
 
 class ProcessFuture(Future[T]):
@@ -53,7 +49,7 @@ class ProcessFuture(Future[T]):
             return super().get(timeout=timeout)
         outcome = self._outcome
         if outcome is None:
-            with _blocking():
+            with blocking():
                 acquired = self._ready.acquire(timeout=-1 if timeout is None else max(0.0, timeout))
             if not acquired:
                 raise Timeout(f"{timeout} seconds")
@@ -111,7 +107,7 @@ class ProcessFuture(Future[T]):
 
 
 # Pykka's Future.get runs a get hook only while _get_hook_result is its own _Unset.
-_UNSET = _PykkaUnset()
+_UNSET = Unset()
 
 
 class ExitFlag:
@@ -149,7 +145,7 @@ class ExitFlag:
                 self._lock = _allocate_lock()
                 self._lock.acquire()
             lock = self._lock
-        with _blocking():
+        with blocking():
             acquired = lock.acquire(timeout=-1 if timeout is None else max(0.0, timeout))
         if acquired:
             lock.release()

@@ -1,7 +1,7 @@
 """Registered names: ``register``, ``whereis``, ``unregister``, as ``erlang:register``.
 
 A process has at most one name, a name at most one process, and the name is
-freed the instant its process dies.
+freed the instant its process dies (this module's death hook).
 """
 
 from __future__ import annotations
@@ -10,12 +10,14 @@ from typing import Any
 
 from pykka import ActorRef
 
-from actors.process import ProcessRef, _from_a_killed_process, _require_process, on_death, table_lock
+from actors.process import ProcessRef, from_a_killed_process, on_death, require_process, table_lock
 from actors.reasons import ExitReason
 
 __all__ = ["NameTakenError", "register", "registered", "unregister", "whereis"]
 
+# Both under ``table_lock``, so a registration lands before or after a death, never between.
 _names: dict[str, ProcessRef] = {}
+_name_of: dict[ProcessRef, str] = {}
 
 
 class NameTakenError(ValueError):
@@ -28,8 +30,8 @@ def register(name: str, ref: ActorRef[Any]) -> None:
     Raises ``NameTakenError`` if the name is taken or the process already has a
     name, and ``ValueError`` if the process is dead.
     """
-    ref = _require_process(ref)
-    if _from_a_killed_process():
+    ref = require_process(ref)
+    if from_a_killed_process():
         return
     with table_lock:
         if ref.exit_reason is not None:
@@ -37,12 +39,12 @@ def register(name: str, ref: ActorRef[Any]) -> None:
         holder = _names.get(name)
         if holder is not None and holder.is_alive():
             raise NameTakenError(f"name {name!r} is already registered to {holder}")
-        if ref.name is not None:
-            raise NameTakenError(f"{ref} is already registered as {ref.name!r}")
+        if ref in _name_of:
+            raise NameTakenError(f"{ref} is already registered as {_name_of[ref]!r}")
         if holder is not None:  # dead, its name not yet freed by its death hook
-            holder.name = None
+            del _name_of[holder]
         _names[name] = ref
-        ref.name = name
+        _name_of[ref] = name
 
 
 def whereis(name: str) -> ProcessRef | None:
@@ -55,7 +57,7 @@ def unregister(name: str) -> None:
     """Remove the registered ``name``; ``KeyError`` if nothing holds it."""
     with table_lock:
         ref = _names.pop(name)
-        ref.name = None
+        del _name_of[ref]
 
 
 def registered() -> list[str]:
@@ -65,12 +67,12 @@ def registered() -> list[str]:
 
 
 def _free_name(ref: ProcessRef, _reason: ExitReason) -> None:
-    if ref.name is None:
+    if ref not in _name_of:  # most processes have no name: no lock for them
         return
     with table_lock:
-        if ref.name is not None and _names.get(ref.name) is ref:
-            del _names[ref.name]
-        ref.name = None
+        name = _name_of.pop(ref, None)
+        if name is not None and _names.get(name) is ref:
+            del _names[name]
 
 
 on_death(_free_name)

@@ -21,12 +21,12 @@ from typing import Any, ClassVar
 
 import structlog
 from pykka import ActorDeadError, ActorRef, ThreadingActor, Timeout
-from pykka._envelope import Envelope
-from pykka.messages import _ActorStop
 
-from actors import substrate as substrates
+from actors import substrates
+from actors._pykka import ActorStop, Envelope
+from actors.current import current_process as _running_here
 from actors.futures import ExitFlag, ProcessFuture
-from actors.substrate import Substrate
+from actors.mailbox import Mailbox, reject
 from actors.reasons import (
     KILL,
     KILLED,
@@ -46,10 +46,14 @@ __all__ = [
     "current_process",
     "demonitor",
     "exit",
+    "from_a_killed_process",
     "link",
     "monitor",
     "on_death",
     "processes",
+    "require_process",
+    "serve_timers",
+    "table_lock",
     "unlink",
 ]
 
@@ -60,6 +64,7 @@ table_lock = threading.RLock()
 
 _live: set[ProcessRef] = set()
 _death_hooks: list[Callable[[ProcessRef, ExitReason], None]] = []
+_send_after: Callable[[ProcessRef, Any, float], Any] | None = None  # installed by actors.timers
 _ALIVE: Any = object()
 _serials = count(1)
 
@@ -95,8 +100,6 @@ class ProcessRef(ActorRef[Any]):
         self._links: set[ProcessRef] | None = None
         self._monitors: dict[MonitorRef, ActorRef[Any]] | None = None
         self._watching: set[MonitorRef] | None = None
-        self.name: str | None = None
-        self.timers: set[Any] | None = None
 
     def is_alive(self) -> bool:
         """False from the instant the process dies (before its signals are out)."""
@@ -105,14 +108,14 @@ class ProcessRef(ActorRef[Any]):
     def tell(self, message: Any) -> None:
         """Send ``message``; ``ActorDeadError`` if the process is dead. Sent by a
         killed process's handler that is still running, it is dropped."""
-        if _from_a_killed_process():
+        if from_a_killed_process():
             return
         super().tell(message)
 
     def ask(self, message: Any, *, block: bool = True, timeout: float | None = None) -> Any:  # type: ignore[override]
         """Pykka's ``ask``; from a killed process's handler it raises ``ActorDeadError``."""
-        if _from_a_killed_process():
-            raise ActorDeadError(f"{substrates.current_process()} was killed: it cannot ask {self}")
+        if from_a_killed_process():
+            raise ActorDeadError(f"{_running_here()} was killed: it cannot ask {self}")
         return super().ask(message, block=block, timeout=timeout)
 
     @property
@@ -137,9 +140,10 @@ class Process(ThreadingActor):
     trap_exit: bool = False
     """Receive exit signals from links as ``Exit(sender, reason)`` messages."""
 
-    substrate: ClassVar[Substrate | None] = None
-    """Where instances run: ``"pool"`` (the shared scheduler), ``"thread"`` (a
-    dedicated OS thread), or ``None`` for the runtime's default (``"pool"``)."""
+    substrate: ClassVar[str | None] = None
+    """Where instances run, by name (``actors.substrates``): ``"pool"`` (the shared
+    scheduler), ``"thread"`` (a dedicated OS thread), or ``None`` for the runtime's
+    default (``"pool"`` unless ``set_default_substrate`` changed it)."""
 
     use_daemon_thread: ClassVar[bool] = False
 
@@ -151,7 +155,6 @@ class Process(ThreadingActor):
     _stop_waiters: list[Any] | None = None
     _crash_phase: str | None = None  # where this process's own code raised, if it did
     _start_ack: ProcessFuture[Any] | None = None
-    _started = False
 
     def __init__(self, *_args: Any, **_kwargs: Any) -> None:
         # Not pykka.Actor.__init__: a uuid4 and a threading.Event per process cost
@@ -165,23 +168,23 @@ class Process(ThreadingActor):
     def actor_ref(self) -> ProcessRef:  # type: ignore[override]
         return self._actor_ref
 
-    # Pykka's extension points for runtimes, all answered by the substrate.
+    # Pykka's extension points for actor runtimes.
 
     @staticmethod
-    def _create_actor_inbox() -> substrates.Mailbox:
-        return substrates.Mailbox()
+    def _create_actor_inbox() -> Mailbox:
+        return Mailbox()
 
     @staticmethod
     def _create_future() -> ProcessFuture[Any]:
-        return substrates.create_future()
+        return ProcessFuture()
 
-    def _start_actor_loop(self, on: Substrate | None = None) -> None:
-        substrates.spawn(self, on)
+    def _start_actor_loop(self, on: str | None = None) -> None:
+        substrates.get(on or self.substrate).spawn(self)
 
     # -- starting -----------------------------------------------------------
 
     @classmethod
-    def start(cls, *args: Any, substrate: Substrate | None = None, **kwargs: Any) -> ProcessRef:  # type: ignore[override]
+    def start(cls, *args: Any, substrate: str | None = None, **kwargs: Any) -> ProcessRef:  # type: ignore[override]
         """Start a process and return its ref at once; ``on_start`` runs in it.
 
         ``substrate="thread"`` gives it a dedicated OS thread instead of the
@@ -192,14 +195,14 @@ class Process(ThreadingActor):
         return _spawn(process, link_to=None, wait=False, on=substrate)
 
     @classmethod
-    def start_link(cls, *args: Any, substrate: Substrate | None = None, **kwargs: Any) -> ProcessRef:
+    def start_link(cls, *args: Any, substrate: str | None = None, **kwargs: Any) -> ProcessRef:
         """Start a process linked to the calling process, and wait for its ``on_start``.
 
         The link exists before the new process runs a line, so no exit of it can
         be missed. Raises ``StartError`` (the process has then exited) if
         ``on_start`` raised. Must be called from inside a process.
         """
-        parent = substrates.current_process()
+        parent = _running_here()
         if parent is None:
             raise RuntimeError("start_link must be called from inside a process")
         substrates.check(substrate)
@@ -240,18 +243,19 @@ class Process(ThreadingActor):
         return monitor(target, self._actor_ref)
 
     def send_after(self, message: Any, seconds: float) -> Any:
-        """Send ``message`` to this process after ``seconds``; returns the timer."""
-        from actors.timers import send_after
-
-        return send_after(self._actor_ref, message, seconds)
+        """Send ``message`` to this process after ``seconds``; returns the timer
+        (``actors.send_after`` to this process's ref)."""
+        if _send_after is None:  # never once the package is imported: actors/__init__ loads actors.timers
+            raise RuntimeError("actors.timers is not loaded")
+        return _send_after(self._actor_ref, message, seconds)
 
     def exit(self, reason: ExitReason = NORMAL) -> None:
         """Exit with ``reason`` once the current message is handled (trapping or not)."""
         self._request_exit(reason)
 
-    # -- one message at a time (driven by the substrate) ---------------------------
+    # -- one message at a time: the ``Runnable`` interface a substrate drives -------
 
-    def _start_up(self) -> ExitReason | None:
+    def run_start(self) -> ExitReason | None:
         """Run ``on_start``; the exit reason if it failed, else ``None``."""
         if self._actor_ref._exit_reason is not _ALIVE:
             return KILLED  # killed while queued to start: it runs nothing
@@ -264,7 +268,7 @@ class Process(ThreadingActor):
             self._start_ack.set(None)
         return None
 
-    def _step(self, envelope: Envelope[Any] | None) -> ExitReason | None:
+    def run_envelope(self, envelope: Envelope[Any] | None) -> ExitReason | None:
         """Handle one envelope (``None``: the mailbox was closed by a kill).
 
         Returns the reason to exit with, or ``None`` to go on.
@@ -272,12 +276,12 @@ class Process(ThreadingActor):
         if envelope is None:
             return KILLED
         if self._pending_exit is not None:
-            substrates.reject(envelope)
+            reject(envelope)
             return self._pending_exit
         message = envelope.message
         if message is _WAKE:
             return None
-        if isinstance(message, _ActorStop):
+        if isinstance(message, ActorStop):
             self._add_stop_waiter(envelope.reply_to)
             return NORMAL
         self._current = envelope
@@ -294,10 +298,12 @@ class Process(ThreadingActor):
             if self._actor_ref._exit_reason is _ALIVE:
                 _answer(envelope.reply_to, result)
             else:
-                substrates.reject(envelope)
+                reject(envelope)
         return self._pending_exit
 
-    def _shut_down(self, reason: ExitReason) -> None:
+    def run_finish(self, reason: ExitReason) -> None:
+        """Exit with ``reason``: run ``terminate``, send out the exit signals, and
+        answer whoever waits on the stop or on the start."""
         ref = self._actor_ref
         if ref._exit_reason is _ALIVE:
             crash = (reason, self._crash_phase) if self._crash_phase else None
@@ -330,9 +336,9 @@ class Process(ThreadingActor):
 # -- the life and death of a process ------------------------------------------------
 
 
-def _spawn(process: Process, *, link_to: ProcessRef | None, wait: bool, on: Substrate | None) -> ProcessRef:
-    if _from_a_killed_process():  # its children would be orphans nobody stops
-        raise ActorDeadError(f"{substrates.current_process()} was killed: it cannot start {process.actor_urn}")
+def _spawn(process: Process, *, link_to: ProcessRef | None, wait: bool, on: str | None) -> ProcessRef:
+    if from_a_killed_process():  # its children would be orphans nobody stops
+        raise ActorDeadError(f"{_running_here()} was killed: it cannot start {process.actor_urn}")
     ref = process.actor_ref
     if wait:
         process._start_ack = ProcessFuture()
@@ -390,7 +396,7 @@ def _die(
         _live.discard(ref)
     if process is not None:
         for envelope in process.actor_inbox.close():
-            substrates.reject(envelope)
+            reject(envelope)
     for hook in _death_hooks:
         hook(ref, reason)
     if killed and process is not None:
@@ -419,7 +425,7 @@ def _kill(ref: ProcessRef) -> None:
     ref._zombie = True  # after its signals are out: from now on its handler acts on nothing
     current = process._current
     if current is not None and current.reply_to is not None:
-        substrates.reject(current)
+        reject(current)
 
 
 def _deliver_exit_signal(target: ActorRef[Any], sender: ActorRef[Any] | None, reason: ExitReason) -> None:
@@ -480,24 +486,26 @@ def _report_crash(ref: ProcessRef, exc: BaseException, phase: str) -> None:
     )
 
 
-def _from_a_killed_process() -> bool:
-    """True in the handler of a killed process that is still running on its thread."""
-    current = substrates.current_process()
-    return current is not None and current._zombie
-
-
-def _require_process(ref: Any) -> ProcessRef:
-    if not isinstance(ref, ProcessRef):
-        raise TypeError(f"expected the ref of an actors.Process, got {ref!r}")
-    return ref
-
-
 # -- public functions -----------------------------------------------------------------
 
 
 def current_process() -> ProcessRef | None:
     """The ref of the process whose code is running here, or ``None`` outside one."""
-    return substrates.current_process()
+    return _running_here()
+
+
+def from_a_killed_process() -> bool:
+    """True in the handler of a killed process that is still running on its thread:
+    what it does (send, link, register, start a timer) is ignored."""
+    current = _running_here()
+    return current is not None and current._zombie
+
+
+def require_process(ref: Any) -> ProcessRef:
+    """``ref`` itself if it is the ref of an ``actors.Process``, else ``TypeError``."""
+    if not isinstance(ref, ProcessRef):
+        raise TypeError(f"expected the ref of an actors.Process, got {ref!r}")
+    return ref
 
 
 def processes() -> list[ProcessRef]:
@@ -507,8 +515,16 @@ def processes() -> list[ProcessRef]:
 
 
 def on_death(hook: Callable[[ProcessRef, ExitReason], None]) -> None:
-    """Call ``hook(ref, reason)`` after every process death (for names, timers)."""
+    """Call ``hook(ref, reason)`` after every process death, before its exit
+    signals go out: extensions (names, timers) drop their state of ``ref`` there."""
     _death_hooks.append(hook)
+
+
+def serve_timers(send_after: Callable[[ProcessRef, Any, float], Any]) -> None:
+    """Have ``Process.send_after`` call ``send_after`` (``actors.timers``, which
+    sits above this module and so installs itself here)."""
+    global _send_after
+    _send_after = send_after
 
 
 def exit(ref: ActorRef[Any], reason: ExitReason) -> None:  # noqa: A001 - BEAM's name
@@ -520,16 +536,16 @@ def exit(ref: ActorRef[Any], reason: ExitReason) -> None:  # noqa: A001 - BEAM's
     every other reason makes the target exit with it once its current message
     is handled (its ``terminate`` runs). A dead target is ignored.
     """
-    if _from_a_killed_process():
+    if from_a_killed_process():
         return
-    _deliver_exit_signal(_require_process(ref), current_process(), reason)
+    _deliver_exit_signal(require_process(ref), current_process(), reason)
 
 
 def link(a: ActorRef[Any], b: ActorRef[Any]) -> None:
     """Link two processes both ways. If one is already dead, the other gets an
     exit signal with ``"noproc"`` from it."""
-    a, b = _require_process(a), _require_process(b)
-    if a is b or _from_a_killed_process():
+    a, b = require_process(a), require_process(b)
+    if a is b or from_a_killed_process():
         return
     with table_lock:
         a_alive = a._exit_reason is _ALIVE
@@ -550,7 +566,7 @@ def link(a: ActorRef[Any], b: ActorRef[Any]) -> None:
 
 def unlink(a: ActorRef[Any], b: ActorRef[Any]) -> None:
     """Remove the link between two processes, if any."""
-    a, b = _require_process(a), _require_process(b)
+    a, b = require_process(a), require_process(b)
     with table_lock:
         if a._links is not None:
             a._links.discard(b)
@@ -561,9 +577,9 @@ def unlink(a: ActorRef[Any], b: ActorRef[Any]) -> None:
 def monitor(target: ActorRef[Any], watcher: ActorRef[Any]) -> MonitorRef:
     """Have ``watcher`` receive ``Down(mref, target, reason)`` once ``target`` exits;
     at once with ``"noproc"`` if it is already dead."""
-    target = _require_process(target)
+    target = require_process(target)
     mref = MonitorRef(target, watcher)
-    if _from_a_killed_process():
+    if from_a_killed_process():
         return mref  # never fires: the watcher is a killed process
     with table_lock:
         if target._exit_reason is _ALIVE:
@@ -595,7 +611,7 @@ def await_exit(ref: ActorRef[Any], timeout: float | None = None) -> ExitReason:
     For code outside any process: tests, servers, the command line. Raises
     ``pykka.Timeout`` if it is still alive after ``timeout`` seconds.
     """
-    ref = _require_process(ref)
+    ref = require_process(ref)
     if not ref.actor_stopped.wait(timeout):  # set once its links, monitors and name are done
         raise Timeout(f"{ref} still alive after {timeout} seconds")
     return ref._exit_reason

@@ -14,8 +14,8 @@ import time
 
 import structlog
 
-from actors import substrate
-from actors.process import ProcessRef, exit, processes
+from actors import substrates
+from actors.process import ProcessRef, current_process, exit, processes
 from actors.reasons import KILL, SHUTDOWN
 from actors.timers import cancel_all_timers, timer_thread
 
@@ -42,7 +42,7 @@ def shutdown(timeout: float = 5.0) -> list[ProcessRef]:
     each pending ``ask`` fails with ``ActorDeadError``. Must be called from
     outside any process (it waits for them all).
     """
-    if substrate.current_process() is not None:
+    if current_process() is not None:
         raise RuntimeError("actors.shutdown() waits for every process: call it from outside one")
     deadline = time.monotonic() + timeout
     started = processes()
@@ -67,7 +67,7 @@ def _join_threads(deadline: float) -> list[str]:
     """Join the runtime's threads (new ones may appear as the scheduler retires
     workers); the names of those still alive at ``deadline``."""
     while True:
-        held = [t for t in [*substrate.threads(), timer_thread()] if t is not None and t.is_alive()]
+        held = [t for t in [*substrates.threads(), timer_thread()] if t is not None and t.is_alive()]
         if not held or time.monotonic() >= deadline:
             return [t.name for t in held]
         for thread in held:

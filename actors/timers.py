@@ -2,7 +2,8 @@
 
 The timer thread starts with the first pending timer and ends when none is
 left, so an idle runtime holds no thread. A timer aimed at a process is
-cancelled when that process dies, as BEAM cancels timers to a dead pid.
+cancelled when that process dies, as BEAM cancels timers to a dead pid (this
+module's death hook); ``Process.send_after`` is served from here too.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from typing import Any
 
 from pykka import ActorDeadError, ActorRef
 
-from actors.process import ProcessRef, _from_a_killed_process, on_death
+from actors.process import ProcessRef, from_a_killed_process, on_death, serve_timers
 from actors.reasons import ExitReason
 
 __all__ = ["Timer", "cancel_all_timers", "cancel_timer", "pending_timers", "send_after", "timer_thread"]
@@ -27,6 +28,7 @@ _heap: list[tuple[float, int, Timer]] = []
 _sequence = count()
 _pending = 0
 _thread: threading.Thread | None = None
+_timers_of: dict[ProcessRef, set[Timer]] = {}  # pending timers aimed at each process
 
 
 class Timer:
@@ -49,7 +51,7 @@ def send_after(ref: ActorRef[Any], message: Any, seconds: float) -> Timer:
     """Tell ``message`` to ``ref`` after ``seconds``; returns the timer."""
     global _pending, _thread
     timer = Timer(ref, message, time.monotonic() + max(0.0, seconds))
-    if _from_a_killed_process():
+    if from_a_killed_process():
         timer.state = _CANCELLED
         return timer
     with _cond:
@@ -57,9 +59,10 @@ def send_after(ref: ActorRef[Any], message: Any, seconds: float) -> Timer:
             if ref.exit_reason is not None:
                 timer.state = _CANCELLED
                 return timer
-            if ref.timers is None:
-                ref.timers = set()
-            ref.timers.add(timer)
+            aimed = _timers_of.get(ref)
+            if aimed is None:
+                aimed = _timers_of[ref] = set()
+            aimed.add(timer)
         heapq.heappush(_heap, (timer.deadline, next(_sequence), timer))
         _pending += 1
         if _thread is None:
@@ -109,8 +112,12 @@ def _cancel_locked(timer: Timer) -> bool:
 
 def _forget(timer: Timer) -> None:
     target = timer.target
-    if isinstance(target, ProcessRef) and target.timers is not None:
-        target.timers.discard(timer)
+    if isinstance(target, ProcessRef):
+        aimed = _timers_of.get(target)
+        if aimed is not None:
+            aimed.discard(timer)
+            if not aimed:
+                del _timers_of[target]  # the dict must not keep a dead ref alive
 
 
 def _serve() -> None:
@@ -145,10 +152,11 @@ def _serve() -> None:
 
 
 def _cancel_timers_of(ref: ProcessRef, _reason: ExitReason) -> None:
-    if ref.timers:
+    if ref in _timers_of:  # most processes have no timer: no lock for them
         with _cond:
-            for timer in list(ref.timers or ()):
+            for timer in list(_timers_of.get(ref, ())):
                 _cancel_locked(timer)
 
 
 on_death(_cancel_timers_of)
+serve_timers(send_after)

@@ -1,6 +1,6 @@
 """The substrate a scenario runs its processes on, as a parameter.
 
-The runtime has two (``actors.substrate``): ``"thread"``, a dedicated OS
+The runtime has two (``actors.substrates``): ``"thread"``, a dedicated OS
 thread per process (what a plain Pykka ``ThreadingActor`` has), and
 ``"pool"``, the shared M:N scheduler (the runtime's default). The harness runs
 every process-level figure on each and reports them side by side. A
@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import ContextManager
 
 import actors
+from actors import substrates as runtime
 
 __all__ = ["Substrate", "available", "register", "using", "SUBSTRATES"]
 
@@ -41,8 +42,6 @@ def register(substrate: Substrate) -> None:
 
 
 def _runtime_has(name: str) -> bool:
-    from actors import substrate as runtime
-
     return name in getattr(runtime, "SUBSTRATES", ("thread",))
 
 
@@ -75,7 +74,7 @@ register(
         "pool",
         _default("pool"),
         lambda: _runtime_has("pool"),
-        "the shared M:N scheduler (actors.scheduler)",
+        "the shared M:N scheduler (actors.substrates.pool)",
     )
 )
 

@@ -13,6 +13,7 @@ import pytest
 import structlog
 
 import actors
+from actors.substrates import SUBSTRATES
 from tests.helpers import WAIT, Probe, Worker, drain, next_matching
 
 
@@ -757,12 +758,10 @@ def test_await_exit_returns_after_the_name_is_freed_and_signals_are_out():
 
 
 def test_a_process_whose_thread_cannot_start_is_not_left_half_alive(monkeypatch):
-    import actors.substrate as substrate_module
-
     def no_threads(process):
         raise RuntimeError("can't start new thread")
 
-    monkeypatch.setattr(substrate_module, "_spawn_thread", no_threads)
+    monkeypatch.setattr(SUBSTRATES["thread"], "spawn", no_threads)
     inbox = queue.Queue()
     parent = Probe.start(inbox, trap_exit=True, substrate="pool")
     before = set(actors.processes())
@@ -797,5 +796,5 @@ def test_a_process_killed_before_it_started_runs_no_on_start():
     process = Slow()  # made but not yet run: as if still queued on the scheduler
     assert repr(process.actor_ref).startswith("<ProcessRef Slow #")
     actors.process._die(process.actor_ref, actors.KILLED)  # noqa: SLF001 - what a kill does
-    assert process._start_up() == actors.KILLED  # noqa: SLF001 - what the substrate runs next
+    assert process.run_start() == actors.KILLED  # what the substrate runs next
     assert started.empty()

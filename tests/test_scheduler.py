@@ -9,7 +9,7 @@ import threading
 import pytest
 
 import actors
-from actors.scheduler import BATCH, scheduler
+from actors.substrates.pool import BATCH, scheduler
 from tests.helpers import WAIT, Probe, drain
 
 pytestmark = pytest.mark.substrates("pool")

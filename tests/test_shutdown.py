@@ -9,7 +9,7 @@ import pytest
 from pykka import ActorDeadError
 
 import actors
-from actors import substrate
+from actors import substrates
 from actors.timers import timer_thread
 from supervision import ChildSpec, DynamicSupervisor, Supervisor, start_child
 from tests.helpers import WAIT, Worker, drain
@@ -58,7 +58,7 @@ def test_shutdown_stops_trees_top_down_without_restarts_and_joins_every_thread()
     # The static tree stopped its children in reverse start order.
     serials = [int(ref.actor_urn.rsplit(":", 1)[1]) for _, _, ref in terminated if ref.parent is tree]
     assert len(serials) == 3 and serials == sorted(serials, reverse=True)
-    assert substrate.threads() == []
+    assert substrates.threads() == []
     assert timer_thread() is None
 
 
@@ -110,4 +110,4 @@ def test_shutdown_refuses_to_run_inside_a_process():
 
 def test_a_runtime_with_nothing_alive_shuts_down_at_once():
     assert actors.shutdown(timeout=WAIT) == []
-    assert substrate.threads() == []
+    assert substrates.threads() == []

@@ -38,6 +38,7 @@ import time
 from typing import Any
 
 import actors
+from actors.substrates.pool import scheduler
 from benchmarks import substrates
 from benchmarks.clients import drive_async
 from benchmarks.params import Params
@@ -156,10 +157,6 @@ def _cases(params: Params) -> list[tuple[str, str, type[WaitingWriter]]]:
 
 
 def _handoffs() -> int:
-    try:
-        from actors.scheduler import scheduler
-    except ImportError:  # a runtime with threads only
-        return 0
     return scheduler().handoffs
 
 

@@ -1,4 +1,4 @@
-"""The M:N scheduler: many processes on a small shared pool of worker threads.
+"""The ``"pool"`` substrate, the M:N scheduler: many processes on a small shared pool of worker threads.
 
 A process with mail is queued to run (``Mailbox.wake`` puts its mailbox on the
 run queue); a worker takes it, handles at most ``BATCH`` messages, and puts it
@@ -9,7 +9,7 @@ held, no timer.
 Blocking. A handler that blocks holds its worker. Two mechanisms give the
 place back, so the pool keeps ``size`` workers running Python at all times.
 A watchdog looks every ``WATCH_EVERY`` seconds and hands the place of a worker
-to a spare thread when the worker is in a ``substrate.blocking()`` section
+to a spare thread when the worker is in a ``blocking()`` section
 (every wait inside the runtime is one: a future's ``get``, ``await_exit``, a
 supervisor waiting for a child) or has spent more than ``STUCK_AFTER`` seconds
 (10 ms) in one message (a writer doing slow I/O, a ``time.sleep``). Short waits thus
@@ -32,17 +32,15 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from itertools import count
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import structlog
 
-from actors import substrate
-from actors.substrate import EMPTY, Mailbox
+from actors.current import set_current_process, set_worker
+from actors.mailbox import EMPTY, Mailbox
+from actors.substrates.protocol import Runnable
 
-if TYPE_CHECKING:
-    from actors.process import Process
-
-__all__ = ["BATCH", "Scheduler", "scheduler"]
+__all__ = ["BATCH", "PoolSubstrate", "Scheduler", "scheduler"]
 
 log = structlog.get_logger("liveupload.actors")
 
@@ -125,9 +123,9 @@ class Scheduler:
 
     # -- processes --------------------------------------------------------------
 
-    def spawn(self, process: Process) -> None:
+    def spawn(self, process: Runnable) -> None:
         """Queue a new process; its start-up runs on a worker."""
-        mailbox: Mailbox = process.actor_inbox
+        mailbox = process.actor_inbox
         mailbox.owner = process
         mailbox.wake = self._run_queue.put
         with self._lock:
@@ -139,9 +137,6 @@ class Scheduler:
             self._add_worker()
         self._run_queue.put(mailbox)
 
-    def live_processes(self) -> int:
-        return self._live
-
     def threads(self) -> list[threading.Thread]:
         """Every thread the scheduler holds now."""
         with self._lock:
@@ -152,17 +147,16 @@ class Scheduler:
 
     def _run(self, worker: Worker, mailbox: Mailbox) -> None:
         """Start up or run one process for at most ``BATCH`` messages."""
-        process = mailbox.owner
-        assert process is not None
+        process: Runnable = mailbox.owner
         mailbox.running()
-        substrate._set_current(process.actor_ref)
+        set_current_process(process.actor_ref)
         try:
-            if not process._started:
-                process._started = True
+            if not mailbox.started:
+                mailbox.started = True
                 worker.busy_since = time.monotonic()
                 if self._sleeping_bell is not None:
                     self._wake_watchdog()
-                reason = process._start_up()
+                reason = process.run_start()
                 if reason is not None:
                     self._finish(process, reason)
                     return
@@ -173,7 +167,7 @@ class Scheduler:
                 worker.busy_since = time.monotonic()
                 if self._sleeping_bell is not None:
                     self._wake_watchdog()
-                reason = process._step(envelope)
+                reason = process.run_envelope(envelope)
                 if reason is not None:
                     self._finish(process, reason)
                     return
@@ -186,12 +180,12 @@ class Scheduler:
             worker.busy_since = 0.0
             if worker.blocked:
                 self._take_back(worker)
-            substrate._set_current(None)
+            set_current_process(None)
 
-    def _finish(self, process: Process, reason: Any) -> None:
+    def _finish(self, process: Runnable, reason: Any) -> None:
         """Shut a process down (``terminate`` runs here, watched like a message);
         with the last one gone, let every worker go."""
-        process._shut_down(reason)
+        process.run_finish(reason)
         with self._lock:
             self._live -= 1
             if self._live:
@@ -233,7 +227,7 @@ class Scheduler:
             worker.thread.start()
 
     def _work(self, worker: Worker) -> None:
-        substrate._set_worker(worker)
+        set_worker(worker)
         run_queue = self._run_queue
         try:
             while True:
@@ -387,7 +381,12 @@ def default_size() -> int:
     configured = os.environ.get("LIVEUPLOAD_WORKERS")
     if configured:
         return int(configured)
-    return max(4, 2 * substrate.cpu_count())
+    return max(4, 2 * cpu_count())
+
+
+def cpu_count() -> int:
+    """CPUs this process may run on."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 
 
 def scheduler() -> Scheduler:
@@ -398,3 +397,16 @@ def scheduler() -> Scheduler:
             if _scheduler is None:
                 _scheduler = Scheduler(default_size())
     return _scheduler
+
+
+
+class PoolSubstrate:
+    """Runs processes on the process-wide ``scheduler()``, made on first use."""
+
+    name = "pool"
+
+    def spawn(self, process: Runnable) -> None:
+        scheduler().spawn(process)
+
+    def threads(self) -> list[threading.Thread]:
+        return _scheduler.threads() if _scheduler is not None else []  # never make one just to ask
