@@ -44,7 +44,8 @@ from actors import ProcessRef
 from actors.upload_config import UploadConfig, validate_accept
 from actors.upload_session import UploadSession
 
-from .page import InvalidSession, PageEvents, Rendered, SessionSigner, render_upload_page
+from .page import PageEvents, Rendered, render_upload_page
+from .session_token import InvalidSession, SessionSigner
 from .transport import Channel, Reply, TopicHandler
 from .watcher import ExitWatcher
 
