@@ -56,7 +56,7 @@ class SessionSigner:
     STATIC_SALT = "liveupload.page.static"
     DEFAULT_MAX_AGE = 14 * 24 * 3600  # LiveView's own session token lifetime
 
-    def __init__(self, secret: str | bytes, *, max_age: float | None = DEFAULT_MAX_AGE) -> None:
+    def __init__(self, secret: str | bytes, *, max_age: int | None = DEFAULT_MAX_AGE) -> None:
         if not secret:
             raise ValueError("SessionSigner needs a non-empty secret")
         self.max_age = max_age
