@@ -2,10 +2,12 @@
 
 * :mod:`server.page.rendered`: the rendered tree (statics and escaped
   dynamics, its join form and diffs);
-* :mod:`server.page.fragments`: the page's content as such a tree;
+* :mod:`server.page.fragments`: the page's content as such a tree, from
+  ``templates/live/`` (``slot()`` marks each dynamic);
 * :mod:`server.page.error_text`: upload errors as codes and in words;
-* :mod:`server.page.document`: the HTML document for ``/``, from the
-  package's templates and stylesheet.
+* :mod:`server.page.document`: the HTML document for ``/``
+  (``templates/page.html.j2``, ``page.js.j2``, ``static/page.css``);
+* :mod:`server.page.templating`: the Jinja2 environment (markupsafe escaping).
 
 The page's signed session is :mod:`server.session_token`.
 """

@@ -12,32 +12,23 @@ real "failed" text (the stylesheet), not a decoration.
 
 from __future__ import annotations
 
-from pathlib import Path
-
-from jinja2 import Environment, FileSystemLoader, StrictUndefined
 from markupsafe import Markup
 
 from server.session_token import PageSession
 
 from .rendered import Rendered
+from .templating import ENVIRONMENT, STATIC_DIR
 
 __all__ = ["CONNECTION_LOST", "PAGE_CSS", "page_html"]
 
-_HERE = Path(__file__).resolve().parent
-
 #: The page's stylesheet. ``#connection-lost`` shows only while it has text;
 #: entries still uploading then show their "failed" text.
-PAGE_CSS = (_HERE / "static" / "page.css").read_text(encoding="utf-8")
+PAGE_CSS = (STATIC_DIR / "page.css").read_text(encoding="utf-8")
 
 #: What the ``#connection-lost`` alert says while the socket is down.
 CONNECTION_LOST = "Connection lost: uploads in progress have failed. Reconnecting\u2026"
 
-_TEMPLATES = Environment(
-    loader=FileSystemLoader([_HERE / "templates", _HERE / "static"]),
-    autoescape=True,
-    undefined=StrictUndefined,
-    keep_trailing_newline=True,
-)
+_DOCUMENT = ENVIRONMENT.get_template("page.html.j2")
 
 
 def page_html(
@@ -50,7 +41,7 @@ def page_html(
 ) -> str:
     """The document: the dead render inside the LiveView root, Phoenix's own
     scripts under ``assets_path``, and the boot script joining ``socket_path``."""
-    return _TEMPLATES.get_template("page.html.j2").render(
+    return _DOCUMENT.render(
         page=page,
         body=Markup(rendered.to_html()),
         title=title,
