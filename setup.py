@@ -10,26 +10,38 @@ setup(
     long_description=open("README.md", encoding="utf-8").read(),
     long_description_content_type="text/markdown",
     python_requires=">=3.10",
-    packages=find_packages(include=["actors", "writers", "supervision", "uploads", "server", "benchmarks", "benchmarks.*"]),
-    package_data={"server": ["static/*"]},
+    packages=find_packages(
+        include=[
+            "actors", "actors.*", "writers", "supervision", "uploads",
+            "server", "server.*", "client", "cli",
+            "benchmarks", "benchmarks.*",
+        ]
+    ),
+    package_data={"server.page": ["templates/*.j2", "templates/live/*.j2", "static/*.css"]},
     install_requires=[
         "pykka>=4.1,<5",
         "structlog>=24.1",
         "itsdangerous>=2.1",
         "starlette>=0.37",
         "uvicorn>=0.29",
-        "websockets>=15",
-        "psutil>=5.9",
-        "tqdm>=4.66",
-        "matplotlib>=3.8",
+        "websockets>=15",  # the Python client's socket, and uvicorn's WebSocket protocol
+        "jinja2>=3.1",
+        "markupsafe>=2.1",
+        "tqdm>=4.66",  # `liveupload send` draws its progress bars with it
     ],
     extras_require={
+        # `liveupload bench` and `liveupload crashtest`: plots and process inspection.
+        "bench": [
+            "matplotlib>=3.8",
+            "psutil>=5.9",
+        ],
         "test": [
             "pytest>=8",
             "pytest-timeout>=2.3",
             "httpx>=0.27",
             "selenium>=4.20",
+            "psutil>=5.9",  # tests/conftest.py checks for leaked threads and files
         ],
     },
-    entry_points={"console_scripts": ["liveupload = server.cli:main"]},
+    entry_points={"console_scripts": ["liveupload = cli.main:main"]},
 )

@@ -21,13 +21,16 @@ from pathlib import Path
 from typing import Any, AsyncIterator, Callable, Iterator, Mapping, Sequence
 
 import structlog
+import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import FileResponse, HTMLResponse, PlainTextResponse, Response
 from starlette.routing import Route, WebSocketRoute
 
+from .graceful import GracefulServer
 from .liveview import ConsumeHook, LiveContext, LiveViewHandler, normalise_upload_configs
-from .page import SECRET_ENV, PageSession, Rendered, SessionSigner, page_html, render_upload_page
+from .page import Rendered, page_html, render_upload_page
+from .session_token import SECRET_ENV, PageSession, SessionSigner
 from .storage import SaveToDirectory
 from .transport import DEFAULT_MAX_MESSAGE_SIZE, TopicRegistry, Transport, max_message_size_for
 from .upload_topic import UploadTopicHandler
@@ -231,10 +234,6 @@ def serve_in_thread(
     exit every channel is left with ``"shutdown"`` before sockets close, as
     ``liveupload serve`` does on SIGINT/SIGTERM.
     """
-    import uvicorn
-
-    from .serve import GracefulServer
-
     state = getattr(app, "state", None)
     config.setdefault("ws_max_size", getattr(state, "max_message_size", DEFAULT_MAX_MESSAGE_SIZE))
     config.setdefault("ws_per_message_deflate", False)  # binary chunks do not compress; zlib only costs

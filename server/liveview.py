@@ -13,10 +13,11 @@ JavaScript client sends them (see ``docs/protocol.md``):
   ``too_many_files`` / ``not_accepted``);
 * ``progress``: the client's per-entry progress or error.
 
-Every field the client sends is type-checked here, before it reaches the
-session (a list where a ref belongs would otherwise raise inside the session
-and crash it, cancelling the page's other uploads): a malformed event gets an
-error reply and a structured warning, and the session never sees it.
+Every field the client sends is type-checked by :mod:`server.client_input`
+before it reaches the session (a list where a ref belongs would otherwise
+raise inside the session and crash it, cancelling the page's other uploads):
+a malformed event gets an error reply and a structured warning, and the
+session never sees it.
 
 Every reply carries the diff of the page since the last one the client got.
 Changes that happen on their own (an upload finishing, a channel crashing or
@@ -44,7 +45,18 @@ from actors import ProcessRef
 from actors.bridge import exit_future
 from uploads import UploadConfig, UploadSession, validate_accept
 
-from .page import InvalidSession, PageEvents, Rendered, SessionSigner, render_upload_page
+from .client_input import (
+    BadInput,
+    Cancel,
+    Preflight,
+    Progress,
+    parse_cancel,
+    parse_preflight,
+    parse_progress,
+    parse_uploads,
+)
+from .page import PageEvents, Rendered, render_upload_page
+from .session_token import InvalidSession, SessionSigner
 from .transport import Channel, Reply, TopicHandler
 
 __all__ = ["ConsumeHook", "LiveContext", "LiveViewHandler", "normalise_upload_configs"]
@@ -166,15 +178,11 @@ class LiveViewHandler(TopicHandler):
             self._log.warning("lv.bad_payload", event_name=event, why="binary payload on the lv: topic")
             return "error", {"reason": "invalid payload"}
         async with self._lock:
-            if event == "event":
-                status, response = await self._event(payload)
-            elif event == "allow_upload":
-                status, response = await self._allow_upload(payload)
-            elif event == "progress":
-                status, response = await self._progress(payload)
-            else:
-                self._log.warning("lv.unknown_event", event_name=event)
-                status, response = "error", dict(_UNKNOWN)
+            try:
+                status, response = await self._dispatch(event, payload)
+            except BadInput as exc:  # refused at the edge: the session never sees it
+                self._log.warning(exc.log_event, why=exc.why)
+                status, response = "error", {"reason": exc.reason}
             if status == "ok":
                 diff = await self._diff()
                 if diff:
@@ -182,42 +190,42 @@ class LiveViewHandler(TopicHandler):
             await self.channel.reply(ref, status, response)
         return None
 
+    async def _dispatch(self, event: str, payload: dict) -> tuple[str, dict]:
+        if event == "event":
+            return await self._event(payload)
+        if event == "allow_upload":
+            return await self._allow_upload(parse_preflight(payload))
+        if event == "progress":
+            return await self._progress(parse_progress(payload))
+        self._log.warning("lv.unknown_event", event_name=event)
+        return "error", dict(_UNKNOWN)
+
     async def _event(self, payload: dict) -> tuple[str, dict]:
         name = payload.get("event")
         events = self.context.events
         if name == events.change:
-            return await self._track(payload.get("uploads"))
+            uploads = payload.get("uploads")
+            if uploads is None:
+                return "ok", {}
+            return await self._track(parse_uploads(uploads))
         if name == events.submit:
             await self._save()
             return "ok", {}
         if name == events.cancel:
-            value = payload.get("value")
-            why = (_bad_ref(value.get("ref"), "ref") or _bad_ref(value.get("upload"), "upload")
-                   if isinstance(value, dict) else f"value must be an object, got {type(value).__name__}")
-            if why is not None:
-                self._log.warning("lv.bad_cancel", value=repr(value)[:200], why=why)
-                return "error", {"reason": "invalid cancel"}
-            result = await self._proxy().cancel_upload(value["upload"], value["ref"])
-            if _is_error(result):
-                self._log.warning("lv.cancel_refused", upload=value["upload"], entry=value["ref"], error=result[1])
-                return "error", {"reason": "invalid cancel"}
-            self._log.info("lv.entry_cancelled", upload=value["upload"], entry=value["ref"])
-            return "ok", {}
+            return await self._cancel(parse_cancel(payload.get("value")))
         self._log.warning("lv.unknown_event", event_name="event", phx_event=repr(name)[:100])
         return "error", dict(_UNKNOWN)
 
-    async def _track(self, uploads: Any) -> tuple[str, dict]:
-        """The change event: the ``uploads`` field lists the selected files per config ref."""
-        if uploads is None:
-            return "ok", {}
-        if not isinstance(uploads, dict):
-            self._log.warning("lv.bad_uploads", why="uploads is not an object")
-            return "error", {"reason": "invalid uploads"}
-        for config_ref, entries in uploads.items():
-            why = _bad_entries(entries)
-            if why is not None:
-                self._log.warning("lv.bad_uploads", config=repr(config_ref)[:100], why=why)
-                return "error", {"reason": "invalid uploads"}
+    async def _cancel(self, cancel: Cancel) -> tuple[str, dict]:
+        result = await self._proxy().cancel_upload(cancel.upload, cancel.ref)
+        if _is_error(result):
+            self._log.warning("lv.cancel_refused", upload=cancel.upload, entry=cancel.ref, error=result[1])
+            return "error", {"reason": "invalid cancel"}
+        self._log.info("lv.entry_cancelled", upload=cancel.upload, entry=cancel.ref)
+        return "ok", {}
+
+    async def _track(self, uploads: dict[str, list[dict[str, Any]]]) -> tuple[str, dict]:
+        """The change event: the selected files per config ref."""
         proxy = self._proxy()
         for config_ref, entries in uploads.items():
             result = await proxy.put_entries(config_ref, entries)
@@ -226,32 +234,21 @@ class LiveViewHandler(TopicHandler):
                 return "error", {"reason": "invalid uploads"}
         return "ok", {}
 
-    async def _allow_upload(self, payload: dict) -> tuple[str, dict]:
+    async def _allow_upload(self, preflight: Preflight) -> tuple[str, dict]:
         """The preflight; its reply status is always ok, as in Phoenix (an error
         reply only for a malformed request)."""
-        config_ref, entries = payload.get("ref"), payload.get("entries")
-        why = _bad_ref(config_ref, "ref") or _bad_entries(entries)
-        if why is not None:
-            self._log.warning("lv.bad_preflight", config=repr(config_ref)[:100], why=why)
-            return "error", {"reason": "invalid preflight"}
-        result = await self._proxy().preflight(config_ref, entries)
+        result = await self._proxy().preflight(preflight.config_ref, preflight.entries)
         if _is_error(result):
-            self._log.warning("lv.bad_preflight", config=repr(payload.get("ref"))[:100], error=result[1])
+            self._log.warning("lv.bad_preflight", config=preflight.config_ref[:100], error=result[1])
             return "error", {"reason": "invalid preflight"}
         if "error" in result:
             self._log.info("lv.preflight_rejected", config=result["ref"], errors=result["error"])
         return "ok", result
 
-    async def _progress(self, payload: dict) -> tuple[str, dict]:
-        config_ref, entry_ref = payload.get("ref"), payload.get("entry_ref")
-        progress, why = _progress_value(payload.get("progress"))
-        why = _bad_ref(config_ref, "ref") or _bad_ref(entry_ref, "entry_ref") or why
-        if why is not None:
-            self._log.warning("lv.bad_progress", config=repr(config_ref)[:100], entry=repr(entry_ref)[:100], why=why)
-            return "error", {"reason": "invalid progress"}
-        result = await self._proxy().update_progress(config_ref, entry_ref, progress)
+    async def _progress(self, report: Progress) -> tuple[str, dict]:
+        result = await self._proxy().update_progress(report.config_ref, report.entry_ref, report.progress)
         if _is_error(result):
-            self._log.warning("lv.bad_progress", entry=repr(payload.get("entry_ref"))[:100], error=result[1])
+            self._log.warning("lv.bad_progress", entry=report.entry_ref[:100], error=result[1])
             return "error", {"reason": "invalid progress"}
         return "ok", {}
 
@@ -377,79 +374,7 @@ class LiveViewHandler(TopicHandler):
         return await self._proxy().join(token)
 
 
-# ------------------------------------------------------- checking client input
-#
-# Everything the client sends is checked here, at the server's edge, before it
-# reaches the session: a value of the wrong type (a list where a ref should be,
-# an object for a size) would otherwise raise inside the session's process
-# (an unhashable ref in a dict lookup) and crash it, cancelling every upload of
-# the page. A malformed event gets an error reply and a warning; the session
-# never sees it.
-
-#: The fields of one entry the client announces (``serializeUploads`` and
-#: ``toPreflightPayload`` in LiveView's client): name -> (types, required).
-#: ``meta`` is the application's own (any JSON) and is not checked.
-_ENTRY_FIELDS: dict[str, tuple[tuple[type, ...], bool]] = {
-    "ref": ((str,), True),
-    "name": ((str,), True),
-    "size": ((int,), True),
-    "type": ((str,), False),
-    "relative_path": ((str,), False),
-    "last_modified": ((int, float), False),
-    "path": ((str,), False),
-}
-
-#: The longest client-reported error reason kept (longer ones are cut).
-_MAX_REASON = 200
-
-
-def _bad_ref(value: Any, what: str) -> str | None:
-    """Why ``value`` is not a usable ref (a non-empty string), or ``None``."""
-    if isinstance(value, str) and value:
-        return None
-    return f"{what} must be a non-empty string, got {type(value).__name__}"
-
-
-def _bad_entries(entries: Any) -> str | None:
-    """Why the client's list of entries is malformed, or ``None``."""
-    if not isinstance(entries, list):
-        return f"entries must be a list, got {type(entries).__name__}"
-    for i, fields in enumerate(entries):
-        if not isinstance(fields, dict):
-            return f"entry {i} must be an object, got {type(fields).__name__}"
-        for key, (types, required) in _ENTRY_FIELDS.items():
-            value = fields.get(key)
-            if value is None and not required:
-                continue
-            if isinstance(value, bool) or not isinstance(value, types):
-                return f"entry {i}: {key} must be {' or '.join(t.__name__ for t in types)}, got {type(value).__name__}"
-        if not fields["ref"]:
-            return f"entry {i}: ref must not be empty"
-        if fields["size"] < 0:
-            return f"entry {i}: size must not be negative"
-    return None
-
-
-def _progress_value(progress: Any) -> tuple[Any, str | None]:
-    """The client's ``progress`` as the session takes it, or why it is malformed.
-
-    A percentage is an int 0..100. An error is ``{"error": reason}`` with a
-    string reason; LiveView's client reports a crashed upload channel with the
-    ``phx_error`` payload itself (``{"error": {"reason": "channel_crash"}}``),
-    so an object with a string ``reason`` stands for that reason.
-    """
-    if isinstance(progress, int) and not isinstance(progress, bool):
-        if 0 <= progress <= 100:
-            return progress, None
-        return None, f"progress must be 0..100, got {progress}"
-    if isinstance(progress, dict) and "error" in progress:
-        reason = progress["error"]
-        if isinstance(reason, dict):
-            reason = reason.get("reason")
-        if isinstance(reason, str) and reason:
-            return {"error": reason[:_MAX_REASON]}, None
-        return None, f"a progress error must be a non-empty string, got {type(reason).__name__}"
-    return None, f"progress must be 0..100 or {{\"error\": reason}}, got {type(progress).__name__}"
+# ---------------------------------------------------------------- helpers
 
 
 def _is_error(result: Any) -> bool:

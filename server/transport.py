@@ -156,9 +156,9 @@ class Channel:
 
     ``push``/``reply`` are coroutines for the event loop; ``close``/``crash``
     request the topic's end (taking effect after the message being handled
-    is answered, so a reply always precedes its ``phx_close``).  The
-    ``*_threadsafe`` variants may be called from any thread (e.g. an actor)
-    and return a ``concurrent.futures.Future``.
+    is answered, so a reply always precedes its ``phx_close``).
+    :meth:`push_threadsafe` may be called from any thread (e.g. an actor)
+    and returns a ``concurrent.futures.Future``.
     """
 
     def __init__(self, connection: "Connection", topic: str, join_ref: str | None) -> None:
@@ -203,18 +203,8 @@ class Channel:
         self._request_stop(_Stop("crash", "error", reason))
 
     def push_threadsafe(self, event: str, payload: dict | bytes) -> concurrent.futures.Future:
+        """:meth:`push` from another thread than the event loop's."""
         return asyncio.run_coroutine_threadsafe(self.push(event, payload), self.loop)
-
-    def reply_threadsafe(
-        self, ref: str | None, status: str, response: dict | bytes
-    ) -> concurrent.futures.Future:
-        return asyncio.run_coroutine_threadsafe(self.reply(ref, status, response), self.loop)
-
-    def close_threadsafe(self) -> None:
-        self.loop.call_soon_threadsafe(self.close)
-
-    def crash_threadsafe(self, reason: str = "channel_crash") -> None:
-        self.loop.call_soon_threadsafe(self.crash, reason)
 
     def _request_stop(self, stop: _Stop) -> None:
         if self.closed or self._stop is not None:

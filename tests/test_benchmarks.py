@@ -169,7 +169,7 @@ def test_unknown_scenario_is_refused():
 
 
 def test_liveupload_bench_command_is_wired():
-    from server.cli import COMMANDS
+    from cli.main import COMMANDS
 
     assert COMMANDS["bench"][0] == "benchmarks.cli"
     args = _parser().parse_args(["--quick", "spawn"])

@@ -12,22 +12,20 @@ import httpx
 import pytest
 
 from server.app import ASSETS, create_app, find_node_modules, liveview_version, serve_in_thread
+from markupsafe import Markup, escape
+
 from server.page import (
     CONNECTION_LOST,
     PAGE_CSS,
-    InvalidSession,
     PageEvents,
     Rendered,
-    Safe,
-    SessionSigner,
     entry_refs,
-    escape,
     explain_error,
     format_error,
     page_html,
     render_upload_page,
-    safe_join,
 )
+from server.session_token import InvalidSession, SessionSigner
 
 pytestmark = pytest.mark.timeout(10)
 
@@ -74,14 +72,14 @@ class Collect(HTMLParser):
 
 
 def test_rendered_html_and_join_form():
-    r = Rendered(["<p>", "</p><b>", "</b>"], ["a", Safe("<i>b</i>")])
+    r = Rendered(["<p>", "</p><b>", "</b>"], ["a", Markup("<i>b</i>")])
     assert r.to_html() == "<p>a</p><b><i>b</i></b>"
     assert r.to_json() == {"0": "a", "1": "<i>b</i>", "s": ["<p>", "</p><b>", "</b>"]}
 
 
 def test_rendered_escapes_plain_str_dynamics():
     r = Rendered(["<p>", "</p>"], ["<script>&'\""])
-    assert r.dynamics == ("&lt;script&gt;&amp;&#x27;&quot;",)
+    assert r.dynamics == ("&lt;script&gt;&amp;&#39;&#34;",)
 
 
 def test_rendered_validates_shape():
@@ -102,9 +100,10 @@ def test_diff_only_changed_keys_and_full_on_new_statics():
 
 
 def test_escape_helpers():
-    assert escape("<a href='x'>") == "&lt;a href=&#x27;x&#x27;&gt;"
-    assert escape(Safe("<b>")) == "<b>"
-    assert safe_join(["<", Safe("<i>")], ", ") == "&lt;, <i>"
+    # The page escapes with markupsafe: quotes too (values go into attributes), Markup as is.
+    assert escape("<a href='x'>") == "&lt;a href=&#39;x&#39;&gt;"
+    assert escape(Markup("<b>")) == "<b>"
+    assert Markup(", ").join(["<", Markup("<i>")]) == "&lt;, <i>"
     assert format_error("too_large") == "too_large"
     assert format_error(("writer_failure", "disk full")) == "writer_failure: disk full"
     assert format_error(["a", "b", "c"]) == "a: b: c"

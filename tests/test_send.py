@@ -1,4 +1,4 @@
-"""``liveupload send`` and its Python API (``server.client.upload_files``)
+"""``liveupload send`` and its Python API (``client.upload_files``)
 end to end against the real server, and the default consume hook's file
 naming (``server.storage``)."""
 
@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from server.app import create_app, serve_in_thread
-from server.client import FileResult, ServerError, upload_files
+from client import FileResult, ServerError, upload_files
 from server.storage import SaveToDirectory, safe_filename
 from tests.server_helpers import Journal, journal_writer
 from writers import FaultyWriter
@@ -45,7 +45,7 @@ def saved(tmp_path: Path) -> dict[str, bytes]:
 
 def send_cli(url: str, *args: str) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "-m", "server.cli", "--log-level", "warning", "send", "--url", url, *args],
+        [sys.executable, "-m", "cli", "--log-level", "warning", "send", "--url", url, *args],
         capture_output=True, text=True, timeout=25, env={**os.environ, "PYTHONPATH": str(REPO)},
     )
 

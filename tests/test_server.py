@@ -558,7 +558,7 @@ def serve_process(tmp_path: Path, *flags: str, env: dict[str, str | None] | None
         else:
             child_env[key] = value
     proc = subprocess.Popen(
-        [sys.executable, "-m", "server.cli", "serve", "--port", "0", "--uploads-dir", str(tmp_path / "uploads"),
+        [sys.executable, "-m", "cli", "serve", "--port", "0", "--uploads-dir", str(tmp_path / "uploads"),
          *flags],
         stderr=subprocess.PIPE, text=True, env=child_env, cwd=tmp_path,
     )

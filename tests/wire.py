@@ -7,14 +7,12 @@ from __future__ import annotations
 
 import itertools
 import json
-import re
-from html import unescape
 from typing import Any, Callable
 
 import httpx
 from websockets.sync.client import connect
 
-from server.pageview import PageView, RenderedState, read_page
+from client.page_view import PageView, RenderedState, read_page
 from server.protocol import Message, encode_binary
 
 RECV_TIMEOUT = 10.0
@@ -22,19 +20,11 @@ RECV_TIMEOUT = 10.0
 
 def fetch_page(base: str) -> dict[str, str]:
     """The dead render's view id, signed tokens and CSRF token."""
-    html = httpx.get(base + "/", trust_env=False, timeout=RECV_TIMEOUT).text
-
-    def attr(pattern: str) -> str:
-        match = re.search(pattern, html)
-        assert match, f"page has no {pattern}"
-        return unescape(match.group(1))
-
-    return {
-        "id": attr(r'<div id="([^"]+)" data-phx-main'),
-        "session": attr(r'data-phx-session="([^"]+)"'),
-        "static": attr(r'data-phx-static="([^"]+)"'),
-        "csrf": attr(r'<meta name="csrf-token" content="([^"]+)"'),
-    }
+    page = read_page(httpx.get(base + "/", trust_env=False, timeout=RECV_TIMEOUT).text)
+    root = page.root
+    assert root.get("id") and root.get("data-phx-session") and root.get("data-phx-static"), "page has no LiveView root"
+    assert page.csrf, "page has no CSRF token"
+    return {"id": root["id"], "session": root["data-phx-session"], "static": root["data-phx-static"], "csrf": page.csrf}
 
 
 class Wire:

@@ -7,7 +7,7 @@ goes through), with one upload named ``files`` of ``max_entries`` =
 completed uploads copied into a folder; both in a temporary folder of the run). The clients run
 in ``server_client_processes`` separate OS processes (2; 4 with ``--full``) (``multiprocessing``,
 spawned once per run, so the clients' Python does not share the server's
-GIL), each running the Python client, ``server.client.upload_files_async``,
+GIL), each running the Python client, ``client.upload_files_async``,
 exactly as ``liveupload send`` does: fetch the page, join its ``lv:`` topic,
 validate, preflight, join ``lvu:<ref>`` per entry, push chunks stop-and-wait
 with progress events, submit the form, read the saved names back. The
@@ -140,7 +140,7 @@ def ready() -> str | None:
     """``None`` if the server can serve uploads end to end, else why not."""
     try:
         from server.app import create_app, serve_in_thread  # noqa: F401
-        from server.client import upload_files_async  # noqa: F401
+        from client import upload_files_async  # noqa: F401
     except Exception as exc:  # noqa: BLE001 - not ready, whatever the reason
         return f"the server or its client cannot be imported: {exc!r}"
     return None
@@ -174,23 +174,23 @@ def _pages(uploads: int) -> list[int]:
 def _negotiated(sockets: list[bool]) -> None:
     """Note, for every socket the client opens in this process, whether its
     connection negotiated permessage-deflate (``True``) or not."""
-    from server import client
+    from client import channels
 
-    original = client.Socket.open.__func__
+    original = channels.Socket.open.__func__
 
     async def open_(cls: Any, url: str, timeout: float) -> Any:
         sock = await original(cls, url, timeout)
         sockets.append(bool(sock.ws.protocol.extensions))
         return sock
 
-    client.Socket.open = classmethod(open_)  # type: ignore[method-assign, assignment]
+    channels.Socket.open = classmethod(open_)  # type: ignore[method-assign, assignment]
 
 
 def _timed_chunks(latencies: list[float]) -> None:
     """Time every ``chunk`` push of the client (push to reply), in this process."""
-    from server import client
+    from client import channels
 
-    original = client.Socket.call
+    original = channels.Socket.call
 
     async def call(self: Any, topic: str, event: str, payload: Any, join_ref: Any, ref: Any = None, timeout: Any = None) -> Any:
         if event != "chunk":
@@ -200,11 +200,11 @@ def _timed_chunks(latencies: list[float]) -> None:
         latencies.append(time.perf_counter() - began)
         return reply
 
-    client.Socket.call = call  # type: ignore[method-assign]
+    channels.Socket.call = call  # type: ignore[method-assign]
 
 
 async def _upload_pages(url: str, path: str, pages: list[int]) -> list[Any]:
-    from server.client import upload_files_async
+    from client import upload_files_async
 
     batches = await asyncio.gather(
         *(upload_files_async(url, [path] * files, concurrency=files, timeout=WAIT) for files in pages),

@@ -1,5 +1,5 @@
 """``liveupload send FILE... [--url URL] [--concurrency N]``: upload files to a
-liveupload server over LiveView's upload protocol (:mod:`server.client`).
+liveupload server over LiveView's upload protocol (:mod:`client.upload`).
 
 Draws one tqdm progress bar per file on stderr, prints one summary line per
 file on stdout (``saved <name> (<size> bytes)`` or ``failed <file>: <why>``),
@@ -15,7 +15,7 @@ from typing import Any
 
 from tqdm import tqdm
 
-from .client import FileResult, ServerError, upload_files
+from client import FileResult, ServerError, upload_files
 
 __all__ = ["configure", "run"]
 

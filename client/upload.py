@@ -36,8 +36,8 @@ from typing import Any, Callable, Sequence
 
 import structlog
 
-from .channel_client import ServerError, Socket
-from .live_page import LivePage
+from client.channels import ServerError, Socket
+from client.live_page import LivePage
 
 __all__ = ["FileResult", "LivePage", "ServerError", "upload_files", "upload_files_async"]
 

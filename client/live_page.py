@@ -1,49 +1,22 @@
 """The upload page as a client sees it: fetch it, join its ``lv:`` topic,
 push events and keep what the page shows up to date (replies' diffs and
-``diff`` pushes). Used by :mod:`server.client`."""
+``diff`` pushes). Used by :mod:`client.upload`."""
 
 from __future__ import annotations
 
 import asyncio
-import json
-import re
 import urllib.parse
 import urllib.request
-from html.parser import HTMLParser
 from typing import Any
 
 import structlog
 
-from .channel_client import ServerError, Socket
-from .pageview import PageView, RenderedState, read_page
+from client.channels import ServerError, Socket
+from client.page_view import PageView, RenderedState, read_page
 
 __all__ = ["LivePage"]
 
 log = structlog.get_logger("liveupload.client")
-
-
-class _Boot(HTMLParser):
-    """The LiveView root, the CSRF token and the socket path of the dead render."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.root: dict[str, str] = {}
-        self.csrf = ""
-        self.socket_path = "/live"
-        self._script = False
-
-    def handle_starttag(self, tag: str, attr_list: list[tuple[str, str | None]]) -> None:
-        attrs = {k: v or "" for k, v in attr_list}
-        if tag == "div" and "data-phx-main" in attrs and not self.root:
-            self.root = attrs
-        elif tag == "meta" and attrs.get("name") == "csrf-token":
-            self.csrf = attrs.get("content", "")
-        self._script = tag == "script"
-
-    def handle_data(self, data: str) -> None:
-        match = re.search(r"new LiveView\.LiveSocket\((\"(?:[^\"\\]|\\.)*\")", data) if self._script else None
-        if match:
-            self.socket_path = json.loads(match.group(1))
 
 
 def _fetch(url: str, timeout: float) -> str:
@@ -72,8 +45,7 @@ class LivePage:
             html = await asyncio.to_thread(_fetch, url, timeout)
         except OSError as exc:
             raise ServerError(f"cannot fetch {url}: {exc}") from None
-        boot = _Boot()
-        boot.feed(html)
+        boot = read_page(html)
         root = boot.root
         if not root.get("id") or "data-phx-session" not in root:
             raise ServerError(f"{url} is not a LiveView page (no data-phx-main root)")

@@ -1,6 +1,6 @@
 """A Phoenix Channels client socket (serializer V2) on the ``websockets``
 library: replies matched to pushes by ref, server pushes handed to per-topic
-listeners, heartbeats in the background. Used by :mod:`server.client`."""
+listeners, heartbeats in the background. Used by :mod:`client.live_page` and :mod:`client.upload`."""
 
 from __future__ import annotations
 
@@ -12,8 +12,8 @@ import structlog
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
-from . import protocol
-from .protocol import Message
+from server import protocol
+from server.protocol import Message
 
 __all__ = ["ChannelClosed", "HEARTBEAT_SECONDS", "ServerError", "Socket"]
 

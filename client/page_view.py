@@ -2,14 +2,19 @@
 
 :class:`RenderedState` keeps a LiveView rendered tree as the client does
 (``{"0": d0, ..., "s": statics}`` from the join, then ``{"3": "..."}``
-diffs) for the flat trees this server renders. :func:`read_page` parses its
-HTML into a :class:`PageView`: the form's event names, the live file inputs
-(with their ref lists and the limits the page states), the entries with
-their state and errors, the saved files and the notice.
+diffs) for the flat trees this server renders. :func:`read_page` parses HTML
+(the whole document of the dead render, or the LiveView root's content) into
+a :class:`PageView`: what a client needs to join (the LiveView root's
+attributes, the CSRF token, the socket path), the form's event names, the
+live file inputs (with their ref lists and the limits the page states), the
+entries with their state and errors, the saved files and the notice. It is
+the one parser of the page, for the client and the tests alike.
 """
 
 from __future__ import annotations
 
+import json
+import re
 from dataclasses import dataclass, field
 from html.parser import HTMLParser
 from typing import Any
@@ -88,12 +93,22 @@ class EntryView:
 
 @dataclass
 class PageView:
+    """What the page shows; ``root``, ``csrf`` and ``socket_path`` come from
+    the document around the LiveView root (empty/default in a diff's HTML)."""
+
+    root: dict[str, str] = field(default_factory=dict)  # id, data-phx-session, data-phx-static
+    csrf: str = ""
+    socket_path: str = "/live"
     form: dict[str, str] = field(default_factory=dict)
     inputs: list[InputView] = field(default_factory=list)
     entries: dict[str, EntryView] = field(default_factory=dict)
     upload_errors: list[str] = field(default_factory=list)
     saved: list[str] = field(default_factory=list)
     notice: str = ""
+
+
+#: The socket path in the page's boot script: ``new LiveView.LiveSocket("/live", ...``.
+_SOCKET_PATH = re.compile(r"new LiveView\.LiveSocket\((\"(?:[^\"\\]|\\.)*\")")
 
 
 class _Reader(HTMLParser):
@@ -105,11 +120,17 @@ class _Reader(HTMLParser):
         self._text_into: str | None = None  # "error", "saved", "upload_error", "notice"
         self._text: list[str] = []
         self._list: str | None = None  # id/class of the <ul> we are in
+        self._script = False
 
     def handle_starttag(self, tag: str, attr_list: list[tuple[str, str | None]]) -> None:
         attrs = {k: (v if v is not None else "") for k, v in attr_list}
         classes = attrs.get("class", "").split()
-        if tag == "form" and "phx-submit" in attrs and not self.view.form:
+        self._script = tag == "script"
+        if tag == "div" and "data-phx-main" in attrs and not self.view.root:
+            self.view.root = attrs
+        elif tag == "meta" and attrs.get("name") == "csrf-token":
+            self.view.csrf = attrs.get("content", "")
+        elif tag == "form" and "phx-submit" in attrs and not self.view.form:
             self.view.form = attrs
         elif tag == "fieldset":
             self._fieldset = attrs
@@ -137,6 +158,7 @@ class _Reader(HTMLParser):
             self._start_text("notice")
 
     def handle_endtag(self, tag: str) -> None:
+        self._script = False
         if tag == "fieldset":
             self._fieldset = {}
         elif tag == "ul":
@@ -151,6 +173,10 @@ class _Reader(HTMLParser):
             self._end_text()
 
     def handle_data(self, data: str) -> None:
+        if self._script:
+            match = _SOCKET_PATH.search(data)
+            if match:
+                self.view.socket_path = json.loads(match.group(1))
         if self._text_into is not None:
             self._text.append(data)
 

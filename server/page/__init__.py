@@ -1,0 +1,31 @@
+"""The upload page as a tiny LiveView renderer.
+
+* :mod:`server.page.rendered`: the rendered tree (statics and escaped
+  dynamics, its join form and diffs);
+* :mod:`server.page.fragments`: the page's content as such a tree, from
+  ``templates/live/`` (``slot()`` marks each dynamic);
+* :mod:`server.page.error_text`: upload errors as codes and in words;
+* :mod:`server.page.document`: the HTML document for ``/``
+  (``templates/page.html.j2``, ``page.js.j2``, ``static/page.css``);
+* :mod:`server.page.templating`: the Jinja2 environment (markupsafe escaping).
+
+The page's signed session is :mod:`server.session_token`.
+"""
+
+from server.page.document import CONNECTION_LOST, PAGE_CSS, page_html
+from server.page.error_text import explain_error, format_error
+from server.page.fragments import LIVE_FILE_UPLOAD_HOOK, PageEvents, entry_refs, render_upload_page
+from server.page.rendered import Rendered
+
+__all__ = [
+    "CONNECTION_LOST",
+    "LIVE_FILE_UPLOAD_HOOK",
+    "PAGE_CSS",
+    "PageEvents",
+    "Rendered",
+    "entry_refs",
+    "explain_error",
+    "format_error",
+    "page_html",
+    "render_upload_page",
+]
