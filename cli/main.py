@@ -21,7 +21,7 @@ __all__ = ["COMMANDS", "build_parser", "main"]
 #: Subcommand -> (its module, one line of help).
 COMMANDS: dict[str, tuple[str, str]] = {
     "demo": ("cli.demo", "a short demonstration of the process runtime"),
-    "serve": ("cli.serve", "serve the upload page and save uploads under ./uploads"),
+    "serve": ("cli.serve", "serve the upload page and save uploads under ./saved"),
     "send": ("cli.send", "upload files to a liveupload server over LiveView's protocol"),
     "bench": ("benchmarks.cli", "measure the runtime against its baselines and limits"),
     "crashtest": ("benchmarks.crashdrill.cli", "randomized supervision crash drill"),

@@ -92,7 +92,7 @@ def run(args: argparse.Namespace) -> int:
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--host", default="127.0.0.1", help="interface to listen on (default 127.0.0.1)")
     parser.add_argument("--port", type=int, default=4000, help="port (default 4000; 0 picks a free one)")
-    parser.add_argument("--uploads-dir", default="uploads", help="where completed uploads are saved (default ./uploads)")
+    parser.add_argument("--uploads-dir", default="saved", help="where completed uploads are saved (default ./saved)")
     parser.add_argument("--accept", default="any",
                         help='"any" or a comma-separated list of extensions and MIME types, e.g. ".jpg,image/*"')
     parser.add_argument("--max-entries", type=int, default=10, help="files per upload (default 10)")

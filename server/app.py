@@ -90,7 +90,7 @@ def create_app(
     *,
     upload_configs: Mapping[str, Mapping[str, Any]] | Sequence[Mapping[str, Any]] = DEFAULT_UPLOAD_CONFIGS,
     consume: ConsumeHook | None = None,
-    uploads_dir: str | os.PathLike[str] = "uploads",
+    uploads_dir: str | os.PathLike[str] = "saved",
     secret: str | bytes | None = None,
     registry: TopicRegistry | None = None,
     handlers: Mapping[str, Any] | None = None,

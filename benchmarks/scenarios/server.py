@@ -48,15 +48,18 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
+import actors
 from benchmarks import substrates
 from benchmarks.params import Params
 from benchmarks.progress import Progress
 from benchmarks.sessions import fixed_writer
 from benchmarks.stats import latency_summary, rate
 from benchmarks.targets import LOOP_LAG_P99_MS, TableSpec, target
+from client import channels, upload_files_async
+from server.app import create_app, serve_in_thread
 from writers import TmpFileWriter
 
-__all__ = ["NAME", "TABLES", "LoopLag", "ready", "run", "steps"]
+__all__ = ["NAME", "TABLES", "LoopLag", "run", "steps"]
 
 NAME = "server"
 PER_PAGE = 10
@@ -136,16 +139,6 @@ class _LoopSpy:
         await self.app(scope, receive, send)
 
 
-def ready() -> str | None:
-    """``None`` if the server can serve uploads end to end, else why not."""
-    try:
-        from server.app import create_app, serve_in_thread  # noqa: F401
-        from client import upload_files_async  # noqa: F401
-    except Exception as exc:  # noqa: BLE001 - not ready, whatever the reason
-        return f"the server or its client cannot be imported: {exc!r}"
-    return None
-
-
 SHIPPED = None
 """A case's deflate setting that means: pass none, run the server as shipped."""
 
@@ -174,8 +167,6 @@ def _pages(uploads: int) -> list[int]:
 def _negotiated(sockets: list[bool]) -> None:
     """Note, for every socket the client opens in this process, whether its
     connection negotiated permessage-deflate (``True``) or not."""
-    from client import channels
-
     original = channels.Socket.open.__func__
 
     async def open_(cls: Any, url: str, timeout: float) -> Any:
@@ -188,8 +179,6 @@ def _negotiated(sockets: list[bool]) -> None:
 
 def _timed_chunks(latencies: list[float]) -> None:
     """Time every ``chunk`` push of the client (push to reply), in this process."""
-    from client import channels
-
     original = channels.Socket.call
 
     async def call(self: Any, topic: str, event: str, payload: Any, join_ref: Any, ref: Any = None, timeout: Any = None) -> Any:
@@ -204,8 +193,6 @@ def _timed_chunks(latencies: list[float]) -> None:
 
 
 async def _upload_pages(url: str, path: str, pages: list[int]) -> list[Any]:
-    from client import upload_files_async
-
     batches = await asyncio.gather(
         *(upload_files_async(url, [path] * files, concurrency=files, timeout=WAIT) for files in pages),
         return_exceptions=True,
@@ -219,8 +206,6 @@ async def _upload_pages(url: str, path: str, pages: list[int]) -> list[Any]:
 def _client_main(conn: Any, go: Any) -> None:
     """A client process: for every ``("run", url, path, uploads)`` it is sent,
     report ready, wait for ``go``, upload, and send back what it saw."""
-    import actors
-
     actors.configure_logging("warning")
     latencies: list[float] = []
     sockets: list[bool] = []
@@ -323,8 +308,6 @@ def _server(directory: str, params: Params, size: int, deflate: bool | None) -> 
     """The server, saving completed uploads into a fresh folder under
     ``directory`` that is deleted when it stops; ``deflate`` ``None`` leaves
     the WebSocket options as shipped."""
-    from server.app import create_app, serve_in_thread
-
     saved = tempfile.mkdtemp(prefix="saved-", dir=directory)
 
     app = _LoopSpy(
@@ -418,24 +401,6 @@ def _case(row: dict[str, Any]) -> str:
 
 
 def run(params: Params, progress: Progress) -> dict[str, Any]:
-    reason = ready()
-    if reason is not None:
-        progress.tick("server")
-        return {
-            "description": __doc__.strip().splitlines()[0],
-            "skipped": reason,
-            "rows": [],
-            "targets": [
-                target(
-                    f"event-loop lag p99 with {params.server_uploads} concurrent uploads",
-                    None,
-                    "<",
-                    LOOP_LAG_P99_MS,
-                    "ms",
-                    f"not measured: {reason}",
-                )
-            ],
-        }
     directory = tempfile.mkdtemp(prefix="liveupload-bench-server-")
     rows = []
     try:
