@@ -29,7 +29,9 @@ setup(
             "pytest-timeout>=2.3",
             "httpx>=0.27",
             "selenium>=4.20",
+            "boto3>=1.34",
         ],
+        "s3": ["boto3>=1.34"],
     },
     entry_points={"console_scripts": ["liveupload = server.cli:main"]},
 )
