@@ -516,6 +516,8 @@ class S3Writer(UploadWriter):
                 )
 
     def _finish(self, state: S3State) -> CloseResult:
+        if state.failure is not None:
+            return ("error", state.failure)
         try:
             if state.upload_id is None:
                 return self._put_single(state)
