@@ -35,6 +35,14 @@ INSTALL_HINT = (
 )
 
 
+_PROBE = (
+    "import importlib.util, sys; "
+    "missing = [m for m in ('swift.common.middleware.s3api', 'swift.proxy.server', 'swift.obj.server', "
+    "'swift.account.server', 'swift.container.server') if importlib.util.find_spec(m) is None]; "
+    "sys.exit(f'missing: {missing}' if missing else 0)"
+)
+
+
 class SwiftError(RuntimeError):
     """Swift is missing, cannot run here, or did not come up in time."""
 
@@ -46,7 +54,7 @@ def check_prerequisites(directory: str) -> None:
     if not os.path.exists(SWIFT_PYTHON) or shutil.which("swift-proxy-server") is None:
         raise SwiftError(f"OpenStack Swift is not installed; {INSTALL_HINT}")
     probe = subprocess.run(
-        [SWIFT_PYTHON, "-I", "-c", "import swift.common.middleware.s3api, swift.proxy.server, swift.obj.server"],
+        [SWIFT_PYTHON, "-I", "-c", _PROBE],
         capture_output=True, text=True, timeout=60,
     )
     if probe.returncode != 0:
@@ -190,7 +198,7 @@ class SwiftStore:
 
     # -- lifecycle ------------------------------------------------------------
 
-    def start(self, timeout: float = 30.0) -> None:
+    def start(self, timeout: float = 90.0) -> None:
         """Write configs, build rings, start the four servers, wait until S3 answers."""
         os.makedirs(self.root, exist_ok=True)
         check_prerequisites(self.root)
