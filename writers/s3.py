@@ -116,6 +116,8 @@ class _Mismatch(Exception):
 def _reason_of(exc: BaseException) -> tuple[str, str]:
     if isinstance(exc, _Mismatch):
         return ("s3_error", exc.code)
+    if isinstance(exc, _PartFailed):
+        return exc.reason
     return s3_reason(exc)
 
 
@@ -191,6 +193,7 @@ class _IOPool:
                 future.set_exception(exc)
             else:
                 future.set_result(result)
+            future = fn = args = result = None  # hold nothing of a finished job while waiting for the lock
 
     def threads(self) -> list[threading.Thread]:
         with self._lock:
@@ -598,18 +601,38 @@ class S3Writer(UploadWriter):
             _record_abort(state, upload_id, exc)
 
 
+class _PartFailed(Exception):
+    """A part the store did not take; carries only the reason (see :func:`_upload_part`)."""
+
+    def __init__(self, reason: tuple[str, str]) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
 def _upload_part(client: Any, bucket: str, key: str, upload_id: str, number: int, body: bytearray) -> tuple[str, bytes]:
-    """Runs on an I/O thread: send one part with its Content-MD5, check its ETag."""
+    """Runs on an I/O thread: send one part with its Content-MD5, check its ETag.
+
+    A failure is raised as a :class:`_PartFailed` made outside the ``except``
+    block: the client's exception and its traceback (whose frames hold the
+    HTTP response and its socket) are dropped here, so a failed part's
+    connection is closed now, not whenever the upload's state goes away.
+    """
+    reason: tuple[str, str] | None = None
     try:
         digest = hashlib.md5(body).digest()
-        response = client.upload_part(
-            Bucket=bucket,
-            Key=key,
-            UploadId=upload_id,
-            PartNumber=number,
-            Body=body,
-            ContentMD5=base64.b64encode(digest).decode(),
-        )
+        try:
+            response = client.upload_part(
+                Bucket=bucket,
+                Key=key,
+                UploadId=upload_id,
+                PartNumber=number,
+                Body=body,
+                ContentMD5=base64.b64encode(digest).decode(),
+            )
+        except (BotoCoreError, ClientError) as exc:
+            reason = s3_reason(exc)
+        if reason is not None:
+            raise _PartFailed(reason)
         etag = response.get("ETag", "")
         if etag.strip('"') != digest.hex():
             raise _Mismatch("PartETagMismatch", digest.hex(), etag)
