@@ -14,7 +14,7 @@ import writers.s3 as s3w
 from tests.helpers import WAIT
 from tests.s3.conftest import MiB
 from tests.uploads_helpers import Client, stop_session
-from writers.s3 import s3_writer_factory
+from writers.s3 import S3Writer, s3_writer_factory
 
 pytestmark = pytest.mark.timeout(60)
 PART = 5 * MiB
@@ -157,5 +157,62 @@ def test_many_concurrent_uploads_through_channels_are_all_intact(s3):
             assert hashlib.sha256(s3.read(meta["key"])).digest() == hashlib.sha256(files[name]).digest(), name
         assert s3.multipart_uploads() == []
         assert s3w.pool_threads() <= s3w.DEFAULT_POOL_SIZE
+    finally:
+        stop_session(session)
+
+
+class JournaledS3Writer(S3Writer):
+    """S3Writer noting every close reason (the channel must close it once)."""
+
+    def __init__(self, journal: list) -> None:
+        self.journal = journal
+
+    def close(self, state, reason):
+        self.journal.append((state.key, reason))
+        return super().close(state, reason)
+
+
+@pytest.mark.substrates("pool")  # a blocking writer's channel has a thread of its own anyway
+def test_object_server_killed_mid_upload_fails_that_upload_only_and_its_abort_is_retried_once_back(s3):
+    journal: list = []
+    writer = JournaledS3Writer(journal)
+    settings = s3.settings(retries={"total_max_attempts": 1})
+
+    def factory(name, entry, session):
+        # One part in flight: part 3 waits for part 2, so part 2's failure ends a write, not the close.
+        opts = {"bucket": s3.bucket, "prefix": s3.prefix, "part_size": PART, "parts_in_flight": 1}
+        return (writer, {**opts, "client": settings, "entry": entry})
+
+    session = actors.UploadSession.start()
+    client = Client(session)
+    client.call("allow_upload", "avatar", accept="any", max_entries=2, max_file_size=200 * MiB, writer=factory)
+    doomed, sibling = payload(4 * PART, seed=5), payload(PART + 500_000, seed=6)
+    try:
+        reply = client.preflight({"doomed.bin": doomed, "sibling.bin": sibling})
+        doomed_channel = client.join(reply["entries"]["0"])
+        sibling_channel = client.join(reply["entries"]["1"])
+        assert set(client.send(sibling_channel, sibling[:1_000_000], 64_000)) == {"ok"}  # buffered only
+        assert set(client.send(doomed_channel, doomed[: PART + 64_000], 64_000)) == {"ok"}
+        assert len(s3.multipart_uploads()) == 1
+        s3.swift.stop_server("object", kill=True)
+        try:
+            replies = client.send(doomed_channel, doomed[PART + 64_000 :], 64_000)
+            assert replies[-1] == ("error", {"reason": "writer_error"})
+            reason = ("s3_error", "ServiceUnavailable")
+            assert actors.await_exit(doomed_channel, WAIT) == ("shutdown", ("writer_error", reason))
+            assert client.entry("0")["errors"] == [("writer_failure", reason)]
+            [(key, closed_with)] = journal
+            assert closed_with == ("error", reason)
+            [pending] = s3w.pending_aborts()
+            assert pending.key == key and pending.reason == reason
+            assert session.is_alive() and sibling_channel.is_alive()
+        finally:
+            s3.swift.restart_server("object")
+        assert s3w.wait_no_pending_aborts(30)
+        assert [u["Key"] for u in s3.multipart_uploads()] == []
+        assert set(client.send(sibling_channel, sibling[1_000_000:], 64_000)) == {"ok"}
+        [meta] = client.call("consume_uploaded_entries", "avatar", lambda meta: ("ok", meta))
+        assert s3.read(meta["key"]) == sibling
+        assert [reason for _, reason in journal] == [("error", ("s3_error", "ServiceUnavailable")), "done"]
     finally:
         stop_session(session)

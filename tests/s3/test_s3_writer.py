@@ -247,28 +247,6 @@ def test_the_global_byte_budget_holds_a_second_upload_until_a_part_is_done(s3):
     assert s3.read(first_state.key) == data == s3.read(second_state.key)
 
 
-def test_object_server_killed_mid_upload_fails_clearly_and_the_abort_is_retried_once_it_is_back(s3):
-    settings = s3.settings(retries={"total_max_attempts": 1})
-    writer, state = start(s3, client=settings)
-    data = payload(3 * PART)
-    assert write_all(writer, state, data[:PART])[0] == "ok"
-    assert wait_parts(state) == [None]
-    s3.swift.stop_server("object", kill=True)
-    try:
-        assert write_all(writer, state, data[PART : 2 * PART])[0] == "ok"  # part 2 on its way
-        wait_parts(state)
-        result = writer.write_chunk(b"x", state)
-        assert result == ("error", ("s3_error", "ServiceUnavailable"), state)
-        assert writer.close(state, ("error", result[1])) == ("ok", state)
-        [pending] = s3w.pending_aborts()
-        assert (pending.key, pending.upload_id) == (state.key, pending.upload_id)
-        assert pending.reason == ("s3_error", "ServiceUnavailable")
-    finally:
-        s3.swift.restart_server("object")
-    assert s3w.wait_no_pending_aborts(WAIT)
-    assert s3.multipart_uploads() == [] and s3.objects() == {}
-
-
 def test_cleanup_stale_aborts_old_multipart_uploads_only(s3):
     client = s3.client
     old = client.create_multipart_upload(Bucket=s3.bucket, Key=f"{s3.prefix}/old")["UploadId"]
