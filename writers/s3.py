@@ -1,0 +1,808 @@
+"""``S3Writer``: stream an upload entry into one S3 object (multipart upload).
+
+Nothing remote happens until a part's worth of data has arrived: a file smaller
+than one part goes up as a single ``PutObject`` at ``close("done")``. Bigger
+files become a multipart upload whose parts are sent by a **shared, bounded
+pool of I/O threads** while the client keeps sending; ``write_chunk`` answers
+as soon as its chunk is buffered. When an upload already has
+``parts_in_flight`` parts on their way and its buffer holds a full part,
+``write_chunk`` waits (inside :func:`actors.blocking`) for one of them: that is
+the back-pressure the client feels. Memory per upload is bounded by
+``part_size * (parts_in_flight + 1)``, and a global byte budget bounds the
+bytes of all parts queued or in flight together.
+
+Integrity: each part (and a single ``PutObject``) carries its ``Content-MD5``,
+the part's ETag is checked against it, and the completed object's ETag is
+checked against ``md5(concatenated part md5s)-N``; a mismatch fails the close
+and deletes the object.
+
+Failures are reported as ``("s3_error", code)``: *code* is the store's error
+code (``"SignatureDoesNotMatch"``, ``"NoSuchBucket"``, ``"ServiceUnavailable"``,
+``"BadDigest"``...), the name of the client's exception when the store could
+not be reached (``"EndpointConnectionError"``, ``"ReadTimeoutError"``...), or
+one of this module's: ``"PartETagMismatch"``, ``"ETagMismatch"``.
+
+An abort that fails (store unreachable) is recorded in :data:`pending_aborts`
+and retried by a small supervised process until it succeeds; see
+:func:`pending_aborts`, :func:`configure` and :func:`shutdown`. Stale multipart
+uploads a crash left behind are found and aborted by :func:`cleanup_stale`.
+"""
+
+from __future__ import annotations
+
+import base64
+import collections
+import hashlib
+import json
+import re
+import secrets
+import threading
+import time
+from collections.abc import Callable, Mapping
+from concurrent.futures import ALL_COMPLETED, FIRST_COMPLETED, Future
+from concurrent.futures import wait as wait_futures
+from dataclasses import dataclass, field
+from typing import Any
+
+import boto3
+import structlog
+from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError
+
+import actors
+import supervision
+
+from .behaviour import CloseReason, CloseResult, InitResult, UploadWriter, WriteResult
+
+__all__ = [
+    "DEFAULT_BUDGET_BYTES",
+    "DEFAULT_PART_SIZE",
+    "DEFAULT_PARTS_IN_FLIGHT",
+    "DEFAULT_POOL_SIZE",
+    "MAX_PARTS",
+    "MIN_PART_SIZE",
+    "PendingAbort",
+    "S3State",
+    "S3Writer",
+    "budget_in_use",
+    "cleanup_stale",
+    "client_for",
+    "configure",
+    "default_key",
+    "pending_aborts",
+    "pool_threads",
+    "retry_pending_aborts",
+    "s3_reason",
+    "s3_writer_factory",
+    "shutdown",
+]
+
+_log = structlog.get_logger("liveupload.writers.s3")
+
+MIN_PART_SIZE = 5 * 1024 * 1024
+"""S3's minimum size of every part but the last."""
+MAX_PARTS = 10_000
+DEFAULT_PART_SIZE = 8 * 1024 * 1024
+DEFAULT_PARTS_IN_FLIGHT = 2
+DEFAULT_POOL_SIZE = 8
+DEFAULT_BUDGET_BYTES = 512 * 1024 * 1024
+DEFAULT_RETRY_INTERVAL = 30.0
+DEFAULT_PREFIX = "uploads"
+BUCKET_CHECK_TTL = 60.0
+"""Seconds a successful bucket check at ``init`` is trusted for the same client and bucket."""
+
+
+# -- reasons ----------------------------------------------------------------------
+
+
+def s3_reason(exc: BaseException) -> tuple[str, str]:
+    """``("s3_error", code)`` for a client exception: the store's error code, or
+    the exception's class name when no response came back."""
+    if isinstance(exc, ClientError):
+        error = exc.response.get("Error", {})
+        code = error.get("Code") or str(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", "Unknown"))
+        return ("s3_error", str(code))
+    return ("s3_error", type(exc).__name__)
+
+
+class _Mismatch(Exception):
+    """The store's ETag is not the one computed here."""
+
+    def __init__(self, code: str, expected: str, got: str) -> None:
+        super().__init__(f"{code}: expected {expected}, got {got}")
+        self.code = code
+
+
+def _reason_of(exc: BaseException) -> tuple[str, str]:
+    if isinstance(exc, _Mismatch):
+        return ("s3_error", exc.code)
+    if isinstance(exc, _PartFailed):
+        return exc.reason
+    return s3_reason(exc)
+
+
+# -- settings, clients, the I/O pool and the byte budget -----------------------------
+
+_settings_lock = threading.Lock()
+_pool_size = DEFAULT_POOL_SIZE
+_retry_interval = DEFAULT_RETRY_INTERVAL
+
+
+def configure(
+    *,
+    pool_size: int | None = None,
+    budget_bytes: int | None = None,
+    retry_interval: float | None = None,
+) -> None:
+    """Set the shared limits: I/O threads in the pool, the byte budget of all
+    parts queued or in flight, and the seconds between retries of failed aborts."""
+    global _pool_size, _retry_interval
+    with _settings_lock:
+        if pool_size is not None:
+            if pool_size < 1:
+                raise ValueError(f"pool_size must be >= 1, got {pool_size}")
+            _pool_size = pool_size
+            _pool.max_workers = pool_size
+        if budget_bytes is not None:
+            _budget.set_limit(budget_bytes)
+        if retry_interval is not None:
+            if not retry_interval > 0:
+                raise ValueError(f"retry_interval must be > 0, got {retry_interval}")
+            _retry_interval = float(retry_interval)
+
+
+class _IOPool:
+    """A bounded pool of I/O threads shared by every upload.
+
+    At most ``max_workers`` threads; a thread is started when a job is queued
+    and fewer are running, and it ends as soon as the queue is empty, so an
+    idle process holds no thread (and a test leaves none behind).
+    """
+
+    def __init__(self, max_workers: int) -> None:
+        self.max_workers = max_workers
+        self._lock = threading.Lock()
+        self._jobs: collections.deque[tuple[Future, Callable[..., Any], tuple]] = collections.deque()
+        self._threads: set[threading.Thread] = set()
+        self._serial = 0
+
+    def submit(self, fn: Callable[..., Any], *args: Any) -> Future:
+        future: Future = Future()
+        with self._lock:
+            self._jobs.append((future, fn, args))
+            if len(self._threads) < self.max_workers:
+                self._serial += 1
+                thread = threading.Thread(target=self._work, name=f"s3-io-{self._serial}", daemon=True)
+                self._threads.add(thread)
+                thread.start()
+        return future
+
+    def _work(self) -> None:
+        me = threading.current_thread()
+        while True:
+            with self._lock:
+                if not self._jobs:
+                    self._threads.discard(me)
+                    return
+                future, fn, args = self._jobs.popleft()
+            if not future.set_running_or_notify_cancel():
+                continue
+            try:
+                result = fn(*args)
+            except BaseException as exc:  # noqa: BLE001 - handed to the waiting upload
+                future.set_exception(exc)
+            else:
+                future.set_result(result)
+            future = fn = args = result = None  # hold nothing of a finished job while waiting for the lock
+
+    def threads(self) -> list[threading.Thread]:
+        with self._lock:
+            return list(self._threads)
+
+    def join(self, timeout: float | None = None) -> bool:
+        """Wait for the running threads to end (they end when no job is left)."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        for thread in self.threads():
+            thread.join(None if deadline is None else max(0.0, deadline - time.monotonic()))
+        return not self.threads()
+
+
+class _ByteBudget:
+    """A counting semaphore of bytes: ``acquire(n)`` waits until *n* fit."""
+
+    def __init__(self, limit: int) -> None:
+        self._cond = threading.Condition(threading.Lock())
+        self.limit = limit
+        self.used = 0
+
+    def set_limit(self, limit: int) -> None:
+        if limit < MIN_PART_SIZE:
+            raise ValueError(f"budget_bytes must be >= {MIN_PART_SIZE} (one part), got {limit}")
+        with self._cond:
+            self.limit = limit
+            self._cond.notify_all()
+
+    def acquire(self, n: int) -> None:
+        with self._cond:
+            # A part bigger than the whole budget still goes, alone.
+            while self.used and self.used + n > self.limit:
+                self._cond.wait()
+            self.used += n
+
+    def release(self, n: int) -> None:
+        with self._cond:
+            self.used -= n
+            self._cond.notify_all()
+
+
+_pool = _IOPool(DEFAULT_POOL_SIZE)
+_budget = _ByteBudget(DEFAULT_BUDGET_BYTES)
+
+
+def pool_threads() -> int:
+    """How many I/O threads are running now."""
+    return len(_pool.threads())
+
+
+def budget_in_use() -> int:
+    """Bytes of parts queued or in flight, over all uploads."""
+    return _budget.used
+
+
+_clients_lock = threading.Lock()
+_clients: dict[str, Any] = {}
+_CLIENT_KEYS = ("endpoint_url", "region_name", "aws_access_key_id", "aws_secret_access_key", "aws_session_token")
+_CONFIG_KEYS = ("retries", "connect_timeout", "read_timeout", "max_pool_connections")
+
+
+def _settings_key(settings: Mapping[str, Any] | None) -> str:
+    return json.dumps(dict(settings or {}), sort_keys=True, default=str)
+
+
+def client_for(settings: Mapping[str, Any] | None = None) -> Any:
+    """The shared boto3 S3 client for *settings* (made on first use, path-style).
+
+    *settings*: ``endpoint_url``, ``region_name``, ``aws_access_key_id``,
+    ``aws_secret_access_key``, ``aws_session_token``, ``profile_name`` and the
+    ``botocore.config.Config`` options ``retries``, ``connect_timeout``,
+    ``read_timeout``, ``max_pool_connections``. Whatever is missing comes from
+    the standard AWS chain (environment such as ``AWS_ENDPOINT_URL_S3``,
+    config files).
+    """
+    key = _settings_key(settings)
+    settings = json.loads(key)  # a deep copy: botocore's Config changes the retries dict it gets
+    unknown = set(settings) - set(_CLIENT_KEYS) - set(_CONFIG_KEYS) - {"profile_name"}
+    if unknown:
+        raise ValueError(f"unknown S3 client settings: {sorted(unknown)}")
+    with _clients_lock:
+        client = _clients.get(key)
+        if client is None:
+            config = Config(
+                s3={"addressing_style": "path"},
+                max_pool_connections=settings.get("max_pool_connections", max(10, _pool_size + 8)),
+                # Content-MD5 is the integrity check; no second checksum pass per part.
+                request_checksum_calculation="when_required",
+                response_checksum_validation="when_required",
+                **{k: settings[k] for k in ("retries", "connect_timeout", "read_timeout") if k in settings},
+            )
+            session = boto3.session.Session(profile_name=settings.get("profile_name"))
+            client = session.client("s3", config=config, **{k: settings[k] for k in _CLIENT_KEYS if k in settings})
+            _fix_delete_objects(client)
+            _clients[key] = client
+        return client
+
+
+def _fix_delete_objects(client: Any) -> None:
+    """Recent boto3 sends DeleteObjects without Content-MD5, which Swift refuses."""
+
+    def add_md5(params: dict, **_kwargs: Any) -> None:
+        body = params.get("body") or b""
+        if isinstance(body, str):
+            body = body.encode()
+        if "Content-MD5" not in params["headers"]:
+            params["headers"]["Content-MD5"] = base64.b64encode(hashlib.md5(body).digest()).decode()
+
+    client.meta.events.register("before-call.s3.DeleteObjects", add_md5)
+
+
+_bucket_checks: dict[tuple[str, str], float] = {}
+
+
+def _check_bucket(client: Any, settings_key: str, bucket: str, prefix: str) -> None:
+    """A signed read of the bucket (cached for a while): a wrong secret or a missing
+    bucket fails ``init`` with the store's code instead of the first part."""
+    now = time.monotonic()
+    if now - _bucket_checks.get((settings_key, bucket), -BUCKET_CHECK_TTL) < BUCKET_CHECK_TTL:
+        return
+    client.list_objects_v2(Bucket=bucket, Prefix=prefix, MaxKeys=1)
+    _bucket_checks[(settings_key, bucket)] = time.monotonic()
+
+
+# -- keys ---------------------------------------------------------------------------
+
+_UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
+
+
+def _entry_field(entry: Any, name: str, default: Any = None) -> Any:
+    if isinstance(entry, Mapping):
+        return entry.get(name, default)
+    return getattr(entry, name, default)
+
+
+def sanitise_name(name: str) -> str:
+    """A client's file name made safe as the last segment of a key."""
+    base = str(name or "").replace("\\", "/").rsplit("/", 1)[-1]
+    cleaned = _UNSAFE.sub("_", base).strip("._")[:200]
+    return cleaned or "upload"
+
+
+def default_key(entry: Any, prefix: str = DEFAULT_PREFIX) -> str:
+    """``<prefix>/<random id>/<sanitised client name>``."""
+    name = sanitise_name(_entry_field(entry, "client_name", "") or "")
+    head = prefix.strip("/")
+    return f"{head}/{secrets.token_hex(12)}/{name}" if head else f"{secrets.token_hex(12)}/{name}"
+
+
+# -- the writer ---------------------------------------------------------------------
+
+
+@dataclass
+class S3State:
+    """Per-upload state (owned by the upload's channel)."""
+
+    client: Any = field(repr=False)
+    settings_key: str = field(repr=False)
+    bucket: str
+    key: str
+    part_size: int
+    parts_in_flight: int
+    content_type: str
+    buffer: bytearray = field(default_factory=bytearray, repr=False)
+    size: int = 0
+    upload_id: str | None = None
+    next_part: int = 1
+    inflight: dict[int, Future] = field(default_factory=dict, repr=False)
+    parts: dict[int, tuple[str, bytes]] = field(default_factory=dict, repr=False)
+    """Part number -> (ETag, md5 digest) of every part the store acknowledged."""
+    failure: tuple[str, str] | None = None
+    etag: str | None = None
+    closed: bool = False
+
+
+class S3Writer(UploadWriter):
+    """Streams an entry into ``s3://<bucket>/<key>``.
+
+    Options (a mapping given to ``init``; :func:`s3_writer_factory` builds it):
+
+    - ``bucket`` (required);
+    - ``key``: a string, or a callable ``(entry) -> str``; default
+      :func:`default_key` with ``prefix`` (default ``"uploads"``);
+    - ``entry``: the upload entry (a dict as the session passes to factories);
+    - ``part_size``: bytes per part, >= 5 MiB (default 8 MiB);
+    - ``parts_in_flight``: parts of this upload queued or sending at once (default 2);
+    - ``content_type``: default the entry's ``client_type``, else
+      ``application/octet-stream``;
+    - ``client``: client settings, see :func:`client_for`;
+    - ``check_bucket``: a signed read of the bucket at ``init`` (default True), so a
+      wrong secret or missing bucket fails the join with the store's code.
+    """
+
+    blocking = True
+
+    def init(self, opts: Mapping[str, Any] | None) -> InitResult:
+        opts = dict(opts or {})
+        bucket = opts.get("bucket")
+        if not bucket:
+            raise ValueError("S3Writer needs a bucket")
+        part_size = int(opts.get("part_size", DEFAULT_PART_SIZE))
+        if part_size < MIN_PART_SIZE:
+            raise ValueError(f"part_size must be >= {MIN_PART_SIZE} bytes (S3's minimum), got {part_size}")
+        parts_in_flight = int(opts.get("parts_in_flight", DEFAULT_PARTS_IN_FLIGHT))
+        if parts_in_flight < 1:
+            raise ValueError(f"parts_in_flight must be >= 1, got {parts_in_flight}")
+        entry = opts.get("entry") or {}
+        prefix = str(opts.get("prefix", DEFAULT_PREFIX))
+        key = opts.get("key")
+        key = key(entry) if callable(key) else (key or default_key(entry, prefix))
+        content_type = opts.get("content_type") or _entry_field(entry, "client_type") or "application/octet-stream"
+        settings = opts.get("client") or {}
+        try:
+            client = client_for(settings)
+            if opts.get("check_bucket", True):
+                with actors.blocking():
+                    _check_bucket(client, _settings_key(settings), bucket, prefix)
+        except (BotoCoreError, ClientError) as exc:
+            reason = s3_reason(exc)
+            _log.warning("s3 init failed", bucket=bucket, key=key, reason=reason)
+            return ("error", reason)
+        return (
+            "ok",
+            S3State(
+                client=client,
+                settings_key=_settings_key(settings),
+                bucket=bucket,
+                key=key,
+                part_size=part_size,
+                parts_in_flight=parts_in_flight,
+                content_type=content_type,
+            ),
+        )
+
+    def meta(self, state: S3State) -> dict:
+        return {"bucket": state.bucket, "key": state.key, "size": state.size, "etag": state.etag}
+
+    def write_chunk(self, data: bytes, state: S3State) -> WriteResult:
+        if state.closed:
+            raise ValueError(f"write_chunk after close on s3://{state.bucket}/{state.key}")
+        if state.failure is None:
+            self._collect(state, block=False)
+        if state.failure is not None:
+            return ("error", state.failure, state)
+        view = memoryview(data)
+        state.size += len(view)
+        try:
+            while len(view):
+                room = state.part_size - len(state.buffer)
+                state.buffer += view[:room]
+                view = view[room:]
+                if len(state.buffer) == state.part_size:
+                    self._send_part(state)
+                    if state.failure is not None:
+                        break
+        except (BotoCoreError, ClientError) as exc:
+            state.failure = s3_reason(exc)
+        if state.failure is not None:
+            return ("error", state.failure, state)
+        return ("ok", state)
+
+    def close(self, state: S3State, reason: CloseReason) -> CloseResult:
+        if state.closed:
+            raise ValueError(f"close twice on s3://{state.bucket}/{state.key}")
+        state.closed = True
+        if reason == "done":
+            result = self._finish(state)
+            if result[0] == "ok":
+                return result
+            self._abort(state)
+            return result
+        self._abort(state)
+        return ("ok", state)
+
+    def release(self, state: S3State) -> None:
+        state.buffer = bytearray()
+
+    # -- parts ------------------------------------------------------------------
+
+    def _send_part(self, state: S3State) -> None:
+        """Hand the full buffer to the pool as the next part (waiting for room)."""
+        if state.upload_id is None:
+            with actors.blocking():
+                response = state.client.create_multipart_upload(
+                    Bucket=state.bucket, Key=state.key, ContentType=state.content_type
+                )
+            state.upload_id = response["UploadId"]
+            _log.debug("s3 multipart started", bucket=state.bucket, key=state.key, upload_id=state.upload_id)
+        if state.next_part > MAX_PARTS:
+            raise ValueError(f"s3://{state.bucket}/{state.key}: more than {MAX_PARTS} parts of {state.part_size} bytes")
+        while len(state.inflight) >= state.parts_in_flight and state.failure is None:
+            self._collect(state, block=True)
+        if state.failure is not None:
+            return
+        body, state.buffer = state.buffer, bytearray()
+        number, state.next_part = state.next_part, state.next_part + 1
+        with actors.blocking():
+            _budget.acquire(len(body))
+        future = _pool.submit(_upload_part, state.client, state.bucket, state.key, state.upload_id, number, body)
+        future.nbytes = len(body)  # type: ignore[attr-defined] - released here if it never runs
+        state.inflight[number] = future
+
+    def _collect(self, state: S3State, *, block: bool, all_parts: bool = False) -> None:
+        """Record finished parts; with *block*, wait for one (or, *all_parts*, every one)."""
+        if not state.inflight:
+            return
+        if block:
+            with actors.blocking():
+                wait_futures(list(state.inflight.values()), return_when=ALL_COMPLETED if all_parts else FIRST_COMPLETED)
+        for number, future in list(state.inflight.items()):
+            if not future.done():
+                continue
+            del state.inflight[number]
+            if future.cancelled():
+                continue
+            exc = future.exception()
+            if exc is None:
+                state.parts[number] = future.result()
+            elif state.failure is None:
+                state.failure = _reason_of(exc)
+                _log.warning(
+                    "s3 part failed", bucket=state.bucket, key=state.key, part=number, reason=state.failure
+                )
+
+    def _finish(self, state: S3State) -> CloseResult:
+        if state.failure is not None:
+            return ("error", state.failure)
+        try:
+            if state.upload_id is None:
+                return self._put_single(state)
+            if state.buffer and state.failure is None:
+                self._send_part(state)
+            self._collect(state, block=True, all_parts=True)
+            if state.failure is not None:
+                return ("error", state.failure)
+            numbers = sorted(state.parts)
+            digests = b"".join(state.parts[n][1] for n in numbers)
+            expected = f"{hashlib.md5(digests).hexdigest()}-{len(numbers)}"
+            with actors.blocking():
+                response = state.client.complete_multipart_upload(
+                    Bucket=state.bucket,
+                    Key=state.key,
+                    UploadId=state.upload_id,
+                    MultipartUpload={"Parts": [{"PartNumber": n, "ETag": state.parts[n][0]} for n in numbers]},
+                )
+            got = response.get("ETag", "").strip('"')
+            if got != expected:
+                _log.error("s3 etag mismatch", bucket=state.bucket, key=state.key, expected=expected, got=got)
+                self._delete_object(state)
+                return ("error", ("s3_error", "ETagMismatch"))
+            state.upload_id = None  # completed: nothing to abort any more
+            state.etag = got
+            _log.debug("s3 upload completed", bucket=state.bucket, key=state.key, size=state.size, parts=len(numbers))
+            return ("ok", state)
+        except (BotoCoreError, ClientError, _Mismatch) as exc:
+            state.failure = state.failure or _reason_of(exc)
+            return ("error", state.failure)
+
+    def _put_single(self, state: S3State) -> CloseResult:
+        body, state.buffer = state.buffer, bytearray()
+        digest = hashlib.md5(body).digest()
+        with actors.blocking():
+            response = state.client.put_object(
+                Bucket=state.bucket,
+                Key=state.key,
+                Body=bytes(body),
+                ContentMD5=base64.b64encode(digest).decode(),
+                ContentType=state.content_type,
+            )
+        got = response.get("ETag", "").strip('"')
+        if got != digest.hex():
+            _log.error("s3 etag mismatch", bucket=state.bucket, key=state.key, expected=digest.hex(), got=got)
+            self._delete_object(state)
+            return ("error", ("s3_error", "ETagMismatch"))
+        state.etag = got
+        return ("ok", state)
+
+    def _delete_object(self, state: S3State) -> None:
+        try:
+            with actors.blocking():
+                state.client.delete_object(Bucket=state.bucket, Key=state.key)
+        except (BotoCoreError, ClientError) as exc:
+            _log.error("s3 object with a bad etag not deleted", bucket=state.bucket, key=state.key, reason=s3_reason(exc))
+
+    def _abort(self, state: S3State) -> None:
+        """Drop queued parts, let sending ones finish, abort the multipart upload;
+        an abort that fails is recorded and retried later."""
+        state.buffer = bytearray()
+        for future in state.inflight.values():
+            if future.cancel():  # never ran: its bytes go back to the budget here
+                _budget.release(future.nbytes)
+        self._collect(state, block=True, all_parts=True)
+        upload_id, state.upload_id = state.upload_id, None
+        if upload_id is None:
+            return
+        try:
+            with actors.blocking():
+                state.client.abort_multipart_upload(Bucket=state.bucket, Key=state.key, UploadId=upload_id)
+            _log.debug("s3 multipart aborted", bucket=state.bucket, key=state.key, upload_id=upload_id)
+        except ClientError as exc:
+            if s3_reason(exc)[1] == "NoSuchUpload":
+                return
+            _record_abort(state, upload_id, exc)
+        except BotoCoreError as exc:
+            _record_abort(state, upload_id, exc)
+
+
+class _PartFailed(Exception):
+    """A part the store did not take; carries only the reason (see :func:`_upload_part`)."""
+
+    def __init__(self, reason: tuple[str, str]) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+def _upload_part(client: Any, bucket: str, key: str, upload_id: str, number: int, body: bytearray) -> tuple[str, bytes]:
+    """Runs on an I/O thread: send one part with its Content-MD5, check its ETag.
+
+    A failure is raised as a :class:`_PartFailed` made outside the ``except``
+    block: the client's exception and its traceback (whose frames hold the
+    HTTP response and its socket) are dropped here, so a failed part's
+    connection is closed now, not whenever the upload's state goes away.
+    """
+    reason: tuple[str, str] | None = None
+    try:
+        digest = hashlib.md5(body).digest()
+        try:
+            response = client.upload_part(
+                Bucket=bucket,
+                Key=key,
+                UploadId=upload_id,
+                PartNumber=number,
+                Body=body,
+                ContentMD5=base64.b64encode(digest).decode(),
+            )
+        except (BotoCoreError, ClientError) as exc:
+            reason = s3_reason(exc)
+        if reason is not None:
+            raise _PartFailed(reason)
+        etag = response.get("ETag", "")
+        if etag.strip('"') != digest.hex():
+            raise _Mismatch("PartETagMismatch", digest.hex(), etag)
+        return (etag, digest)
+    finally:
+        _budget.release(len(body))
+
+
+def s3_writer_factory(bucket: str, **options: Any) -> Callable[[str, Any, Any], tuple[type[S3Writer], dict]]:
+    """A writer factory for ``allow_upload(writer=...)``: every entry goes to
+    *bucket* with *options* (see :class:`S3Writer`) and the entry itself."""
+
+    def factory(name: str, entry: Any, session: Any) -> tuple[type[S3Writer], dict]:
+        return (S3Writer, {"bucket": bucket, **options, "entry": entry})
+
+    return factory
+
+
+# -- aborts that failed: recorded, retried by a supervised process --------------------------
+
+
+@dataclass
+class PendingAbort:
+    """A multipart upload whose abort failed; retried until the store says it is gone."""
+
+    settings_key: str
+    bucket: str
+    key: str
+    upload_id: str
+    reason: tuple[str, str]
+    recorded_at: float = field(default_factory=time.time)
+    attempts: int = 1
+
+
+_pending_lock = threading.Lock()
+_pending: dict[str, PendingAbort] = {}
+_pending_empty = threading.Event()
+_pending_empty.set()
+_settings_by_key: dict[str, dict] = {}
+RETRY_SUPERVISOR = "liveupload.s3.abort_retry"
+_retry_sup_lock = threading.Lock()
+
+
+def pending_aborts() -> list[PendingAbort]:
+    """The aborts still to be done (a copy)."""
+    with _pending_lock:
+        return list(_pending.values())
+
+
+def wait_no_pending_aborts(timeout: float | None = None) -> bool:
+    """Wait until every recorded abort has been done; False on timeout."""
+    return _pending_empty.wait(timeout)
+
+
+def _record_abort(state: S3State, upload_id: str, exc: BaseException) -> None:
+    reason = s3_reason(exc)
+    with _pending_lock:
+        _pending[upload_id] = PendingAbort(state.settings_key, state.bucket, state.key, upload_id, reason)
+        _pending_empty.clear()
+    _log.warning(
+        "s3 abort failed, recorded for retry",
+        bucket=state.bucket,
+        key=state.key,
+        upload_id=upload_id,
+        reason=reason,
+    )
+    _ensure_retrier()
+
+
+def retry_pending_aborts() -> int:
+    """Try every recorded abort once now; how many are still pending."""
+    for item in pending_aborts():
+        client = _clients.get(item.settings_key) or client_for(json.loads(item.settings_key))
+        try:
+            with actors.blocking():
+                client.abort_multipart_upload(Bucket=item.bucket, Key=item.key, UploadId=item.upload_id)
+            done = True
+        except ClientError as exc:
+            done = s3_reason(exc)[1] == "NoSuchUpload"
+            item.reason = s3_reason(exc)
+        except BotoCoreError as exc:
+            done = False
+            item.reason = s3_reason(exc)
+        with _pending_lock:
+            if done:
+                _pending.pop(item.upload_id, None)
+                _log.info("s3 pending abort done", bucket=item.bucket, key=item.key, upload_id=item.upload_id)
+            else:
+                item.attempts += 1
+            if not _pending:
+                _pending_empty.set()
+    with _pending_lock:
+        return len(_pending)
+
+
+class AbortRetrier(actors.Process):
+    """Retries the recorded aborts every ``retry_interval`` seconds while any is left."""
+
+    def on_start(self) -> None:
+        self._timer = self.send_after("retry", _retry_interval)
+
+    def on_receive(self, message: Any) -> Any:
+        if message == "retry":
+            left = retry_pending_aborts()
+            self._timer = self.send_after("retry", _retry_interval) if left else None
+            return left
+        if message == "kick":
+            if self._timer is None:
+                self._timer = self.send_after("retry", _retry_interval)
+            return None
+        raise ValueError(f"AbortRetrier: unexpected message {message!r}")
+
+
+def _ensure_retrier() -> None:
+    """Start the retry supervisor if it is not running, or wake its retrier."""
+    with _retry_sup_lock:
+        sup = actors.whereis(RETRY_SUPERVISOR)
+        if sup is None:
+            spec = supervision.ChildSpec("abort_retrier", (AbortRetrier, (), {}), restart="permanent")
+            try:
+                supervision.Supervisor.start([spec], max_restarts=10, max_seconds=60.0, name=RETRY_SUPERVISOR)
+            except actors.NameTakenError:
+                pass
+            return
+    for _child_id, ref, _type in supervision.which_children(sup):
+        if ref is not None:
+            ref.tell("kick")
+
+
+# -- cleanup and shutdown -----------------------------------------------------------------
+
+
+def cleanup_stale(client: Any, bucket: str, prefix: str, older_than_seconds: float) -> list[dict]:
+    """Abort the multipart uploads under *prefix* started more than *older_than_seconds*
+    ago (what a crashed process left). Returns ``{"key", "upload_id", "initiated",
+    "aborted", "reason"}`` for each one found."""
+    cutoff = time.time() - older_than_seconds
+    found = []
+    paginator = client.get_paginator("list_multipart_uploads")
+    for page in paginator.paginate(Bucket=bucket, Prefix=prefix):
+        for upload in page.get("Uploads", []):
+            initiated = upload["Initiated"]
+            if initiated.timestamp() > cutoff:
+                continue
+            item = {"key": upload["Key"], "upload_id": upload["UploadId"], "initiated": initiated, "aborted": True, "reason": None}
+            try:
+                client.abort_multipart_upload(Bucket=bucket, Key=upload["Key"], UploadId=upload["UploadId"])
+            except ClientError as exc:
+                if s3_reason(exc)[1] != "NoSuchUpload":
+                    item.update(aborted=False, reason=s3_reason(exc))
+            _log.info("s3 stale upload", **{k: v for k, v in item.items() if k != "initiated"})
+            found.append(item)
+    return found
+
+
+def shutdown(timeout: float = 10.0) -> None:
+    """Stop what this module started: the retry supervisor, the I/O threads and
+    the clients' connections. Aborts still pending stay recorded (and are
+    logged); the next failed abort or :func:`retry_pending_aborts` takes them up."""
+    sup = actors.whereis(RETRY_SUPERVISOR)
+    if sup is not None:
+        sup.stop()
+        actors.await_exit(sup, timeout)
+    _pool.join(timeout)
+    with _clients_lock:
+        clients = list(_clients.values())
+        _clients.clear()
+        _bucket_checks.clear()
+    for client in clients:
+        client.close()
+    left = pending_aborts()
+    if left:
+        _log.warning("s3 aborts still pending at shutdown", uploads=[(p.bucket, p.key, p.upload_id) for p in left])
