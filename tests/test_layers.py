@@ -20,8 +20,8 @@ ROOT = Path(__file__).resolve().parent.parent
 
 LAYERS: tuple[tuple[str, ...], ...] = (
     ("actors",),
-    ("writers",),
     ("supervision",),
+    ("writers",),  # the S3 writer keeps its abort retrier under a supervisor
     ("uploads",),
     ("server",),
     ("client",),  # the client speaks the server's codec (server.protocol), nothing else of it

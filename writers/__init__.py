@@ -57,12 +57,3 @@ __all__ = [
     "oserror_reason",
 ]
 
-
-def __getattr__(name: str):
-    """``S3Writer`` on first use: importing ``writers`` needs neither boto3 (the
-    ``s3`` extra) nor the actor runtime."""
-    if name == "S3Writer":
-        from .s3 import S3Writer
-
-        return S3Writer
-    raise AttributeError(f"module 'writers' has no attribute {name!r}")

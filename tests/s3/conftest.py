@@ -9,16 +9,37 @@ from __future__ import annotations
 
 import shutil
 import tempfile
+import threading
+import time
 import uuid
 from dataclasses import dataclass
 from typing import Any
 
+import botocore.exceptions
 import pytest
 
+import writers.s3
 from tests.objectstore.swift_store import SwiftError, SwiftStore
 
 BUCKET = "liveupload-tests"
 MiB = 1024 * 1024
+
+
+def _create_bucket(client: Any, name: str, timeout: float) -> None:
+    """Create the bucket; a store that answers ListBuckets may still be starting
+    its container server under load (503 "reduce your request rate"): retry
+    that, with a deadline, and nothing else."""
+    deadline = time.monotonic() + timeout
+    pause = threading.Event()
+    while True:
+        try:
+            client.create_bucket(Bucket=name)
+            return
+        except botocore.exceptions.ClientError as exc:
+            code = exc.response.get("Error", {}).get("Code")
+            if code != "ServiceUnavailable" or time.monotonic() > deadline:
+                raise
+        pause.wait(0.5)  # the store said it is busy: back off before asking again
 
 
 @pytest.fixture(scope="session")
@@ -30,10 +51,8 @@ def swift() -> SwiftStore:
             store.start()
         except SwiftError as exc:
             pytest.fail(f"cannot run the S3 tests' store: {exc}", pytrace=False)
-        import writers.s3
-
         client = writers.s3.client_for(store.client_settings())
-        client.create_bucket(Bucket=BUCKET)
+        _create_bucket(client, BUCKET, timeout=60.0)
         writers.s3.shutdown()
         yield store
     finally:
@@ -55,8 +74,6 @@ class S3:
 
     @property
     def client(self) -> Any:
-        import writers.s3
-
         return writers.s3.client_for(self.settings())
 
     def objects(self) -> dict[str, int]:
@@ -75,8 +92,6 @@ class S3:
 def s3(swift: SwiftStore):
     """A prefix of the test's own; afterwards the module's threads, processes and
     connections are shut down (the leak check runs after this)."""
-    import writers.s3
-
     writers.s3.configure(retry_interval=0.2)
     yield S3(swift=swift, bucket=BUCKET, prefix=f"t-{uuid.uuid4().hex[:12]}")
     writers.s3.shutdown()
