@@ -14,6 +14,8 @@ from typing import Any, Literal
 from writers import WriterFactory, default_writer_factory
 
 __all__ = [
+    "MAX_ENTRY_ERRORS",
+    "MAX_REFUSED_ENTRIES",
     "ClientError",
     "EntryError",
     "UploadConfig",
@@ -26,6 +28,13 @@ EntryError = Any
 ``("writer_failure", reason)`` or ``("channel_crash", reason)``."""
 
 MaxEntriesMode = Literal["selected", "total"]
+
+#: Entries kept beyond ``max_entries``, shown with ``too_many_files`` so the
+#: user can cancel some; the rest of an over-long announcement is not kept.
+MAX_REFUSED_ENTRIES = 8
+
+#: Errors kept per entry (the latest); older ones are dropped.
+MAX_ENTRY_ERRORS = 8
 
 
 class ClientError(ValueError):

@@ -225,6 +225,7 @@ class UploadSession(Process):
                     "writer": writer,
                     "writer_opts": opts,
                     "chunk_timeout": config.chunk_timeout,
+                    "chunk_size": config.chunk_size,
                     # A writer that blocks gets a thread of its own (see UploadWriter.blocking).
                     "substrate": "thread" if writer.blocking else None,
                 },
