@@ -34,6 +34,7 @@ from .session_token import SECRET_ENV, PageSession, SessionSigner
 from .storage import SaveToDirectory
 from .transport import DEFAULT_MAX_MESSAGE_SIZE, TopicRegistry, Transport, max_message_size_for
 from .upload_topic import UploadTopicHandler
+from .uvicorn_log import quiet_client_errors
 
 __all__ = [
     "create_app",
@@ -157,6 +158,7 @@ def create_app(
     registry.register("lvu:", lambda channel: UploadTopicHandler(channel, live))
     for prefix, factory in (handlers or {}).items():
         registry.register(prefix, factory)
+    quiet_client_errors()  # a non-UTF-8 text frame: one warning, not uvicorn's traceback
     transport = Transport(registry, max_message_size=max_message_size, idle_timeout=idle_timeout)
 
     def default_renderer(page: PageSession) -> Rendered:
