@@ -10,6 +10,11 @@ Rendering happens on one listener thread (stdlib ``QueueHandler`` and
 dying, instead of spending a millisecond of GIL time formatting its
 traceback while its supervisor waits. ``stop_logging`` drains and stops it
 (also at interpreter exit).
+
+Every field is made safe to print before it is rendered (:func:`clip_fields`):
+control characters are escaped, so a client's string cannot drive the
+terminal, and long strings are cut (:func:`clip`), so a 60 KB topic costs a
+log line of a few hundred bytes. Tracebacks are rendered after, untouched.
 """
 
 from __future__ import annotations
@@ -18,15 +23,70 @@ import atexit
 import logging
 import logging.handlers
 import queue
+import re
 import sys
 from typing import Any, TextIO
 
 import structlog
 
-__all__ = ["configure_logging", "flush_logging", "output_handlers", "stop_logging"]
+__all__ = [
+    "CLIENT_FIELDS",
+    "CLIENT_FIELD_LIMIT",
+    "FIELD_LIMIT",
+    "clip",
+    "clip_fields",
+    "configure_logging",
+    "flush_logging",
+    "output_handlers",
+    "stop_logging",
+]
+
+#: Log fields that carry what a client sent (topics, event names, refs...).
+CLIENT_FIELDS = frozenset({
+    "topic", "event_name", "phx_event", "join_ref", "old_join_ref", "ref", "entry", "upload",
+    "config", "name", "path", "vsn", "peer", "origin", "host",
+})
+#: The longest string kept in a client field; :data:`FIELD_LIMIT` in any other.
+CLIENT_FIELD_LIMIT = 200
+FIELD_LIMIT = 2_000
+
+# C0 and C1 controls, DEL, and the bidirectional overrides that reorder a line.
+_UNSAFE = re.compile("[\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+_RENDERED_LATER = frozenset({"exc_info", "exception", "stack", "stack_info", "_record", "_from_structlog"})
 
 _HANDLER_NAME = "liveupload"
 _listener: logging.handlers.QueueListener | None = None
+
+
+def clip(text: str, limit: int = CLIENT_FIELD_LIMIT) -> str:
+    """``text`` safe to log or echo: cut to ``limit`` characters (with an
+    ellipsis and the original length) and control characters escaped
+    (``"\\x1b"``)."""
+    cut = text if len(text) <= limit else f"{text[:limit]}…({len(text)} chars)"
+    return _UNSAFE.sub(_escape, cut)
+
+
+def _escape(match: re.Match[str]) -> str:
+    code = ord(match.group())
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+
+
+def clip_fields(_logger: Any, _method: str, event_dict: Any) -> Any:
+    """A structlog processor: every string field :func:`clip`-ped (client
+    fields to :data:`CLIENT_FIELD_LIMIT`), and containers whose ``repr`` is
+    over :data:`FIELD_LIMIT` replaced by their clipped ``repr``."""
+    for key, value in event_dict.items():
+        if key in _RENDERED_LATER:
+            continue
+        if isinstance(value, str):
+            limit = CLIENT_FIELD_LIMIT if key in CLIENT_FIELDS else FIELD_LIMIT
+            if len(value) > limit or _UNSAFE.search(value):
+                event_dict[key] = clip(value, limit)
+        elif isinstance(value, (list, tuple, dict, set, bytes)):
+            text = repr(value)
+            if len(text) > FIELD_LIMIT:
+                event_dict[key] = clip(text, FIELD_LIMIT)
+    return event_dict
 
 
 def _capture_exc_info(_logger: Any, _method: str, event_dict: Any) -> Any:
@@ -54,6 +114,7 @@ def configure_logging(level: str | int = "info", *, json: bool = False, stream: 
         structlog.stdlib.add_log_level,
         structlog.stdlib.add_logger_name,
         structlog.processors.TimeStamper(fmt="iso"),
+        clip_fields,
     ]
     structlog.configure(
         processors=[*shared, _capture_exc_info, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],

@@ -27,6 +27,7 @@ from starlette.requests import Request
 from starlette.responses import FileResponse, HTMLResponse, PlainTextResponse, Response
 from starlette.routing import Route, WebSocketRoute
 
+from .budgets import DEFAULT_MAX_PAGES_PER_SOCKET, SocketBudgets
 from .graceful import GracefulServer
 from .liveview import ConsumeHook, LiveContext, LiveViewHandler, normalise_upload_configs
 from .page import Rendered, page_html, render_upload_page
@@ -34,6 +35,7 @@ from .session_token import SECRET_ENV, PageSession, SessionSigner
 from .storage import SaveToDirectory
 from .transport import DEFAULT_MAX_MESSAGE_SIZE, TopicRegistry, Transport, max_message_size_for
 from .upload_topic import UploadTopicHandler
+from .uvicorn_log import quiet_client_errors
 
 __all__ = [
     "create_app",
@@ -100,6 +102,8 @@ def create_app(
     idle_timeout: float | None = 60.0,
     token_max_age: float = 3600.0,
     stop_timeout: float = 10.0,
+    max_pages_per_socket: int = DEFAULT_MAX_PAGES_PER_SOCKET,
+    max_topics_per_socket: int | None = None,
     title: str = "liveupload",
     debug: bool = False,
 ) -> Starlette:
@@ -127,6 +131,10 @@ def create_app(
       they are buffered.
     * ``token_max_age``: seconds an entry token stays valid; ``stop_timeout``:
       how long a leaving page waits for its session to stop.
+    * ``max_pages_per_socket`` / ``max_topics_per_socket``: pages, and topics
+      of both kinds, one socket may have joined at once (default 10 pages, and
+      room for each to upload all its configs allow); past them a join gets
+      ``too_many_pages`` / ``too_many_topics`` (see :mod:`server.budgets`).
 
     ``app.state`` carries ``signer``, ``registry``, ``transport``, ``live``
     (the :class:`~server.liveview.LiveContext`), ``node_modules``,
@@ -151,12 +159,14 @@ def create_app(
         liveview_version=version,
         token_max_age=token_max_age,
         stop_timeout=stop_timeout,
+        budgets=SocketBudgets.for_configs(configs, max_pages=max_pages_per_socket, max_topics=max_topics_per_socket),
     )
     registry = registry if registry is not None else TopicRegistry()
     registry.register("lv:", lambda channel: LiveViewHandler(channel, live))
     registry.register("lvu:", lambda channel: UploadTopicHandler(channel, live))
     for prefix, factory in (handlers or {}).items():
         registry.register(prefix, factory)
+    quiet_client_errors()  # a non-UTF-8 text frame: one warning, not uvicorn's traceback
     transport = Transport(registry, max_message_size=max_message_size, idle_timeout=idle_timeout)
 
     def default_renderer(page: PageSession) -> Rendered:

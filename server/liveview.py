@@ -45,6 +45,7 @@ from actors import ProcessRef
 from actors.bridge import exit_future
 from uploads import UploadConfig, UploadSession, validate_accept
 
+from .budgets import Slot, SocketBudgets
 from .client_input import (
     BadInput,
     Cancel,
@@ -111,6 +112,8 @@ class LiveContext:
     token_max_age: float = 3600.0
     stop_timeout: float = 10.0
     events: PageEvents = field(default_factory=PageEvents)
+    #: Pages and topics each socket may have joined at once.
+    budgets: SocketBudgets = field(default_factory=SocketBudgets)
     #: live session ref -> its handler; how an ``lvu:`` join finds its page.
     sessions: dict[ProcessRef, "LiveViewHandler"] = field(default_factory=dict)
 
@@ -132,11 +135,27 @@ class LiveViewHandler(TopicHandler):
         self._render_task: asyncio.Task | None = None
         self._render_again = False
         self._session_down: asyncio.Future | None = None
+        self._slot = Slot(context.budgets, channel.connection, page=True)
         self._log = log.bind(topic=channel.topic, join_ref=channel.join_ref)
 
     # -------------------------------------------------------------- joining
 
     async def join(self, payload: dict) -> Reply:
+        """Within the socket's budgets (else ``too_many_pages`` /
+        ``too_many_topics``, and nothing is started), join the page."""
+        refusal = self._slot.take()
+        if refusal is not None:
+            return over_budget(self._log, "lv.budget_exceeded", refusal, self.context.budgets)
+        try:
+            reply = await self._join(payload)
+        except BaseException:
+            self._slot.give_back()
+            raise
+        if reply[0] != "ok":
+            self._slot.give_back()
+        return reply
+
+    async def _join(self, payload: dict) -> Reply:
         try:
             self.context.signer.verify_join(self.channel.topic, payload)
         except InvalidSession as exc:
@@ -342,6 +361,7 @@ class LiveViewHandler(TopicHandler):
             self.channel.crash()
 
     async def leave(self, reason: str) -> None:
+        self._slot.give_back()
         self._closing = True
         if self.session is not None:
             self.context.sessions.pop(self.session, None)
@@ -375,6 +395,13 @@ class LiveViewHandler(TopicHandler):
 
 
 # ---------------------------------------------------------------- helpers
+
+
+def over_budget(logger: Any, event: str, refusal: str, budgets: SocketBudgets) -> Reply:
+    """The join's answer past a socket budget, with its one log line."""
+    budget = "pages" if refusal == "too_many_pages" else "topics"
+    logger.warning(event, budget=budget, limit=budgets.limit(refusal))  # type: ignore[arg-type]
+    return "error", {"reason": refusal}
 
 
 def _is_error(result: Any) -> bool:

@@ -27,7 +27,8 @@ from actors import ProcessRef
 from actors.bridge import exit_future
 from uploads import CLIENT_LEFT, session_for_token
 
-from .liveview import LiveContext
+from .budgets import Slot
+from .liveview import LiveContext, over_budget
 from .transport import Channel, Reply, TopicHandler
 
 __all__ = ["UploadTopicHandler"]
@@ -47,9 +48,24 @@ class UploadTopicHandler(TopicHandler):
         self._leaving = False
         self._chunks = 0
         self._bytes = 0
+        self._slot = Slot(context.budgets, channel.connection, page=False)
         self._log = log.bind(topic=channel.topic, join_ref=channel.join_ref)
 
     async def join(self, payload: dict) -> Reply:
+        """Within the socket's topic budget (else ``too_many_topics``), join the upload."""
+        refusal = self._slot.take()
+        if refusal is not None:
+            return over_budget(self._log, "lvu.budget_exceeded", refusal, self.context.budgets)
+        try:
+            reply = await self._join(payload)
+        except BaseException:
+            self._slot.give_back()
+            raise
+        if reply[0] != "ok":
+            self._slot.give_back()
+        return reply
+
+    async def _join(self, payload: dict) -> Reply:
         session = session_for_token(payload.get("token"))
         live = self.context.sessions.get(session) if session is not None else None
         if session is None or live is None:
@@ -103,6 +119,7 @@ class UploadTopicHandler(TopicHandler):
             self.channel.crash()
 
     async def leave(self, reason: str) -> None:
+        self._slot.give_back()
         self._leaving = True
         if self.upload is not None:
             actors.exit(self.upload, CLIENT_LEFT)

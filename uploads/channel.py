@@ -17,7 +17,7 @@ What it tells its owner, which must know (before the channel exits, if it does):
 
 - ``("upload_done", ref)``: every byte arrived and the writer closed ``"done"``
 - ``("writer_error", ref, reason)``: ``init``, ``write_chunk`` or ``close("done")`` failed
-- ``("upload_error", ref, "file_size_limit_exceeded" | "timeout")``
+- ``("upload_error", ref, "file_size_limit_exceeded" | "chunk_too_large" | "timeout")``
 - ``("cancelled", ref)``: cancelled, or shut down, before it was consumed
 
 Every exit is one ``stop_*`` function below, with a clean ``("shutdown", why)``
@@ -51,7 +51,7 @@ Reply = Union[Literal["ok"], tuple[Literal["error"], Any]]
 ChunkReply = Union[Literal["ok"], tuple[Literal["error"], dict[str, Any]]]
 """A chunk's reply, sent as is to the client: ``{"reason": ...}`` on error."""
 
-UploadError = Literal["file_size_limit_exceeded", "timeout"]
+UploadError = Literal["file_size_limit_exceeded", "chunk_too_large", "timeout"]
 
 OwnerNews = Union[
     tuple[Literal["upload_done"], str],
@@ -80,6 +80,7 @@ class UploadChannel(Process):
         writer: UploadWriter,
         writer_opts: Any,
         chunk_timeout: float,
+        chunk_size: int | None = None,
     ) -> None:
         super().__init__()
         self.owner = owner
@@ -88,6 +89,7 @@ class UploadChannel(Process):
         self.writer = writer
         self.writer_opts = writer_opts
         self.chunk_timeout = chunk_timeout
+        self.chunk_size = chunk_size  # None: no bound but the socket's
         self.writer_state: Any = None
         self.joined = False  # writer.init succeeded
         self.writer_closed = False
@@ -145,10 +147,18 @@ class UploadChannel(Process):
         raise ValueError(f"upload channel {self.entry_ref}: writer.init returned neither ok nor error")
 
     def handle_chunk(self, data: bytes) -> ChunkReply:
-        """Write one chunk; the last expected byte closes the writer ``"done"``."""
+        """Write one chunk; the last expected byte closes the writer ``"done"``.
+
+        A chunk over ``chunk_size`` (LiveView's client never sends one) ends
+        the upload. An empty chunk is not progress: it does not put off the
+        chunk timeout (only an empty file's one chunk completes something).
+        """
         if not self.joined:
             return self.file_size_limit_error()  # no writer yet: refused, nothing to stop
-        self._last_activity = time.monotonic()
+        if self.chunk_size is not None and len(data) > self.chunk_size:
+            return self.stop_chunk_too_large(len(data))
+        if data:
+            self._last_activity = time.monotonic()
         if self.done or self.uploaded + len(data) > self.size:
             return self.stop_file_size_limit_exceeded()
         match self.writer.write_chunk(data, self.writer_state):
@@ -258,6 +268,16 @@ class UploadChannel(Process):
         self.tell_owner(("upload_error", self.entry_ref, "file_size_limit_exceeded"))
         self.exit(("shutdown", "file_size_limit_exceeded"))
         return self.file_size_limit_error()
+
+    def stop_chunk_too_large(self, size: int) -> ChunkReply:
+        """A chunk over ``chunk_size``: refuse it, cancel the writer (unless it
+        closed ``"done"`` already), stop; the upload is lost."""
+        log.warning("upload_chunk_too_large", entry=self.entry_ref, size=size, limit=self.chunk_size)
+        if self.joined and not self.writer_closed:
+            self.close_writer("cancel")
+        self.tell_owner(("upload_error", self.entry_ref, "chunk_too_large"))
+        self.exit(("shutdown", "chunk_too_large"))
+        return ("error", {"reason": "chunk_too_large", "limit": self.chunk_size})
 
     def stop_timeout(self) -> None:
         self.tell_owner(("upload_error", self.entry_ref, "timeout"))

@@ -7,6 +7,7 @@ Plain data owned by one ``UploadSession``; nothing here is a process.
 from __future__ import annotations
 
 import mimetypes
+import secrets
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -14,6 +15,8 @@ from typing import Any, Literal
 from writers import WriterFactory, default_writer_factory
 
 __all__ = [
+    "MAX_ENTRY_ERRORS",
+    "MAX_REFUSED_ENTRIES",
     "ClientError",
     "EntryError",
     "UploadConfig",
@@ -26,6 +29,13 @@ EntryError = Any
 ``("writer_failure", reason)`` or ``("channel_crash", reason)``."""
 
 MaxEntriesMode = Literal["selected", "total"]
+
+#: Entries kept beyond ``max_entries``, shown with ``too_many_files`` so the
+#: user can cancel some; the rest of an over-long announcement is not kept.
+MAX_REFUSED_ENTRIES = 8
+
+#: Errors kept per entry (the latest); older ones are dropped.
+MAX_ENTRY_ERRORS = 8
 
 
 class ClientError(ValueError):
@@ -87,6 +97,9 @@ class UploadEntry:
     errors: list[EntryError] = field(default_factory=list)
     channel: Any = None
     monitor: Any = None
+    #: Random, minted when the entry is announced: its tokens name it, so a
+    #: later entry the client gives the same ``ref`` is another entry.
+    id: str = field(default_factory=lambda: secrets.token_urlsafe(12))
 
     @property
     def valid(self) -> bool:
@@ -98,8 +111,10 @@ class UploadEntry:
         return bool(self.errors) or self.cancelled
 
     def add_error(self, error: EntryError) -> None:
+        """Record ``error`` once; past ``MAX_ENTRY_ERRORS`` the oldest goes."""
         if error not in self.errors:
             self.errors.append(error)
+            del self.errors[:-MAX_ENTRY_ERRORS]
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -185,15 +200,32 @@ class UploadConfig:
             "chunk_timeout": int(self.chunk_timeout * 1000),
         }
 
-    def put_entries(self, announced: Any) -> None:
-        """Track the client's entries (known refs are kept) and validate them all."""
+    def put_entries(self, announced: Any) -> int:
+        """Track the client's entries (known refs are kept) and validate them all.
+
+        At most ``max_entries + MAX_REFUSED_ENTRIES`` entries are kept: the
+        ones over ``max_entries`` show ``too_many_files`` (so the user can
+        cancel some, as in Phoenix); the rest of the announcement is dropped,
+        so what a client announces never grows the session past that.
+        Returns how many new entries were not kept.
+        """
         if not isinstance(announced, list) or not all(isinstance(f, Mapping) for f in announced):
-            raise ClientError(f"entries must be a list of objects, got {announced!r}")
+            raise ClientError(f"entries must be a list of objects, got {type(announced).__name__}")
         new = [UploadEntry.from_client(self.name, fields) for fields in announced]
+        known = {entry.ref for entry in self.entries}
+        room = self.max_entries + MAX_REFUSED_ENTRIES - len(self.entries)
+        dropped = 0
         for entry in new:
-            if self.entry(entry.ref) is None:
-                self.entries.append(entry)
+            if entry.ref in known:
+                continue
+            if room <= 0:
+                dropped += 1
+                continue
+            self.entries.append(entry)
+            known.add(entry.ref)
+            room -= 1
         self.validate()
+        return dropped
 
     def validate(self) -> None:
         """Recompute validation errors: size, type, and the number of entries."""

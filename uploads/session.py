@@ -150,7 +150,7 @@ class UploadSession(Process):
         validate them; returns the config with the entries' errors."""
         config = self._config(name)
         self._replace_sole_entry(config, entries)
-        config.put_entries(entries)
+        self._put_entries(config, entries)
         self._changed()
         return config.to_dict()
 
@@ -168,6 +168,12 @@ class UploadSession(Process):
         if new.ref != old.ref:
             self.cancel_upload(config.name, old.ref)
 
+    def _put_entries(self, config: UploadConfig, entries: Any) -> None:
+        dropped = config.put_entries(entries)
+        if dropped:
+            log.warning("upload_entries_refused", upload=config.name, dropped=dropped,
+                        kept=len(config.entries), max_entries=config.max_entries)
+
     @client_input
     def preflight(self, name: str, entries: list[Mapping[str, Any]]) -> dict[str, Any]:
         """The client's ``allow_upload`` request: validate the announced entries and
@@ -179,7 +185,7 @@ class UploadSession(Process):
         """
         config = self._config(name)
         self._replace_sole_entry(config, entries)
-        config.put_entries(entries)
+        self._put_entries(config, entries)
         self._changed()
         announced = {str(fields["ref"]) for fields in entries}  # validated by put_entries
         if config.errors:
@@ -188,7 +194,7 @@ class UploadSession(Process):
         for entry in config.entries:
             if entry.ref in announced:
                 entry.preflighted = True
-                tokens[entry.ref] = self.tokens.sign(config.ref, entry.ref)
+                tokens[entry.ref] = self.tokens.sign(config.ref, entry.ref, entry.id)
         return {"ref": config.ref, "config": config.client_config(), "entries": tokens, "errors": {}}
 
     def join(self, token: Any) -> Any:
@@ -202,7 +208,7 @@ class UploadSession(Process):
             return _join_error("invalid_token")
         config = self._config_by_ref(claim.config_ref)
         entry = config.entry(claim.entry_ref) if config is not None else None
-        if config is None or entry is None or entry.failed:
+        if config is None or entry is None or entry.id != claim.entry_id or entry.failed:
             return _join_error("disallowed")
         if entry.channel is not None or entry.done:
             return _join_error("already_registered")
@@ -225,6 +231,7 @@ class UploadSession(Process):
                     "writer": writer,
                     "writer_opts": opts,
                     "chunk_timeout": config.chunk_timeout,
+                    "chunk_size": config.chunk_size,
                     # A writer that blocks gets a thread of its own (see UploadWriter.blocking).
                     "substrate": "thread" if writer.blocking else None,
                 },
@@ -326,7 +333,14 @@ class UploadSession(Process):
         done, running = self.uploaded_entries(name)
         if running:
             raise RuntimeError("cannot consume uploaded files when entries are still in progress")
-        return [self._consume(config, config.entry(e["ref"]), fn) for e in done]
+        results = []
+        for item in done:
+            entry = config.entry(item["ref"])
+            try:
+                results.append(self._consume(config, entry, fn))
+            except ChannelGone:
+                pass  # a late chunk or a kill ended it meanwhile: its news marks the entry
+        return results
 
     def consume_uploaded_entry(self, name: str, entry_ref: str, fn: Callable[..., Any]) -> Any:
         """Consume one entry; raises if it is still in progress."""
@@ -339,10 +353,19 @@ class UploadSession(Process):
         return self._consume(config, entry, fn)
 
     def _consume(self, config: UploadConfig, entry: UploadEntry | None, fn: Callable[..., Any]) -> Any:
+        """Consume one completed entry; raises :class:`ChannelGone` (a
+        ``RuntimeError``) if its channel ended before it could be consumed."""
         assert entry is not None
         if entry.channel is None:
-            raise RuntimeError(f"upload entry {entry.ref} has no channel left to consume from")
-        match entry.channel.ask("consume_start"):
+            raise ChannelGone(f"upload entry {entry.ref} has no channel left to consume from")
+        try:
+            started = entry.channel.ask("consume_start")
+        except ActorDeadError:
+            # Ended after it completed (a late chunk from the client, a kill): its
+            # news or Down is still in our mailbox and will mark the entry.
+            log.warning("upload_consume_channel_gone", entry=entry.ref)
+            raise ChannelGone(f"upload entry {entry.ref} ended before it was consumed") from None
+        match started:
             case ("ok", meta):
                 pass
             case _:
@@ -478,6 +501,10 @@ class UploadSession(Process):
                 self.on_change()
             except Exception:  # noqa: BLE001 - a listener's bug must not end the session
                 log.exception("upload_session_listener_failed")
+
+
+class ChannelGone(RuntimeError):
+    """A completed entry's channel ended before it could be consumed."""
 
 
 def _join_error(reason: str) -> tuple[str, dict[str, str]]:

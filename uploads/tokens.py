@@ -4,7 +4,9 @@
 a salt; the salt names the use (entry tokens, a page's session, its static
 token), so a token signed for one use never verifies for another.
 :class:`EntryTokens` signs the token an ``lvu:`` join presents: the session
-id in clear, to route the join, then the signed ``[config ref, entry ref]``.
+id in clear, to route the join, then the signed ``[config ref, entry ref,
+entry id]``: the entry id is random, minted when the entry is announced, so
+a token names that one entry, never a later one the client gives the same ref.
 """
 
 from __future__ import annotations
@@ -64,6 +66,7 @@ class EntryClaim:
 
     config_ref: str
     entry_ref: str
+    entry_id: str
 
 
 class EntryTokens:
@@ -77,8 +80,8 @@ class EntryTokens:
         self.session_id = session_id
         self._signer = Signer(secrets.token_bytes(32), ENTRY_SALT, max_age=max_age)
 
-    def sign(self, config_ref: str, entry_ref: str) -> str:
-        return f"{self.session_id}.{self._signer.sign([config_ref, entry_ref])}"
+    def sign(self, config_ref: str, entry_ref: str, entry_id: str) -> str:
+        return f"{self.session_id}.{self._signer.sign([config_ref, entry_ref, entry_id])}"
 
     def verify(self, token: Any) -> EntryClaim | None:
         """The claim of a valid token of this session, else ``None``."""
@@ -88,9 +91,9 @@ class EntryTokens:
             payload = self._signer.verify(token.partition(".")[2])
         except InvalidToken:
             return None
-        if not (isinstance(payload, list) and len(payload) == 2 and all(isinstance(p, str) for p in payload)):
+        if not (isinstance(payload, list) and len(payload) == 3 and all(isinstance(p, str) for p in payload)):
             return None
-        return EntryClaim(payload[0], payload[1])
+        return EntryClaim(payload[0], payload[1], payload[2])
 
 
 def session_id_of(token: Any) -> str | None:
