@@ -211,7 +211,7 @@ class Process(ThreadingActor):
 
     # -- hooks ----------------------------------------------------------------
 
-    def on_kill(self) -> None:  # noqa: B027 - optional hook
+    def on_kill(self) -> None:  # an optional hook: empty by default
         """Release what the process holds outside itself after a kill.
 
         A kill runs no ``terminate`` (BEAM frees a killed process's resources
@@ -221,7 +221,7 @@ class Process(ThreadingActor):
         is using until it returns. An exception here is logged, not raised.
         """
 
-    def terminate(self, reason: ExitReason) -> None:  # noqa: B027 - optional hook
+    def terminate(self, reason: ExitReason) -> None:  # an optional hook: empty by default
         """Clean up as the process exits with ``reason``, in its own context.
 
         Called on every exit except a kill: normal stop, exit signal, crash
@@ -527,7 +527,7 @@ def serve_timers(send_after: Callable[[ProcessRef, Any, float], Any]) -> None:
     _send_after = send_after
 
 
-def exit(ref: ActorRef[Any], reason: ExitReason) -> None:  # noqa: A001 - BEAM's name
+def exit(ref: ActorRef[Any], reason: ExitReason) -> None:  # shadows the builtin: BEAM's name
     """Send an exit signal with ``reason`` to the process ``ref``.
 
     ``"kill"`` cannot be trapped and ends the process with ``"killed"`` at once.

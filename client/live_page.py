@@ -39,7 +39,7 @@ class LivePage:
         socket.listeners[topic] = self._on_push
 
     @classmethod
-    async def open(cls, url: str, *, timeout: float = 30.0) -> "LivePage":
+    async def open(cls, url: str, *, timeout: float = 30.0) -> LivePage:
         """Fetch the page at ``url`` and join its LiveView."""
         try:
             html = await asyncio.to_thread(_fetch, url, timeout)

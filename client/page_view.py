@@ -167,9 +167,7 @@ class _Reader(HTMLParser):
             self._end_text()
         elif tag == "li":
             self._entry = None
-        elif tag == "span" and self._text_into == "error":
-            self._end_text()
-        elif tag == "p" and self._text_into == "notice":
+        elif (tag == "span" and self._text_into == "error") or (tag == "p" and self._text_into == "notice"):
             self._end_text()
 
     def handle_data(self, data: str) -> None:

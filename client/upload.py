@@ -30,9 +30,10 @@ import asyncio
 import itertools
 import mimetypes
 import os
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import structlog
 

@@ -35,8 +35,9 @@ stopped, and with it every upload channel, each closing its writer with
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping
+from typing import Any
 
 import structlog
 
@@ -112,7 +113,7 @@ class LiveContext:
     stop_timeout: float = 10.0
     events: PageEvents = field(default_factory=PageEvents)
     #: live session ref -> its handler; how an ``lvu:`` join finds its page.
-    sessions: dict[ProcessRef, "LiveViewHandler"] = field(default_factory=dict)
+    sessions: dict[ProcessRef, LiveViewHandler] = field(default_factory=dict)
 
 
 class LiveViewHandler(TopicHandler):

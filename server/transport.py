@@ -29,8 +29,9 @@ import abc
 import asyncio
 import concurrent.futures
 import secrets
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping, Union
+from typing import Any
 
 import structlog
 from starlette.websockets import WebSocket
@@ -56,7 +57,7 @@ log = structlog.get_logger("liveupload.server")
 
 #: ``(status, response)``: status ``"ok"`` or ``"error"``; response a dict
 #: (a JSON reply) or bytes (a binary reply, kind 1).
-Reply = tuple[str, Union[dict, bytes]]
+Reply = tuple[str, dict | bytes]
 
 UNMATCHED_TOPIC = {"reason": "unmatched topic"}
 #: Why a handler's ``leave`` was called.
@@ -89,7 +90,7 @@ class TopicHandler(abc.ABC):
     actors through the asyncio bridge instead).
     """
 
-    def __init__(self, channel: "Channel") -> None:
+    def __init__(self, channel: Channel) -> None:
         self.channel = channel
 
     @abc.abstractmethod
@@ -161,7 +162,7 @@ class Channel:
     and returns a ``concurrent.futures.Future``.
     """
 
-    def __init__(self, connection: "Connection", topic: str, join_ref: str | None) -> None:
+    def __init__(self, connection: Connection, topic: str, join_ref: str | None) -> None:
         self.connection = connection
         self.topic = topic
         self.join_ref = join_ref
@@ -259,7 +260,7 @@ def _check_reply(result: Any) -> tuple[str, dict | bytes]:
 class Connection:
     """One WebSocket speaking Phoenix Channels; see the module docstring."""
 
-    def __init__(self, transport: "Transport", websocket: WebSocket) -> None:
+    def __init__(self, transport: Transport, websocket: WebSocket) -> None:
         self.transport = transport
         self.websocket = websocket
         self.id = secrets.token_hex(4)

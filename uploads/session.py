@@ -208,7 +208,7 @@ class UploadSession(Process):
             return _join_error("already_registered")
         try:
             writer, opts = instantiate(config.writer(config.name, entry.to_dict(), self.actor_ref))
-        except Exception as exc:  # noqa: BLE001 - the application's factory failed this entry only
+        except Exception as exc:  # the application's factory failed this entry only (logged)
             log.error("upload_writer_factory_failed", entry=entry.ref, reason=repr(exc), exc_info=exc)
             entry.add_error(("writer_failure", repr(exc)))
             self._changed()
@@ -476,7 +476,7 @@ class UploadSession(Process):
         if self.on_change is not None:
             try:
                 self.on_change()
-            except Exception:  # noqa: BLE001 - a listener's bug must not end the session
+            except Exception:  # a listener's bug must not end the session (logged)
                 log.exception("upload_session_listener_failed")
 
 

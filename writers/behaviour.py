@@ -29,7 +29,8 @@ opts)`` where *writer* is an :class:`UploadWriter` subclass or instance; see
 from __future__ import annotations
 
 import abc
-from typing import Any, Callable, Literal, Union
+from collections.abc import Callable
+from typing import Any, Literal, Union
 
 __all__ = [
     "UploadWriter",
@@ -133,7 +134,7 @@ class UploadWriter(abc.ABC):
 
 #: ``(writer, opts)``: a writer class (instantiated with no arguments) or
 #: instance, and the options given to its ``init``.
-WriterSpec = tuple[Union[type[UploadWriter], UploadWriter], Any]
+WriterSpec = tuple[type[UploadWriter] | UploadWriter, Any]
 #: ``(name, entry, session) -> (writer, opts)``, as ``allow_upload``'s ``writer:``.
 WriterFactory = Callable[[str, Any, Any], WriterSpec]
 

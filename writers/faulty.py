@@ -41,7 +41,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Optional
+from typing import Any
 
 from .behaviour import CloseReason, CloseResult, InitResult, WriteResult
 from .memory import MemoryState, MemoryWriter
@@ -62,7 +62,7 @@ class FaultInjected(RuntimeError):
 class FaultConfig:
     """Validated options of one :class:`FaultyWriter` upload."""
 
-    fault: Optional[str] = None
+    fault: str | None = None
     at_chunk: int = 1
     close_on: str = "done"
     stall_seconds: float = 1.0

@@ -242,7 +242,7 @@ class Scheduler:
                     continue
                 try:
                     self._run(worker, mailbox)
-                except BaseException:  # noqa: BLE001 - a runtime bug; keep the worker alive
+                except BaseException:  # a runtime bug: keep the worker alive (logged)
                     log.exception("scheduler_worker_error")
         finally:
             self._retire(worker)

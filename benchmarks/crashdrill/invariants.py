@@ -66,7 +66,7 @@ from __future__ import annotations
 import hashlib
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Any, Optional
+from typing import Any
 
 from benchmarks.crashdrill.plan import UploadSpec
 from benchmarks.crashdrill.run import INJECTED, RunResult, UploadRecord
@@ -90,7 +90,7 @@ class Violation:
     invariant: str
     subject: str
     detail: str
-    entry: Optional[str] = None
+    entry: str | None = None
     """The planned upload it is about (``UploadSpec.describe()``), if any."""
 
     def line(self) -> str:
@@ -99,7 +99,7 @@ class Violation:
 
 @dataclass(frozen=True)
 class Fate:
-    exit: Optional[str]
+    exit: str | None
     closes: tuple
     releases: int
     entry: Any
@@ -160,7 +160,7 @@ WRITER_ERROR_REPLY = ("error", {"reason": "writer_error"})
 DEAD = ("raised", "ActorDeadError")
 
 
-def client_view_problem(record: UploadRecord) -> Optional[str]:
+def client_view_problem(record: UploadRecord) -> str | None:
     """What is wrong with what the client saw, for an upload whose session lived."""
     spec, replies, at = record.spec, record.replies, record.spec.at_chunk
     ok = lambda n: ["ok"] * n  # noqa: E731
@@ -171,7 +171,7 @@ def client_view_problem(record: UploadRecord) -> Optional[str]:
         expected_join = "ok"
     if record.join != expected_join:
         return f"join answered {record.join!r}, expected {expected_join!r}"
-    expected: Optional[list] = None
+    expected: list | None = None
     if fault is None:
         expected = ok(spec.chunks)
     elif fault == "raise":

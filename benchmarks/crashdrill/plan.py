@@ -42,7 +42,6 @@ import math
 import random
 from collections import Counter
 from dataclasses import dataclass
-from typing import Optional
 
 __all__ = [
     "CHANNEL_KILLS",
@@ -135,9 +134,9 @@ class UploadSpec:
     size: int
     chunks: int
     writer: str  # "memory" (FaultyWriter) or "tmpfile" (a journaled TmpFileWriter)
-    fault: Optional[str]
+    fault: str | None
     at_chunk: int
-    via: Optional[str]  # cancels: "session" or "channel"
+    via: str | None  # cancels: "session" or "channel"
     content_seed: int
 
     @property
@@ -269,7 +268,7 @@ def make_plan(seed: int, uploads: int, config: DrillConfig | None = None) -> Pla
     groups = tuple(tuple(per_session[i : i + spg]) for i in range(0, n_sessions, spg))
 
     faulted = round(uploads * config.fault_share)
-    kinds: list[Optional[str]] = list(rng.sample(UPLOAD_FAULTS, min(faulted, len(UPLOAD_FAULTS))))
+    kinds: list[str | None] = list(rng.sample(UPLOAD_FAULTS, min(faulted, len(UPLOAD_FAULTS))))
     weights = [FAULT_WEIGHTS[f] for f in UPLOAD_FAULTS]
     kinds += rng.choices(UPLOAD_FAULTS, weights, k=max(0, faulted - len(kinds)))
     kinds += [None] * (uploads - len(kinds))
@@ -349,7 +348,7 @@ def _mid_upload_session(
     return s, last_round(s)
 
 
-def _upload(rng: random.Random, config: DrillConfig, index: int, group: int, session: int, fault: Optional[str]) -> UploadSpec:
+def _upload(rng: random.Random, config: DrillConfig, index: int, group: int, session: int, fault: str | None) -> UploadSpec:
     cs = config.chunk_size
     needs_two = fault in ("stall", "cancel", "cancel_close_error", "kill")
     chunks = rng.randint(2 if needs_two else 1, config.max_chunks)

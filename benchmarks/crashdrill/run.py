@@ -35,7 +35,7 @@ import traceback
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any, Optional
+from typing import Any
 
 import structlog
 from pykka import ActorDeadError, Timeout
@@ -226,20 +226,20 @@ class UploadRecord:
     stall_event: threading.Event = field(default_factory=threading.Event, repr=False)
     join: Any = None
     """``"ok"``, the join's error reply, or ``None`` if never attempted."""
-    channel: Optional[str] = None
-    channel_supervisor: Optional[str] = None
+    channel: str | None = None
+    channel_supervisor: str | None = None
     """``str(ref)`` of the supervisor that started the channel (its session's
     ``DynamicSupervisor``): the one whose ``supervisor_report`` names it."""
     replies: list[Any] = field(default_factory=list)
     acked: int = 0
-    action: Optional[str] = None
+    action: str | None = None
     """``"cancel"`` or ``"kill"`` once the client did it."""
     action_reply: Any = None
-    consumed: Optional[str] = None
+    consumed: str | None = None
     """sha256 of what the consumer read."""
-    exit: Optional[str] = None
+    exit: str | None = None
     """``classify_exit`` of the channel's exit reason, ``"alive"`` if it never exited, ``None`` if no channel."""
-    exit_repr: Optional[str] = None
+    exit_repr: str | None = None
     entry: Any = "unknown"
     """The session's entry at the end: ``"absent"``, ``"unknown"`` (its session died) or
     ``{"done", "cancelled", "errors"}``."""
@@ -256,14 +256,14 @@ class SessionRecord:
     index: int
     label: str
     died: bool = False
-    exit_repr: Optional[str] = None
-    lost: Optional[str] = None
+    exit_repr: str | None = None
+    lost: str | None = None
     """Where its client found it dead, if it did."""
-    driver_error: Optional[str] = None
-    fired_in_progress: Optional[tuple[str, ...]] = None
+    driver_error: str | None = None
+    fired_in_progress: tuple[str, ...] | None = None
     """For the session that fires its group's crashes: its uploads still in
     progress (started, more to send) when it fired; ``()`` if none were."""
-    fired_after_round: Optional[int] = None
+    fired_after_round: int | None = None
 
 
 @dataclass
@@ -287,10 +287,10 @@ class GroupRecord:
     label: str
     scenario: str
     escalated: bool = False
-    exit_repr: Optional[str] = None
-    end_label: Optional[str] = None
+    exit_repr: str | None = None
+    end_label: str | None = None
     end_alive: bool = False
-    end_sessions: dict[int, tuple[Optional[str], bool]] = field(default_factory=dict)
+    end_sessions: dict[int, tuple[str | None, bool]] = field(default_factory=dict)
     """Session index -> (its label at the end, alive)."""
     original_sessions: dict[int, str] = field(default_factory=dict)
 
@@ -305,7 +305,7 @@ class RunResult:
     crashes: list[CrashRecord]
     groups: list[GroupRecord]
     root_name: str
-    root_exit: Optional[str]
+    root_exit: str | None
     events: list[dict[str, Any]]
     leaks: dict[str, list[str]]
     labels: dict[str, str]
@@ -484,7 +484,7 @@ class Drill:
         for record in self.records:
             record.session_died = self._session(record.spec.group, record.spec.session).died
 
-    def stop_tree(self) -> Optional[str]:
+    def stop_tree(self) -> str | None:
         if self.root is None:
             return None
         actors.exit(self.root, "shutdown")

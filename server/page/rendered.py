@@ -8,8 +8,9 @@ strings, which the page's fragments build, pass as they are.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Any
 
 from markupsafe import escape
 
@@ -53,7 +54,7 @@ class Rendered:
         payload["s"] = list(self.statics)
         return payload
 
-    def diff(self, previous: "Rendered | None") -> dict[str, Any]:
+    def diff(self, previous: Rendered | None) -> dict[str, Any]:
         """The keys whose dynamics changed since ``previous``.
 
         With no previous render or different statics, the whole tree (with
