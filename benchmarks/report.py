@@ -32,7 +32,9 @@ def _cell(value: Any, spec: str) -> str:
     return str(value)
 
 
-def render_table(title: str, columns: Sequence[tuple[str, str, str]], rows: Iterable[dict[str, Any]], markdown: bool = False) -> str:
+def render_table(
+    title: str, columns: Sequence[tuple[str, str, str]], rows: Iterable[dict[str, Any]], markdown: bool = False
+) -> str:
     """A table with a title, numbers right-aligned; GitHub markdown if asked."""
     headers = [header for _, header, _ in columns]
     body = [[_cell(row.get(key), spec) for key, _, spec in columns] for row in rows]

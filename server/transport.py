@@ -364,7 +364,8 @@ class Connection:
             else:
                 size = len(data or b"")
             if size > limit:
-                self._log.warning("frame.too_large", size=size, limit=limit, kind="text" if text is not None else "binary")
+                kind = "text" if text is not None else "binary"
+                self._log.warning("frame.too_large", size=size, limit=limit, kind=kind)
                 await self.close(1009, "message too big")
                 return "disconnect"
             try:

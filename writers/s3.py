@@ -576,7 +576,8 @@ class S3Writer(UploadWriter):
             with actors.blocking():
                 state.client.delete_object(Bucket=state.bucket, Key=state.key)
         except (BotoCoreError, ClientError) as exc:
-            _log.error("s3 object with a bad etag not deleted", bucket=state.bucket, key=state.key, reason=s3_reason(exc))
+            reason = s3_reason(exc)
+            _log.error("s3 object with a bad etag not deleted", bucket=state.bucket, key=state.key, reason=reason)
 
     def _abort(self, state: S3State) -> None:
         """Drop queued parts, let sending ones finish, abort the multipart upload;
@@ -777,7 +778,13 @@ def cleanup_stale(client: Any, bucket: str, prefix: str, older_than_seconds: flo
             initiated = upload["Initiated"]
             if initiated.timestamp() > cutoff:
                 continue
-            item = {"key": upload["Key"], "upload_id": upload["UploadId"], "initiated": initiated, "aborted": True, "reason": None}
+            item = {
+                "key": upload["Key"],
+                "upload_id": upload["UploadId"],
+                "initiated": initiated,
+                "aborted": True,
+                "reason": None,
+            }
             try:
                 client.abort_multipart_upload(Bucket=bucket, Key=upload["Key"], UploadId=upload["UploadId"])
             except ClientError as exc:

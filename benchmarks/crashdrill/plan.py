@@ -315,12 +315,24 @@ def make_plan(seed: int, uploads: int, config: DrillConfig | None = None) -> Pla
             )
         )
 
-    plan = Plan(seed=seed, config=config, uploads=tuple(specs), groups=groups, scenarios=tuple(scenarios), events=tuple(events))
+    plan = Plan(
+        seed=seed,
+        config=config,
+        uploads=tuple(specs),
+        groups=groups,
+        scenarios=tuple(scenarios),
+        events=tuple(events),
+    )
     return plan
 
 
 def _mid_upload_session(
-    rng: random.Random, config: DrillConfig, specs: list[UploadSpec], groups: tuple[tuple[int, ...], ...], g: int, s: int
+    rng: random.Random,
+    config: DrillConfig,
+    specs: list[UploadSpec],
+    groups: tuple[tuple[int, ...], ...],
+    g: int,
+    s: int,
 ) -> tuple[int, int]:
     """The session of group ``g`` that fires its crash (the drawn ``s``, else the
     next one with an upload to crash in the middle of) and the last round it
@@ -341,14 +353,23 @@ def _mid_upload_session(
     old = specs[first]
     cs = config.chunk_size
     specs[first] = UploadSpec(
-        index=old.index, group=g, session=s, size=rng.randint((config.max_chunks - 1) * cs + 1, config.max_chunks * cs),
-        chunks=config.max_chunks, writer=old.writer, fault=None, at_chunk=0,
-        via=None, content_seed=rng.getrandbits(64),
+        index=old.index,
+        group=g,
+        session=s,
+        size=rng.randint((config.max_chunks - 1) * cs + 1, config.max_chunks * cs),
+        chunks=config.max_chunks,
+        writer=old.writer,
+        fault=None,
+        at_chunk=0,
+        via=None,
+        content_seed=rng.getrandbits(64),
     )
     return s, last_round(s)
 
 
-def _upload(rng: random.Random, config: DrillConfig, index: int, group: int, session: int, fault: str | None) -> UploadSpec:
+def _upload(
+    rng: random.Random, config: DrillConfig, index: int, group: int, session: int, fault: str | None
+) -> UploadSpec:
     cs = config.chunk_size
     needs_two = fault in ("stall", "cancel", "cancel_close_error", "kill")
     chunks = rng.randint(2 if needs_two else 1, config.max_chunks)

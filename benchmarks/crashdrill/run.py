@@ -363,7 +363,12 @@ class Drill:
         specs = []
         for g, sessions in enumerate(self.plan.groups):
             children = [
-                ChildSpec(("session", g, s), (UploadSession, (), {"channel_shutdown": 5.0}), restart="transient", shutdown=10.0)
+                ChildSpec(
+                    ("session", g, s),
+                    (UploadSession, (), {"channel_shutdown": 5.0}),
+                    restart="transient",
+                    shutdown=10.0,
+                )
                 for s in range(len(sessions))
             ]
             specs.append(
@@ -395,8 +400,13 @@ class Drill:
         for ref in self.session_refs.values():
             proxy = ref.proxy()
             limit = cfg.max_chunks * cfg.chunk_size
-            common = {"accept": "any", "max_entries": cfg.uploads_per_session, "max_file_size": limit,
-                      "chunk_size": cfg.chunk_size, "writer": self.writer_for}
+            common = {
+                "accept": "any",
+                "max_entries": cfg.uploads_per_session,
+                "max_file_size": limit,
+                "chunk_size": cfg.chunk_size,
+                "writer": self.writer_for,
+            }
             proxy.allow_upload("files", chunk_timeout=cfg.chunk_timeout, **common).get(timeout=WAIT)
             proxy.allow_upload("stalls", chunk_timeout=cfg.stall_chunk_timeout, **common).get(timeout=WAIT)
 
@@ -685,7 +695,11 @@ class SessionClient:
             entries = configs.get(upload.spec.config, {}).get("entries", [])
             found = [e for e in entries if e["ref"] == upload.spec.ref]
             upload.entry = (
-                {"done": found[0]["done"], "cancelled": found[0]["cancelled"], "errors": [_plain_error(e) for e in found[0]["errors"]]}
+                {
+                    "done": found[0]["done"],
+                    "cancelled": found[0]["cancelled"],
+                    "errors": [_plain_error(e) for e in found[0]["errors"]],
+                }
                 if found
                 else "absent"
             )

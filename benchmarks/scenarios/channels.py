@@ -123,7 +123,14 @@ def _ask_chunk(ref: Any, data: bytes) -> Any:
 
 
 def _measure(
-    flavor: str, writer: str, substrate: str | None, uploads: int, chunks: int, data: bytes, params: Params, directory: str
+    flavor: str,
+    writer: str,
+    substrate: str | None,
+    uploads: int,
+    chunks: int,
+    data: bytes,
+    params: Params,
+    directory: str,
 ) -> tuple[DriveResult, float, float]:
     """One point: set up, drive the chunk phase, tear down; (result, setup s, teardown s)."""
     size = chunks * len(data)
@@ -173,7 +180,12 @@ def _measure(
 
 
 def _row(
-    flavor: str, writer: str, substrate: str | None, uploads: int, chunks: int, runs: list[tuple[DriveResult, float, float]]
+    flavor: str,
+    writer: str,
+    substrate: str | None,
+    uploads: int,
+    chunks: int,
+    runs: list[tuple[DriveResult, float, float]],
 ) -> dict[str, Any]:
     rates = [rate(r.chunks, r.seconds) for r, _, _ in runs]
     result, setup, teardown = runs[rates.index(max(rates))]
@@ -206,7 +218,14 @@ def _row(
     if result.failures:
         first = next(iter(result.failures.values()))
         row["first_failure"] = repr(first)
-        log.warning("bench_upload_failures", flavor=flavor, writer=writer, uploads=uploads, failures=len(result.failures), first=repr(first))
+        log.warning(
+            "bench_upload_failures",
+            flavor=flavor,
+            writer=writer,
+            uploads=uploads,
+            failures=len(result.failures),
+            first=repr(first),
+        )
     return row
 
 
@@ -280,13 +299,23 @@ def _targets(ratios: list[dict[str, Any]], rows: list[dict[str, Any]], params: P
         # Issue 11 reads it at U=1000, not at the largest U (10,000 with --full); a run
         # that stops short of 1000 reads it at its largest U and says so.
         at_u = POOL_VS_THREAD_UPLOADS if POOL_VS_THREAD_UPLOADS in params.uploads else top
-        pool = next((r for r in ratios if r["substrate"] == "pool" and r["writer"] == "null" and r["uploads"] == at_u), None)
+        pool = next(
+            (r for r in ratios if r["substrate"] == "pool" and r["writer"] == "null" and r["uploads"] == at_u), None
+        )
         others = ", ".join(
             f"U={r['uploads']:,}: {r['vs_thread']:.2f}x"
             for r in ratios
-            if r["substrate"] == "pool" and r["writer"] == "null" and r["uploads"] != at_u and r["vs_thread"] == r["vs_thread"]
+            if r["substrate"] == "pool"
+            and r["writer"] == "null"
+            and r["uploads"] != at_u
+            and r["vs_thread"] == r["vs_thread"]
         )
-        short = "" if at_u == POOL_VS_THREAD_UPLOADS else f"this run's largest U; the issue's U={POOL_VS_THREAD_UPLOADS:,} needs --max-uploads {POOL_VS_THREAD_UPLOADS}"
+        short = (
+            ""
+            if at_u == POOL_VS_THREAD_UPLOADS
+            else f"this run's largest U; the issue's U={POOL_VS_THREAD_UPLOADS:,} "
+            f"needs --max-uploads {POOL_VS_THREAD_UPLOADS}"
+        )
         checks.append(
             target(
                 f"no-op chunks/s, pool vs thread substrate at U={at_u:,}",

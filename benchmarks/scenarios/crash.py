@@ -182,13 +182,28 @@ def run(params: Params, progress: Progress) -> dict[str, Any]:
             progress.tick(f"crash {substrate} logs {logs}")
         row, bare = rows[-2], rows[-1]
         runtime_only = (
-            f"with crash logs dropped: close p99 {bare['close_p99_ms']:.2f} ms, report p99 {bare['report_p99_ms']:.2f} ms"
+            f"with crash logs dropped: close p99 {bare['close_p99_ms']:.2f} ms, "
+            f"report p99 {bare['report_p99_ms']:.2f} ms"
         )
         checks.append(
-            target(f"crash to close('cancel') p99 ({substrate})", row["close_p99_ms"], "<", CRASH_P99_MS, "ms", runtime_only)
+            target(
+                f"crash to close('cancel') p99 ({substrate})",
+                row["close_p99_ms"],
+                "<",
+                CRASH_P99_MS,
+                "ms",
+                runtime_only,
+            )
         )
         checks.append(
-            target(f"crash to supervisor report p99 ({substrate})", row["report_p99_ms"], "<", CRASH_P99_MS, "ms", runtime_only)
+            target(
+                f"crash to supervisor report p99 ({substrate})",
+                row["report_p99_ms"],
+                "<",
+                CRASH_P99_MS,
+                "ms",
+                runtime_only,
+            )
         )
         checks.append(
             target(
@@ -200,7 +215,8 @@ def run(params: Params, progress: Progress) -> dict[str, Any]:
                 "<=",
                 0,
                 "writers",
-                f"closed once {row['closed_once']}/{row['uploads']}, released once {row['released_once']}/{row['uploads']}, "
+                f"closed once {row['closed_once']}/{row['uploads']}, "
+                f"released once {row['released_once']}/{row['uploads']}, "
                 f"wrong close reason {row['closed_with_wrong_reason']}, reports {row['reports']}/{row['crashed']}",
             )
         )

@@ -181,7 +181,9 @@ def _timed_chunks(latencies: list[float]) -> None:
     """Time every ``chunk`` push of the client (push to reply), in this process."""
     original = channels.Socket.call
 
-    async def call(self: Any, topic: str, event: str, payload: Any, join_ref: Any, ref: Any = None, timeout: Any = None) -> Any:
+    async def call(
+        self: Any, topic: str, event: str, payload: Any, join_ref: Any, ref: Any = None, timeout: Any = None
+    ) -> Any:
         if event != "chunk":
             return await original(self, topic, event, payload, join_ref, ref=ref, timeout=timeout)
         began = time.perf_counter()
@@ -333,11 +335,16 @@ def _server(directory: str, params: Params, size: int, deflate: bool | None) -> 
         shutil.rmtree(saved, ignore_errors=True)
 
 
-def _measure(params: Params, substrate: str, deflate: bool | None, clients: _Clients, path: str, directory: str) -> dict[str, Any]:
+def _measure(
+    params: Params, substrate: str, deflate: bool | None, clients: _Clients, path: str, directory: str
+) -> dict[str, Any]:
     size = os.path.getsize(path)
     lag = LoopLag()
     processes = len(clients.conns)
-    shares = [params.server_uploads // processes + (1 if k < params.server_uploads % processes else 0) for k in range(processes)]
+    shares = [
+        params.server_uploads // processes + (1 if k < params.server_uploads % processes else 0)
+        for k in range(processes)
+    ]
     with substrates.using(substrate), _server(directory, params, size, deflate) as (url, app):
         assert app.loop is not None  # uvicorn ran the lifespan before it listened
         loop = app.loop
@@ -397,7 +404,9 @@ def _case(row: dict[str, Any]) -> str:
     """A row's case in a target's name: ``"pool, shipped: deflate off"``, ``"pool, deflate on"``."""
     if row["server_config"] == "shipped":
         return f"{row['substrate']}, shipped: deflate {row['deflate']}"
-    return f"{row['substrate']}, {row['server_config']}" + ("" if row["server_config"].endswith(row["deflate"]) else f" (negotiated {row['deflate']})")
+    return f"{row['substrate']}, {row['server_config']}" + (
+        "" if row["server_config"].endswith(row["deflate"]) else f" (negotiated {row['deflate']})"
+    )
 
 
 def run(params: Params, progress: Progress) -> dict[str, Any]:
@@ -411,7 +420,9 @@ def run(params: Params, progress: Progress) -> dict[str, Any]:
         clients = _Clients(min(params.server_client_processes, params.server_uploads))
         try:
             for substrate, deflate in _cases(params):
-                label = f"server {substrate}, " + ("as shipped" if deflate is SHIPPED else f"deflate {'on' if deflate else 'off'}")
+                label = f"server {substrate}, " + (
+                    "as shipped" if deflate is SHIPPED else f"deflate {'on' if deflate else 'off'}"
+                )
                 progress.note(f"{label}: {params.server_uploads} uploads")
                 rows.append(_measure(params, substrate, deflate, clients, path, directory))
                 progress.tick(label)
@@ -426,7 +437,8 @@ def run(params: Params, progress: Progress) -> dict[str, Any]:
             "<",
             LOOP_LAG_P99_MS,
             "ms",
-            f"{row['completed']}/{row['uploads']} completed, {row['mb_per_s']:.1f} MB/s, chunk p99 {row['chunk_p99_ms']:.1f} ms",
+            f"{row['completed']}/{row['uploads']} completed, {row['mb_per_s']:.1f} MB/s, "
+            f"chunk p99 {row['chunk_p99_ms']:.1f} ms",
         )
         for row in rows
         if row["server_config"] == "shipped"  # the target is about the server as shipped; the deflate row only compares

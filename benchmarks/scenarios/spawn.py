@@ -136,7 +136,9 @@ def _limit_of(exc: BaseException) -> str:
     return f"error: {exc!r}"
 
 
-def _row(kind: str, substrate: str, count: int, seconds: float, rss: int, threads: int, stop: float, limit: str) -> dict[str, Any]:
+def _row(
+    kind: str, substrate: str, count: int, seconds: float, rss: int, threads: int, stop: float, limit: str
+) -> dict[str, Any]:
     return {
         "kind": kind,
         "substrate": substrate,
@@ -508,7 +510,8 @@ def _targets(rows: list[dict[str, Any]], params: Params) -> list[dict[str, Any]]
     if large["count"] > small["count"]:
         note = scale_note(large["count"], ISSUE_POOL_PROCESSES, "processes")
         spawn_detail = (
-            f"{large['us_per_spawn']:.1f} vs {small['us_per_spawn']:.1f} µs (cyclic GC {large['gc_share_of_spawn']:.0%} "
+            f"{large['us_per_spawn']:.1f} vs {small['us_per_spawn']:.1f} µs "
+            f"(cyclic GC {large['gc_share_of_spawn']:.0%} "
             f"vs {small['gc_share_of_spawn']:.0%} of it); marginal (last tenth of the spawns) "
             f"{large['us_per_spawn_last_tenth']:.1f} vs {small['us_per_spawn_last_tenth']:.1f} µs"
         )
@@ -550,7 +553,11 @@ def _targets(rows: list[dict[str, Any]], params: Params) -> list[dict[str, Any]]
                     x
                     for x in (
                         f"{channels['kb_per_idle']:.1f} KB and {channels['us_per_spawn']:.0f} µs each",
-                        scale_note(channels["count"] if channels.get("until_limit") else params.pool_channels, ISSUE_POOL_CHANNELS, "channels"),
+                        scale_note(
+                            channels["count"] if channels.get("until_limit") else params.pool_channels,
+                            ISSUE_POOL_CHANNELS,
+                            "channels",
+                        ),
                         "" if channels["limit"] == "flag bound" else f"stopped by {channels['limit']}",
                     )
                     if x
