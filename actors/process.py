@@ -14,6 +14,7 @@ gets ``"noproc"``), never in between.
 
 from __future__ import annotations
 
+import queue
 import threading
 from collections.abc import Callable
 from itertools import count
@@ -461,7 +462,7 @@ def _send(ref: ActorRef[Any], message: Any) -> None:
 def _answer(future: Any, value: Any) -> None:
     try:
         future.set(value)
-    except Exception:  # noqa: BLE001 - already answered by a kill (queue.Full)
+    except queue.Full:  # already answered by a kill
         pass
 
 
@@ -472,7 +473,7 @@ def _answer_with_exception(future: Any, exc: BaseException) -> None:
         exc = dead
     try:
         future.set_exception((type(exc), exc, exc.__traceback__))
-    except Exception:  # noqa: BLE001 - already answered by a kill (queue.Full)
+    except queue.Full:  # already answered by a kill
         pass
 
 

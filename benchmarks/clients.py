@@ -98,7 +98,7 @@ def _run_clients(
 
     threads = [
         threading.Thread(target=client, args=(share, partial), name=f"bench-client-{k}")
-        for k, (share, partial) in enumerate(zip(shares, partials))
+        for k, (share, partial) in enumerate(zip(shares, partials, strict=True))
     ]
     for thread in threads:
         thread.start()

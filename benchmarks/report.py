@@ -47,7 +47,8 @@ def render_table(
     widths = [max([len(h), *(len(cells[i]) for cells in body)]) for i, h in enumerate(headers)]
 
     def line(cells: Sequence[str]) -> str:
-        return "  ".join(c.rjust(w) if n else c.ljust(w) for c, w, n in zip(cells, widths, numeric)).rstrip()
+        padded = (c.rjust(w) if n else c.ljust(w) for c, w, n in zip(cells, widths, numeric, strict=True))
+        return "  ".join(padded).rstrip()
 
     out = [title, line(headers), line(["-" * w for w in widths])]
     out.extend(line(cells) for cells in body)

@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import structlog
-from starlette.websockets import WebSocket
+from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from . import protocol
 from .protocol import Message, ProtocolError
@@ -237,6 +237,11 @@ class _TopicState:
             self.queue.put_nowait(_WAKE)
 
 
+#: What a send, receive or close raises once the peer is gone: Starlette's
+#: disconnect, its state errors (``RuntimeError``), or the server's ``OSError``.
+_SOCKET_GONE = (WebSocketDisconnect, RuntimeError, OSError)
+
+
 def _reply_frame(join_ref: str | None, ref: str | None, topic: str, status: str, response: Any) -> str | bytes:
     if isinstance(response, (bytes, bytearray, memoryview)):
         return protocol.encode_binary_reply(join_ref, ref, topic, status, bytes(response))
@@ -290,7 +295,7 @@ class Connection:
                 else:
                     await self.websocket.send_bytes(frame)
                 return True
-            except Exception as exc:  # the peer went away mid-send
+            except _SOCKET_GONE as exc:  # the peer went away mid-send
                 self.open = False
                 self._log.debug("ws.send_failed", error=repr(exc))
                 return False
@@ -301,7 +306,7 @@ class Connection:
         self.open = False
         try:
             await self.websocket.close(code=code, reason=reason)
-        except Exception as exc:
+        except _SOCKET_GONE as exc:
             self._log.debug("ws.close_failed", error=repr(exc))
 
     # ------------------------------------------------------------- reading
@@ -317,7 +322,7 @@ class Connection:
         if self.transport.connect is not None:
             try:
                 self.info = await _maybe_await(self.transport.connect(self))
-            except Exception:
+            except Exception:  # noqa: BLE001 - the application's hook: its bug refuses this socket only
                 self._log.exception("ws.connect_hook_failed")
                 self.info = None
             if self.info is None or self.info is False:
@@ -349,7 +354,7 @@ class Connection:
                 self._log.info("ws.idle_timeout", seconds=idle)
                 await self.close(1000, "idle timeout")
                 return "disconnect"
-            except Exception as exc:
+            except _SOCKET_GONE as exc:
                 self._log.debug("ws.receive_failed", error=repr(exc))
                 self.open = False
                 return "disconnect"
@@ -359,10 +364,7 @@ class Connection:
                 return "disconnect"
             text = message.get("text")
             data = message.get("bytes")
-            if text is not None:
-                size = len(text.encode("utf-8", "surrogatepass"))
-            else:
-                size = len(data or b"")
+            size = len(text.encode("utf-8", "surrogatepass")) if text is not None else len(data or b"")
             if size > limit:
                 kind = "text" if text is not None else "binary"
                 self._log.warning("frame.too_large", size=size, limit=limit, kind=kind)
@@ -437,7 +439,7 @@ class Connection:
         channel = Channel(self, msg.topic, msg.join_ref)
         try:
             handler = factory(channel)
-        except Exception:
+        except Exception:  # noqa: BLE001 - the application's factory: its bug refuses this join only
             self._log.exception("channel.join_crashed", topic=msg.topic, join_ref=msg.join_ref)
             await self.send(
                 protocol.encode_reply(msg.join_ref, msg.ref, msg.topic, "error", {"reason": "join crashed"})
@@ -465,7 +467,7 @@ class Connection:
                 status, response = _check_reply(await handler.join(join.payload))  # type: ignore[arg-type]
             except asyncio.CancelledError:
                 raise
-            except Exception:
+            except Exception:  # noqa: BLE001 - the application's join: its bug refuses this join only
                 tlog.exception("channel.join_crashed")
                 status, response = "error", {"reason": "join crashed"}
             if status != "ok":
@@ -476,7 +478,7 @@ class Connection:
             channel.joined = True  # from here on, leave() will be called
             try:
                 frame = _reply_frame(join.join_ref, join.ref, channel.topic, "ok", response)
-            except Exception:
+            except (ProtocolError, ValueError):  # not JSON, or a field too long or not UTF-8
                 tlog.exception("channel.join_crashed", why="join reply cannot be encoded")
                 channel._request_stop(_Stop("crash", None))
                 frame = protocol.encode_reply(
@@ -505,7 +507,7 @@ class Connection:
                         await self.send(_reply_frame(channel.join_ref, msg.ref, channel.topic, status, response))
                 except asyncio.CancelledError:
                     raise
-                except Exception:
+                except Exception:  # noqa: BLE001 - the application's handler: its bug ends this topic only
                     tlog.exception("channel.crashed", event_name=msg.event, ref=msg.ref)
                     channel._request_stop(_Stop("crash", "error"))
         finally:
@@ -529,7 +531,7 @@ class Connection:
             await self.send(protocol.encode_error(channel.join_ref, channel.topic, stop.error_reason))
         try:
             await state.handler.leave(stop.reason)
-        except Exception:
+        except Exception:  # noqa: BLE001 - the application's leave: the topic ends anyway
             tlog.exception("channel.leave_failed", reason=stop.reason)
         tlog.info("channel.left", reason=stop.reason, handled=state.handled)
         await self._drain(state)

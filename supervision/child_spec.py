@@ -23,7 +23,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Union
+from typing import Any
 
 from actors import Process
 
@@ -34,7 +34,7 @@ SHUTDOWN_WORDS = ("brutal_kill", "infinity")
 CHILD_TYPES = ("worker", "supervisor")
 DEFAULT_WORKER_SHUTDOWN = 5.0
 
-Start = Union[tuple[type, tuple, dict], Callable[[], Any]]
+Start = tuple[type, tuple, dict] | Callable[[], Any]
 
 
 @dataclass(frozen=True)

@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import abc
 from collections.abc import Callable
-from typing import Any, Literal, Union
+from typing import Any, Literal
 
 __all__ = [
     "UploadWriter",
@@ -51,16 +51,16 @@ WriterState = Any
 Reason = Any
 
 #: Why :meth:`UploadWriter.close` is called.
-CloseReason = Union[Literal["done"], Literal["cancel"], tuple[Literal["error"], Reason]]
+CloseReason = Literal["done"] | Literal["cancel"] | tuple[Literal["error"], Reason]
 #: ``("ok", state)`` or ``("error", reason)``.
-InitResult = Union[tuple[Literal["ok"], WriterState], tuple[Literal["error"], Reason]]
+InitResult = tuple[Literal["ok"], WriterState] | tuple[Literal["error"], Reason]
 #: ``("ok", state)`` or ``("error", reason, state)``.
-WriteResult = Union[
-    tuple[Literal["ok"], WriterState],
-    tuple[Literal["error"], Reason, WriterState],
-]
+WriteResult = (
+    tuple[Literal["ok"], WriterState]
+    | tuple[Literal["error"], Reason, WriterState]
+)
 #: ``("ok", state)`` or ``("error", reason)``.
-CloseResult = Union[tuple[Literal["ok"], WriterState], tuple[Literal["error"], Reason]]
+CloseResult = tuple[Literal["ok"], WriterState] | tuple[Literal["error"], Reason]
 
 
 class UploadWriter(abc.ABC):

@@ -187,24 +187,23 @@ def client_view_problem(record: UploadRecord) -> str | None:
     if fault is None:
         expected = ok(spec.chunks)
     elif fault == "raise":
-        expected = ok(at - 1) + [("raised", "FaultInjected")]
+        expected = [*ok(at - 1), ("raised", "FaultInjected")]
     elif fault in ("keyboard_interrupt", "kill_busy"):
-        expected = ok(at - 1) + [DEAD]
+        expected = [*ok(at - 1), DEAD]
     elif fault == "error":
-        expected = ok(at - 1) + [WRITER_ERROR_REPLY]
+        expected = [*ok(at - 1), WRITER_ERROR_REPLY]
     elif fault == "init_error":
         expected = []
     elif fault == "close_error":
-        expected = ok(spec.chunks - 1) + [WRITER_ERROR_REPLY]
+        expected = [*ok(spec.chunks - 1), WRITER_ERROR_REPLY]
     elif fault in ("cancel", "cancel_close_error", "kill"):
         expected = ok(at)
-    elif fault == "stall":
+    elif fault == "stall" and (
         # oks up to the stalled chunk (then the client waits for the timeout), or the
         # channel gone already if the timeout struck before the stall.
-        if len(replies) > at or any(r != "ok" for r in replies[:-1]) or (replies and replies[-1] not in ("ok", DEAD)):
-            return (
-                f"a stalled upload's chunks were answered {replies!r}: expected oks up to chunk {at}, then the timeout"
-            )
+        len(replies) > at or any(r != "ok" for r in replies[:-1]) or (replies and replies[-1] not in ("ok", DEAD))
+    ):
+        return f"a stalled upload's chunks were answered {replies!r}: expected oks up to chunk {at}, then the timeout"
     if expected is not None and replies != expected:
         return f"chunks answered {replies!r}, expected {expected!r}"
     if fault in ("cancel", "cancel_close_error"):

@@ -189,7 +189,7 @@ class SessionEvent:
     """``"message"`` (a message the session cannot handle: it crashes) or ``"kill"``, per target."""
 
     def describe(self) -> str:
-        crashes = ", ".join(f"s{t} by {h}" for t, h in zip(self.targets, self.how))
+        crashes = ", ".join(f"s{t} by {h}" for t, h in zip(self.targets, self.how, strict=True))
         return f"group {self.group}: {self.kind} after round {self.after_round} of session {self.session} ({crashes})"
 
 
@@ -222,7 +222,7 @@ class Plan:
     def killed_sessions(self) -> set[tuple[int, int]]:
         """Sessions the plan kills (an original session: the burst's later
         targets may be restarted ones when a group has fewer sessions than crashes)."""
-        return {(e.group, t) for e in self.events for t, h in zip(e.targets, e.how) if h == "kill"}
+        return {(e.group, t) for e in self.events for t, h in zip(e.targets, e.how, strict=True) if h == "kill"}
 
     def planned_dead_sessions(self) -> set[tuple[int, int]]:
         """Original sessions that must be dead by the end of the run."""

@@ -455,7 +455,7 @@ class Drill:
         g = event.group
         self.crash_session(g, event.targets[0], own, event.how[0], restarted=False)
         group = self.group_refs[g]
-        for target, how in zip(event.targets[1:], event.how[1:]):
+        for target, how in zip(event.targets[1:], event.how[1:], strict=True):
             current = {cid: ref for cid, ref, _ in which_children(group, timeout=WAIT)}
             ref = current.get(("session", g, target))
             if ref is None:
@@ -662,11 +662,10 @@ class SessionClient:
             raise
         except Exception as exc:  # noqa: BLE001 - ActorDeadError expected
             upload.replies.append(_plain_reply(exc))
-        if upload.spec.at_chunk == upload.spec.chunks:
-            # The reply failed at the kill, but the handler runs on: on the last chunk it
-            # completes the upload and closes the writer "done". Wait for that close.
-            if not upload.journal.wait_for(("close", "done"), WAIT):
-                raise RuntimeError(f"{upload.spec.label}: the killed handler never closed its writer")
+        # The reply failed at the kill, but the handler runs on: on the last chunk it
+        # completes the upload and closes the writer "done". Wait for that close.
+        if upload.spec.at_chunk == upload.spec.chunks and not upload.journal.wait_for(("close", "done"), WAIT):
+            raise RuntimeError(f"{upload.spec.label}: the killed handler never closed its writer")
         self.call("uploads")
         return False
 

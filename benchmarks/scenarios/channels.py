@@ -234,7 +234,7 @@ def _paired(ours: dict[str, Any], other: dict[str, Any] | None, key: str, invert
     two runs made back to back, so slow spells of the machine cancel out."""
     if other is None:
         return float("nan")
-    pairs = [ratio(b, a) if invert else ratio(a, b) for a, b in zip(ours[key], other[key])]
+    pairs = [ratio(b, a) if invert else ratio(a, b) for a, b in zip(ours[key], other[key], strict=False)]
     pairs = [p for p in pairs if p == p]
     return statistics.median(pairs) if pairs else float("nan")
 

@@ -200,7 +200,7 @@ async def _upload_pages(url: str, path: str, pages: list[int]) -> list[Any]:
         return_exceptions=True,
     )
     results: list[Any] = []
-    for files, batch in zip(pages, batches):
+    for files, batch in zip(pages, batches, strict=True):
         results.extend([batch] * files if isinstance(batch, BaseException) else batch)
     return results
 
@@ -278,7 +278,7 @@ class _Clients:
         before they are released; their reports."""
         deadline = time.monotonic() + WAIT
         self.go.clear()
-        active = [(conn, share) for conn, share in zip(self.conns, shares) if share]
+        active = [(conn, share) for conn, share in zip(self.conns, shares, strict=False) if share]
         for conn, share in active:
             conn.send(("run", url, path, share))
         for conn, _ in active:
@@ -363,7 +363,7 @@ def _measure(
             with contextlib.suppress(Exception):
                 asyncio.run_coroutine_threadsafe(lag.stop(), loop).result(WAIT)
     seconds = max(r["ended"] for r in reports) - min(r["began"] for r in reports)
-    chunk = latency_summary(l for r in reports for l in r["latencies"])
+    chunk = latency_summary(latency for r in reports for latency in r["latencies"])
     lags = lag.summary()
     total = sum(r["bytes"] for r in reports)
     completed = sum(r["completed"] for r in reports)

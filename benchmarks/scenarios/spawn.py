@@ -460,7 +460,7 @@ def _targets(rows: list[dict[str, Any]], params: Params) -> list[dict[str, Any]]
                 "<=",
                 0,
                 "",
-                ", ".join(f"{k} ({r['limit']}): {v}" for (k, v), r in zip(left.items(), cleaned))
+                ", ".join(f"{k} ({r['limit']}): {v}" for (k, v), r in zip(left.items(), cleaned, strict=False))
                 + "".join(f"; {r['substrate']} stop failed: {r['stop_error']}" for r in cleaned if r.get("stop_error")),
             )
         )

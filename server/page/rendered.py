@@ -43,7 +43,7 @@ class Rendered:
     def to_html(self) -> str:
         """The full HTML (what the client renders into the view's root)."""
         out = [self.statics[0]]
-        for dyn, static in zip(self.dynamics, self.statics[1:]):
+        for dyn, static in zip(self.dynamics, self.statics[1:], strict=True):
             out.append(dyn)
             out.append(static)
         return "".join(out)
@@ -64,6 +64,6 @@ class Rendered:
             return self.to_json()
         return {
             str(i): new
-            for i, (old, new) in enumerate(zip(previous.dynamics, self.dynamics))
+            for i, (old, new) in enumerate(zip(previous.dynamics, self.dynamics, strict=True))
             if old != new
         }
