@@ -248,7 +248,7 @@ def _reply_frame(join_ref: str | None, ref: str | None, topic: str, status: str,
     return protocol.encode_reply(join_ref, ref, topic, status, response)
 
 
-def _check_reply(result: Any) -> tuple[str, dict | bytes]:
+def _check_reply(result: Any) -> tuple[str, dict | bytes | bytearray | memoryview]:
     if (
         isinstance(result, tuple)
         and len(result) == 2

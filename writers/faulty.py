@@ -124,7 +124,7 @@ class FaultyState(MemoryState):
     stalls: int = 0
 
 
-class FaultyWriter(MemoryWriter):
+class FaultyWriter(MemoryWriter[FaultyState]):
     """A :class:`MemoryWriter` (``meta`` is ``{"data": bytes}``) with one
     configurable fault; see the module docstring for the options."""
 

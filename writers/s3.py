@@ -166,8 +166,8 @@ class _IOPool:
         self._threads: set[threading.Thread] = set()
         self._serial = 0
 
-    def submit(self, fn: Callable[..., Any], *args: Any) -> Future:
-        future: Future = Future()
+    def submit(self, future: Future, fn: Callable[..., Any], *args: Any) -> None:
+        """Run ``fn(*args)`` on a pool thread; its outcome goes to ``future``."""
         with self._lock:
             self._jobs.append((future, fn, args))
             if len(self._threads) < self.max_workers:
@@ -175,7 +175,6 @@ class _IOPool:
                 thread = threading.Thread(target=self._work, name=f"s3-io-{self._serial}", daemon=True)
                 self._threads.add(thread)
                 thread.start()
-        return future
 
     def _work(self) -> None:
         me = threading.current_thread()
@@ -193,7 +192,8 @@ class _IOPool:
                 future.set_exception(exc)
             else:
                 future.set_result(result)
-            future = fn = args = result = None  # hold nothing of a finished job while waiting for the lock
+                del result
+            del future, fn, args  # hold nothing of a finished job while waiting for the lock
 
     def threads(self) -> list[threading.Thread]:
         with self._lock:
@@ -205,6 +205,15 @@ class _IOPool:
         for thread in self.threads():
             thread.join(None if deadline is None else max(0.0, deadline - time.monotonic()))
         return not self.threads()
+
+
+class _Part(Future):
+    """One part's upload, and the bytes it holds of the budget (given back by
+    whoever cancels it if it never runs)."""
+
+    def __init__(self, nbytes: int) -> None:
+        super().__init__()
+        self.nbytes = nbytes
 
 
 class _ByteBudget:
@@ -361,7 +370,7 @@ class S3State:
     size: int = 0
     upload_id: str | None = None
     next_part: int = 1
-    inflight: dict[int, Future] = field(default_factory=dict, repr=False)
+    inflight: dict[int, _Part] = field(default_factory=dict, repr=False)
     parts: dict[int, tuple[str, bytes]] = field(default_factory=dict, repr=False)
     """Part number -> (ETag, md5 digest) of every part the store acknowledged."""
     failure: tuple[str, str] | None = None
@@ -492,8 +501,8 @@ class S3Writer(UploadWriter):
         number, state.next_part = state.next_part, state.next_part + 1
         with actors.blocking():
             _budget.acquire(len(body))
-        future = _pool.submit(_upload_part, state.client, state.bucket, state.key, state.upload_id, number, body)
-        future.nbytes = len(body)  # type: ignore[attr-defined] - released here if it never runs
+        future = _Part(len(body))
+        _pool.submit(future, _upload_part, state.client, state.bucket, state.key, state.upload_id, number, body)
         state.inflight[number] = future
 
     def _collect(self, state: S3State, *, block: bool, all_parts: bool = False) -> None:

@@ -44,7 +44,7 @@ import actors
 from benchmarks.crashdrill.plan import Plan, SessionEvent, UploadSpec
 from supervision import ChildSpec, Supervisor, which_children
 from uploads import UploadSession
-from writers import FaultyWriter, TmpFileWriter
+from writers import FaultyWriter, TmpFileWriter, UploadWriter
 from writers.tmpfile import TmpFileState
 
 __all__ = [
@@ -114,26 +114,28 @@ class _JournaledState:
     chunks: int = 0
 
 
-class JournaledTmpFileWriter(TmpFileWriter):
+class JournaledTmpFileWriter(UploadWriter):
     """The default ``TmpFileWriter``, journaling each callback as ``FaultyWriter``
     does. Options: ``journal`` and ``dir``."""
+
+    _files = TmpFileWriter()  # stateless: every upload's file is in its state
 
     def init(self, opts: Any) -> Any:
         journal: Journal = opts["journal"]
         journal.append(("init",))
-        result = super().init({"dir": opts.get("dir")})
+        result = self._files.init({"dir": opts.get("dir")})
         if result[0] != "ok":
             return result
         journal.append(("path", result[1].path))
         return ("ok", _JournaledState(result[1], journal))
 
     def meta(self, state: _JournaledState) -> dict:
-        return super().meta(state.inner)
+        return self._files.meta(state.inner)
 
     def write_chunk(self, data: bytes, state: _JournaledState) -> Any:
         n = state.chunks + 1
         state.journal.append(("chunk", n))
-        result = super().write_chunk(data, state.inner)
+        result = self._files.write_chunk(data, state.inner)
         if result[0] != "ok":
             return ("error", result[1], state)
         state.chunks = n
@@ -141,12 +143,12 @@ class JournaledTmpFileWriter(TmpFileWriter):
 
     def close(self, state: _JournaledState, reason: Any) -> Any:
         state.journal.append(("close", reason))
-        result = super().close(state.inner, reason)
+        result = self._files.close(state.inner, reason)
         return ("ok", state) if result[0] == "ok" else result
 
     def release(self, state: _JournaledState) -> None:
         state.journal.append(("release",))
-        super().release(state.inner)
+        self._files.release(state.inner)
 
 
 # -- logs -----------------------------------------------------------------------------------
