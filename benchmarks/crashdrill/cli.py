@@ -133,7 +133,7 @@ class _Progress:
             self.plain = total >= 100
             return
 
-        class _Bar(tqdm):  # type: ignore[misc, valid-type]
+        class _Bar(tqdm):
             monitor_interval = 0  # no monitor thread: the drill counts threads
 
         self.bar = _Bar(total=total, desc=label, unit="upload", file=sys.stderr, leave=False, disable=None)

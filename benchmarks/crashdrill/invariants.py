@@ -395,7 +395,7 @@ def _check_reports(result: RunResult, summary: Summary) -> list[Violation]:
     for c in result.crashes:
         if c.exit.startswith("crash:"):
             expected_crashes[c.label] = f"session g{c.group}/s{c.session}"
-    crashed = Counter(e.get("process") for e in events if e["event"] == "process_crashed")
+    crashed: Counter[Any] = Counter(e.get("process") for e in events if e["event"] == "process_crashed")
     summary.process_crashed = sum(crashed.values())
     summary.process_crashed_expected = len(expected_crashes)
     for label, what in expected_crashes.items():
@@ -431,7 +431,9 @@ def _check_reports(result: RunResult, summary: Summary) -> list[Violation]:
     for u in result.uploads:
         if u.channel and u.exit and (u.exit.startswith("crash:") or u.exit == "killed"):
             # A channel crashing while its session's shutdown stops it is that shutdown's error (OTP).
-            contexts = ("child_terminated", "shutdown_error") if u.session_died else ("child_terminated",)
+            contexts: tuple[str, ...] = (
+                ("child_terminated", "shutdown_error") if u.session_died else ("child_terminated",)
+            )
             fields: dict[str, tuple] = {"entry": (u.spec.ref,), "level": ("error",)}  # how it closed: closed_once
             if u.channel_supervisor is not None:
                 fields["supervisor"] = (u.channel_supervisor,)  # its own: its session's DynamicSupervisor

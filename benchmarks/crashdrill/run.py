@@ -32,7 +32,7 @@ import tempfile
 import threading
 import time
 import traceback
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, MutableMapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
@@ -166,7 +166,9 @@ class LogRecorder:
         self.silence = silence
         self.events: list[dict[str, Any]] = []
 
-    def __call__(self, _logger: Any, method_name: str, event_dict: dict[str, Any]) -> dict[str, Any]:
+    def __call__(
+        self, _logger: Any, method_name: str, event_dict: MutableMapping[str, Any]
+    ) -> MutableMapping[str, Any]:
         item = {key: event_dict[key] for key in _KEPT_FIELDS if key in event_dict}
         if isinstance(item.get("offender"), dict):
             item["offender"] = dict(item["offender"])
@@ -342,9 +344,7 @@ class Drill:
         self.root_name = f"crashdrill-{self.run_id}-root"
         self.group_refs: dict[int, actors.ProcessRef] = {}
         self.session_refs: dict[tuple[int, int], actors.ProcessRef] = {}
-        self.groups = [
-            GroupRecord(g, self.group_name(g), "", plan.scenarios[g]) for g in range(len(plan.groups))
-        ]
+        self.groups = [GroupRecord(g, self.group_name(g), "", plan.scenarios[g]) for g in range(len(plan.groups))]
         self.sessions = [
             SessionRecord(g, s, "") for g, sessions in enumerate(plan.groups) for s in range(len(sessions))
         ]
@@ -392,9 +392,13 @@ class Drill:
         )
         self.label(self.root, "root supervisor")
         for (_, g), gref, _type in which_children(self.root, timeout=WAIT):
+            if gref is None:
+                raise RuntimeError(f"group {g} supervisor is not running after the start")
             self.group_refs[g] = gref
             self.groups[g].label = self.label(gref, f"group {g} supervisor")
             for (_, _, s), sref, _ in which_children(gref, timeout=WAIT):
+                if sref is None:
+                    raise RuntimeError(f"session g{g}/s{s} is not running after the start")
                 self.session_refs[(g, s)] = sref
                 label = self.label(sref, f"session g{g}/s{s}")
                 self.groups[g].original_sessions[s] = label

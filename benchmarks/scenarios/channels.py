@@ -98,7 +98,7 @@ TABLES: list[TableSpec] = [
 
 def _flavors(params: Params) -> list[tuple[str, str, str | None]]:
     """``(writer, flavor, substrate)`` of every point measured per U."""
-    points = []
+    points: list[tuple[str, str, str | None]] = []
     for writer in WRITERS:
         points.extend((writer, "ours", name) for name in params.substrates)
         points.append((writer, "peer", None))
@@ -154,10 +154,10 @@ def _measure(
                 finished = time.perf_counter()
                 fleet.close()
     elif flavor == "peer":
-        with PeerFleet(writer_cls, opts, size=size) as fleet:
-            fleet.start(uploads)
+        with PeerFleet(writer_cls, opts, size=size) as peers:
+            peers.start(uploads)
             ready = time.perf_counter()
-            sends = [functools.partial(_ask_chunk, ref) for ref in fleet.refs]
+            sends = [functools.partial(_ask_chunk, ref) for ref in peers.refs]
             try:
                 result = drive_async(sends, chunks, data, client_threads=params.client_threads)
             finally:
@@ -275,7 +275,7 @@ def _targets(ratios: list[dict[str, Any]], rows: list[dict[str, Any]], params: P
         checks.append(
             target(
                 f"TmpFileWriter MB/s vs plain file writes at U={at} ({substrate})",
-                tmp and tmp["vs_plain"],
+                tmp["vs_plain"] if tmp else None,
                 ">=",
                 TMPFILE_VS_PLAIN,
                 "x",
@@ -287,7 +287,7 @@ def _targets(ratios: list[dict[str, Any]], rows: list[dict[str, Any]], params: P
         checks.append(
             target(
                 f"no-op per-chunk cost vs plain Pykka actor, worst U ({substrate})",
-                worst and worst["cost_vs_peer"],
+                worst["cost_vs_peer"] if worst else None,
                 "<=",
                 NOOP_COST_VS_PEER,
                 "x",
@@ -319,7 +319,7 @@ def _targets(ratios: list[dict[str, Any]], rows: list[dict[str, Any]], params: P
         checks.append(
             target(
                 f"no-op chunks/s, pool vs thread substrate at U={at_u:,}",
-                pool and pool["vs_thread"],
+                pool["vs_thread"] if pool else None,
                 ">=",
                 POOL_VS_THREAD_NOOP,
                 "x",

@@ -126,14 +126,14 @@ def _measure(params: Params, substrate: str, logs: str) -> dict[str, Any]:
     to_close, to_report = [], []
     # A channel's child id is ("upload", config ref, entry ref).
     reports = {fields["offender"]["id"][-1]: moment for moment, fields in clock.of("supervisor_report")}
-    for ref in crashed_refs:
-        journal = journals[ref]
-        crashed_at = journal.first(("chunk", plan[ref]))
+    for entry_ref in crashed_refs:
+        journal = journals[entry_ref]
+        crashed_at = journal.first(("chunk", plan[entry_ref]))
         closed_at = journal.first(("close", "cancel"))
         if crashed_at is not None and closed_at is not None:
             to_close.append(closed_at - crashed_at)
-        if crashed_at is not None and ref in reports:
-            to_report.append(reports[ref] - crashed_at)
+        if crashed_at is not None and entry_ref in reports:
+            to_report.append(reports[entry_ref] - crashed_at)
     closes = {ref: journal.closes() for ref, journal in journals.items()}
     releases = {ref: sum(1 for _, e in journal.entries if e == ("release",)) for ref, journal in journals.items()}
     reasons = Counter(repr(reason) for calls in closes.values() for _, reason in calls)

@@ -194,9 +194,11 @@ def _simple(kind: str, substrate: str, count: int) -> dict[str, Any]:
     stop = time.perf_counter() - began
     row = _row(kind, substrate, len(refs), seconds, rss, threads, stop, limit)
     # The marginal cost: the first tenth of the spawns (few live) against the last (nearly all live).
-    complete = len(refs) == count and first_tenth is not None and last_tenth_began is not None
-    row["us_per_spawn_first_tenth"] = first_tenth / tenth * 1e6 if complete else float("nan")
-    row["us_per_spawn_last_tenth"] = (ended - last_tenth_began) / tenth * 1e6 if complete else float("nan")
+    if len(refs) == count and first_tenth is not None and last_tenth_began is not None:
+        row["us_per_spawn_first_tenth"] = first_tenth / tenth * 1e6
+        row["us_per_spawn_last_tenth"] = (ended - last_tenth_began) / tenth * 1e6
+    else:
+        row["us_per_spawn_first_tenth"] = row["us_per_spawn_last_tenth"] = float("nan")
     row["gc_share_of_spawn"] = collecting.seconds / seconds if seconds else float("nan")
     row["gc_collections"] = collecting.collections
     refs.clear()
