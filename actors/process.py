@@ -151,9 +151,9 @@ class Process(ThreadingActor):
     _actor_ref: ProcessRef
     # Pykka's ActorInbox also has get() and empty() for Pykka's own actor loop, which
     # a process never runs: its substrate drives the Mailbox (put/take) instead.
-    actor_inbox: Mailbox  # type: ignore[assignment]
+    actor_inbox: Mailbox  # type: ignore[assignment]  # not Pykka's ActorInbox: see above
     # Pykka's threading.Event, replaced by a flag that allocates a lock only on wait().
-    actor_stopped: ExitFlag  # type: ignore[assignment]
+    actor_stopped: ExitFlag  # type: ignore[assignment]  # not a threading.Event: see above
 
     # Rarely used per-process state lives on the class until first set.
     _pending_exit: ExitReason | None = None

@@ -464,6 +464,7 @@ class Connection:
         tlog = self._log.bind(topic=channel.topic, join_ref=channel.join_ref)
         try:
             try:
+                # A join is always a JSON (dict) push: binary frames carry only chunks.
                 status, response = _check_reply(await handler.join(join.payload))  # type: ignore[arg-type]
             except asyncio.CancelledError:
                 raise

@@ -42,7 +42,7 @@ class DynamicSupervisor(SupervisorBase):
         self._children: dict[_Child, None] = {}  # an ordered set, in start order
 
     @classmethod
-    def start(  # type: ignore[override]
+    def start(  # type: ignore[override]  # a supervisor's options, not a process's init arguments
         cls,
         max_children: int | None = None,
         max_restarts: int = 3,

@@ -445,7 +445,7 @@ class Supervisor(SupervisorBase):
             self._by_id[spec.id] = child
 
     @classmethod
-    def start(  # type: ignore[override]
+    def start(  # type: ignore[override]  # a supervisor's options, not a process's init arguments
         cls,
         children: Iterable[ChildSpec] = (),
         strategy: str = "one_for_one",

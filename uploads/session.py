@@ -57,7 +57,7 @@ def client_input(method: F) -> F:
             log.warning("upload_client_error", method=method.__name__, error=str(exc))
             return ("error", str(exc))
 
-    return guarded  # type: ignore[return-value]
+    return guarded  # type: ignore[return-value]  # same signature as method; only its errors differ
 
 
 def session_for_token(token: Any) -> ProcessRef | None:
@@ -130,7 +130,7 @@ class UploadSession(Process):
             writer=writer or default_writer_factory,
             auto_upload=auto_upload,
             progress=progress,
-            max_entries_mode=max_entries_mode,  # type: ignore[arg-type]
+            max_entries_mode=max_entries_mode,  # type: ignore[arg-type]  # a str here, checked by UploadConfig
         )
         self.configs[name] = config
         return config.to_dict()

@@ -175,7 +175,10 @@ DEAD = ("raised", "ActorDeadError")
 def client_view_problem(record: UploadRecord) -> str | None:
     """What is wrong with what the client saw, for an upload whose session lived."""
     spec, replies, at = record.spec, record.replies, record.spec.at_chunk
-    ok = lambda n: ["ok"] * n  # noqa: E731
+
+    def ok(n: int) -> list[Any]:
+        return ["ok"] * n
+
     fault = spec.fault
     if fault == "init_error":
         expected_join: Any = WRITER_ERROR_REPLY

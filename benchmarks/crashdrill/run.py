@@ -656,7 +656,7 @@ class SessionClient:
             # The channel ended before the writer got the chunk (its session died): no kill.
             try:
                 upload.replies.append(future.get(timeout=0))
-            except Exception as exc:  # noqa: BLE001
+            except Exception as exc:  # noqa: BLE001 - whatever ended the channel is the reply
                 upload.replies.append(_plain_reply(exc))
             return False
         upload.action = "kill"
