@@ -1,13 +1,15 @@
 """Distribution of liveupload: a BEAM-style actor runtime on Pykka that runs
 Phoenix LiveView's upload pipeline."""
 
+from pathlib import Path
+
 from setuptools import find_packages, setup
 
 setup(
     name="liveupload",
     version="0.1.0",
     description="BEAM-style processes on Pykka running Phoenix LiveView's upload pipeline",
-    long_description=open("README.md", encoding="utf-8").read(),
+    long_description=(Path(__file__).parent / "README.md").read_text(encoding="utf-8"),
     long_description_content_type="text/markdown",
     python_requires=">=3.10",
     packages=find_packages(
@@ -42,6 +44,8 @@ setup(
             "selenium>=4.20",
             "psutil>=5.9",  # tests/conftest.py checks for leaked threads and files
             "boto3>=1.34",  # tests/s3 drive S3Writer against a real Swift
+            "ruff>=0.17",  # the README's test command lints first
+            "mypy>=2.4",  # ... and checks types
         ],
         "s3": ["boto3>=1.34"],
     },

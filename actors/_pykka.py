@@ -14,10 +14,11 @@ three names Pykka does not export. Each is imported here and nowhere else:
   while ``_get_hook_result`` is an instance of it, so ``ProcessFuture`` must
   set exactly that when a hook is installed.
 
-The Pykka *extension points* for actor runtimes (``Actor._create_actor_inbox``,
-``_create_future``, ``_start_actor_loop``, ``_handle_receive``) are methods
-``Process`` overrides or inherits as ``ThreadingActor`` and ``GeventActor``
-do; they are not imported from anywhere.
+The Pykka *extension points* for actor runtimes (``_create_future``,
+``_start_actor_loop``, ``_handle_receive``) are methods ``Process`` overrides
+or inherits as ``ThreadingActor`` and ``GeventActor`` do; they are not
+imported from anywhere. (``_create_actor_inbox`` is only called by
+``Actor.__init__``, which ``Process`` skips: it makes its ``Mailbox`` itself.)
 """
 
 from __future__ import annotations

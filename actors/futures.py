@@ -37,7 +37,7 @@ class ProcessFuture(Future[T]):
     _callbacks: list[Callable[[ProcessFuture[T]], None]] | None = None
     _get_hook: Any = None
 
-    def __init__(self) -> None:  # noqa: D107 - Future.__init__ is skipped on purpose: it allocates
+    def __init__(self) -> None:  # Future.__init__ is skipped on purpose: it allocates
         self._ready = _allocate_lock()
         self._ready.acquire()
 

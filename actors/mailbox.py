@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import queue
 import threading
 from collections import deque
 from collections.abc import Callable
@@ -112,5 +113,5 @@ def reject(envelope: Envelope[Any]) -> None:
             envelope.reply_to.set_exception(
                 (ActorDeadError, ActorDeadError("process exited before handling the message"), None)
             )
-        except Exception:  # noqa: BLE001 - already answered (queue.Full)
+        except queue.Full:  # already answered
             pass

@@ -14,10 +14,11 @@ gets ``"noproc"``), never in between.
 
 from __future__ import annotations
 
+import queue
 import threading
 from collections.abc import Callable
 from itertools import count
-from typing import Any, ClassVar
+from typing import Any, ClassVar, cast
 
 import structlog
 from pykka import ActorDeadError, ActorRef, ThreadingActor, Timeout
@@ -112,7 +113,7 @@ class ProcessRef(ActorRef[Any]):
             return
         super().tell(message)
 
-    def ask(self, message: Any, *, block: bool = True, timeout: float | None = None) -> Any:  # type: ignore[override]
+    def ask(self, message: Any, *, block: bool = True, timeout: float | None = None) -> Any:
         """Pykka's ``ask``; from a killed process's handler it raises ``ActorDeadError``."""
         if from_a_killed_process():
             raise ActorDeadError(f"{_running_here()} was killed: it cannot ask {self}")
@@ -148,6 +149,11 @@ class Process(ThreadingActor):
     use_daemon_thread: ClassVar[bool] = False
 
     _actor_ref: ProcessRef
+    # Pykka's ActorInbox also has get() and empty() for Pykka's own actor loop, which
+    # a process never runs: its substrate drives the Mailbox (put/take) instead.
+    actor_inbox: Mailbox  # type: ignore[assignment]  # not Pykka's ActorInbox: see above
+    # Pykka's threading.Event, replaced by a flag that allocates a lock only on wait().
+    actor_stopped: ExitFlag  # type: ignore[assignment]  # not a threading.Event: see above
 
     # Rarely used per-process state lives on the class until first set.
     _pending_exit: ExitReason | None = None
@@ -160,19 +166,15 @@ class Process(ThreadingActor):
         # Not pykka.Actor.__init__: a uuid4 and a threading.Event per process cost
         # microseconds and a kilobyte; a serial number and an ExitFlag do not.
         self.actor_urn = f"urn:liveupload:process:{next(_serials)}"
-        self.actor_inbox = self._create_actor_inbox()
-        self.actor_stopped = ExitFlag()  # type: ignore[assignment]
+        self.actor_inbox = Mailbox()
+        self.actor_stopped = ExitFlag()
         self._actor_ref = ProcessRef(self)
 
     @property
-    def actor_ref(self) -> ProcessRef:  # type: ignore[override]
+    def actor_ref(self) -> ProcessRef:
         return self._actor_ref
 
     # Pykka's extension points for actor runtimes.
-
-    @staticmethod
-    def _create_actor_inbox() -> Mailbox:
-        return Mailbox()
 
     @staticmethod
     def _create_future() -> ProcessFuture[Any]:
@@ -184,7 +186,7 @@ class Process(ThreadingActor):
     # -- starting -----------------------------------------------------------
 
     @classmethod
-    def start(cls, *args: Any, substrate: str | None = None, **kwargs: Any) -> ProcessRef:  # type: ignore[override]
+    def start(cls, *args: Any, substrate: str | None = None, **kwargs: Any) -> ProcessRef:
         """Start a process and return its ref at once; ``on_start`` runs in it.
 
         ``substrate="thread"`` gives it a dedicated OS thread instead of the
@@ -211,7 +213,7 @@ class Process(ThreadingActor):
 
     # -- hooks ----------------------------------------------------------------
 
-    def on_kill(self) -> None:  # noqa: B027 - optional hook
+    def on_kill(self) -> None:  # an optional hook: empty by default
         """Release what the process holds outside itself after a kill.
 
         A kill runs no ``terminate`` (BEAM frees a killed process's resources
@@ -221,7 +223,7 @@ class Process(ThreadingActor):
         is using until it returns. An exception here is logged, not raised.
         """
 
-    def terminate(self, reason: ExitReason) -> None:  # noqa: B027 - optional hook
+    def terminate(self, reason: ExitReason) -> None:  # an optional hook: empty by default
         """Clean up as the process exits with ``reason``, in its own context.
 
         Called on every exit except a kill: normal stop, exit signal, crash
@@ -306,7 +308,7 @@ class Process(ThreadingActor):
         answer whoever waits on the stop or on the start."""
         ref = self._actor_ref
         if ref._exit_reason is _ALIVE:
-            crash = (reason, self._crash_phase) if self._crash_phase else None
+            crash = (reason, self._crash_phase) if self._crash_phase and isinstance(reason, BaseException) else None
             try:
                 self.terminate(reason)
             except BaseException as exc:  # noqa: BLE001 - becomes the exit reason
@@ -340,8 +342,9 @@ def _spawn(process: Process, *, link_to: ProcessRef | None, wait: bool, on: str 
     if from_a_killed_process():  # its children would be orphans nobody stops
         raise ActorDeadError(f"{_running_here()} was killed: it cannot start {process.actor_urn}")
     ref = process.actor_ref
+    start_ack: ProcessFuture[Any] | None = None
     if wait:
-        process._start_ack = ProcessFuture()
+        process._start_ack = start_ack = ProcessFuture()
     with table_lock:
         _live.add(ref)
     if link_to is not None:
@@ -354,8 +357,8 @@ def _spawn(process: Process, *, link_to: ProcessRef | None, wait: bool, on: str 
         if wait:
             raise StartError(str(ref), exc) from exc
         raise
-    if wait:
-        outcome = process._start_ack.get()
+    if start_ack is not None:
+        outcome = start_ack.get()
         if outcome is not None:
             raise StartError(str(ref), outcome)
     return ref
@@ -387,7 +390,7 @@ def _die(
             if peer._links is not None:
                 peer._links.discard(ref)
         for mref in watching:
-            target_monitors = mref.target._monitors
+            target_monitors = _target(mref)._monitors
             if target_monitors is not None:
                 target_monitors.pop(mref, None)
         for mref, watcher in monitors.items():
@@ -461,7 +464,7 @@ def _send(ref: ActorRef[Any], message: Any) -> None:
 def _answer(future: Any, value: Any) -> None:
     try:
         future.set(value)
-    except Exception:  # noqa: BLE001 - already answered by a kill (queue.Full)
+    except queue.Full:  # already answered by a kill
         pass
 
 
@@ -472,7 +475,7 @@ def _answer_with_exception(future: Any, exc: BaseException) -> None:
         exc = dead
     try:
         future.set_exception((type(exc), exc, exc.__traceback__))
-    except Exception:  # noqa: BLE001 - already answered by a kill (queue.Full)
+    except queue.Full:  # already answered by a kill
         pass
 
 
@@ -527,7 +530,7 @@ def serve_timers(send_after: Callable[[ProcessRef, Any, float], Any]) -> None:
     _send_after = send_after
 
 
-def exit(ref: ActorRef[Any], reason: ExitReason) -> None:  # noqa: A001 - BEAM's name
+def exit(ref: ActorRef[Any], reason: ExitReason) -> None:  # shadows the builtin: BEAM's name
     """Send an exit signal with ``reason`` to the process ``ref``.
 
     ``"kill"`` cannot be trapped and ends the process with ``"killed"`` at once.
@@ -574,6 +577,12 @@ def unlink(a: ActorRef[Any], b: ActorRef[Any]) -> None:
             b._links.discard(a)
 
 
+def _target(mref: MonitorRef) -> ProcessRef:
+    """The monitored process: ``monitor`` makes a ``MonitorRef`` only for a
+    ``ProcessRef``, a type ``reasons`` (below this module) cannot name."""
+    return cast(ProcessRef, mref.target)
+
+
 def monitor(target: ActorRef[Any], watcher: ActorRef[Any]) -> MonitorRef:
     """Have ``watcher`` receive ``Down(mref, target, reason)`` once ``target`` exits;
     at once with ``"noproc"`` if it is already dead."""
@@ -601,7 +610,7 @@ def demonitor(mref: MonitorRef) -> bool:
         watcher = mref.watcher
         if isinstance(watcher, ProcessRef) and watcher._watching is not None:
             watcher._watching.discard(mref)
-        monitors = mref.target._monitors
+        monitors = _target(mref)._monitors
         return monitors is not None and monitors.pop(mref, None) is not None
 
 

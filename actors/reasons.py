@@ -9,7 +9,7 @@ signal that ends a process with ``"killed"``.
 from __future__ import annotations
 
 from itertools import count
-from typing import TYPE_CHECKING, Any, NamedTuple, Union
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 if TYPE_CHECKING:
     from pykka import ActorRef
@@ -33,7 +33,7 @@ KILL = "kill"
 KILLED = "killed"
 NOPROC = "noproc"
 
-ExitReason = Union[str, tuple[str, Any], BaseException]
+ExitReason = str | tuple[str, Any] | BaseException
 
 
 def is_clean_exit(reason: ExitReason) -> bool:

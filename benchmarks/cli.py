@@ -36,7 +36,13 @@ class _Scenarios(argparse.Action):
     """``scenario`` positionals, checked by hand: argparse rejects an empty
     ``nargs="*"`` list when ``choices`` is set."""
 
-    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace, values: Any, option_string: str | None = None) -> None:
+    def __call__(
+        self,
+        parser: argparse.ArgumentParser,
+        namespace: argparse.Namespace,
+        values: Any,
+        option_string: str | None = None,
+    ) -> None:
         unknown = [v for v in values if v not in NAMES]
         if unknown:
             parser.error(f"unknown scenario {', '.join(unknown)} (choose from {', '.join(NAMES)})")
@@ -54,7 +60,13 @@ def configure(parser: argparse.ArgumentParser) -> None:
         help=f"which to run: {', '.join(NAMES)} (default: all)",
     )
     size = parser.add_mutually_exclusive_group()
-    size.add_argument("--quick", action="store_const", const="quick", dest="preset", help="tiny run (seconds): U up to 100, 200 channel spawns")
+    size.add_argument(
+        "--quick",
+        action="store_const",
+        const="quick",
+        dest="preset",
+        help="tiny run (seconds): U up to 100, 200 channel spawns",
+    )
     size.add_argument(
         "--full",
         action="store_const",
@@ -64,21 +76,58 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "20,000 channels on threads, 1,000 crashing uploads",
     )
     parser.set_defaults(preset="default")
-    parser.add_argument("--out", default="bench-results", metavar="DIR", help="where results.json and the plots go (default ./bench-results)")
-    parser.add_argument("--substrate", action="append", choices=sorted(substrates.SUBSTRATES), help="run on this substrate (repeatable; default: every one available)")
+    parser.add_argument(
+        "--out",
+        default="bench-results",
+        metavar="DIR",
+        help="where results.json and the plots go (default ./bench-results)",
+    )
+    parser.add_argument(
+        "--substrate",
+        action="append",
+        choices=sorted(substrates.SUBSTRATES),
+        help="run on this substrate (repeatable; default: every one available)",
+    )
     parser.add_argument("--max-uploads", type=int, metavar="U", help="largest U of channels: 1, 10, 100... up to U")
-    parser.add_argument("--chunk-bytes", type=int, metavar="B", help="bytes per chunk (default 64000, the client's chunk size)")
-    parser.add_argument("--chunk-budget", type=int, metavar="N", help="chunks per channels point (C = N / U, at least --min-chunks)")
+    parser.add_argument(
+        "--chunk-bytes", type=int, metavar="B", help="bytes per chunk (default 64000, the client's chunk size)"
+    )
+    parser.add_argument(
+        "--chunk-budget", type=int, metavar="N", help="chunks per channels point (C = N / U, at least --min-chunks)"
+    )
     parser.add_argument("--min-chunks", type=int, metavar="C", help="fewest chunks per upload")
     parser.add_argument("--repeat", type=int, metavar="R", help="runs of every channels point (the best is shown)")
-    parser.add_argument("--client-threads", type=int, metavar="T", help="client threads driving the uploads (default 4)")
+    parser.add_argument(
+        "--client-threads", type=int, metavar="T", help="client threads driving the uploads (default 4)"
+    )
     parser.add_argument("--uploads-per-session", type=int, metavar="N", help="uploads per UploadSession (default 100)")
-    parser.add_argument("--max-spawn", type=int, metavar="K", help="most channels the spawn scenario starts (the flag bound)")
-    parser.add_argument("--spawn-baseline", type=int, metavar="K", help="plain Pykka actors and bare processes on threads to spawn")
-    parser.add_argument("--pool-spawn", type=int, metavar="K", help="bare processes to spawn on the pool (default 100,000; --full 1,000,000)")
-    parser.add_argument("--pool-spawn-small", type=int, metavar="K", help="the small K whose per-process cost --pool-spawn's must stay within 2x of (default 10,000)")
-    parser.add_argument("--pool-channels", type=int, metavar="K", help="idle channels to join on the pool (default 5,000; --full 100,000)")
-    parser.add_argument("--memory-reserve-mb", type=int, metavar="MB", help="stop spawning below this much available memory")
+    parser.add_argument(
+        "--max-spawn", type=int, metavar="K", help="most channels the spawn scenario starts (the flag bound)"
+    )
+    parser.add_argument(
+        "--spawn-baseline", type=int, metavar="K", help="plain Pykka actors and bare processes on threads to spawn"
+    )
+    parser.add_argument(
+        "--pool-spawn",
+        type=int,
+        metavar="K",
+        help="bare processes to spawn on the pool (default 100,000; --full 1,000,000)",
+    )
+    parser.add_argument(
+        "--pool-spawn-small",
+        type=int,
+        metavar="K",
+        help="the small K whose per-process cost --pool-spawn's must stay within 2x of (default 10,000)",
+    )
+    parser.add_argument(
+        "--pool-channels",
+        type=int,
+        metavar="K",
+        help="idle channels to join on the pool (default 5,000; --full 100,000)",
+    )
+    parser.add_argument(
+        "--memory-reserve-mb", type=int, metavar="MB", help="stop spawning below this much available memory"
+    )
     parser.add_argument(
         "--spawn-until-limit",
         action="store_true",
@@ -86,16 +135,37 @@ def configure(parser: argparse.ArgumentParser) -> None:
         help="spawn: join channels past --max-spawn / --pool-channels until a real limit (no new thread, "
         "memory, or the --spawn-seconds time budget); the row's limit column says which",
     )
-    parser.add_argument("--spawn-seconds", type=float, metavar="S", help="time budget of each channel row with --spawn-until-limit (default 120)")
+    parser.add_argument(
+        "--spawn-seconds",
+        type=float,
+        metavar="S",
+        help="time budget of each channel row with --spawn-until-limit (default 120)",
+    )
     parser.add_argument("--crash-uploads", type=int, metavar="U", help="uploads in the crash scenario")
     parser.add_argument("--crash-share", type=float, metavar="F", help="share of them that crash (default 0.5)")
     parser.add_argument("--seed", type=int, help="seed of the crash plan")
-    parser.add_argument("--blocking-writers", type=int, metavar="N", help="writers blocking in every chunk (default 200)")
-    parser.add_argument("--blocking-seconds", type=float, metavar="S", help="how long the blocking load runs (default 1.5)")
-    parser.add_argument("--quiet-seconds", type=float, metavar="S", help="how long the bystander is pinged without the load (default 0.5)")
-    parser.add_argument("--server-uploads", type=int, metavar="U", help="concurrent uploads in the server scenario (default 100)")
+    parser.add_argument(
+        "--blocking-writers", type=int, metavar="N", help="writers blocking in every chunk (default 200)"
+    )
+    parser.add_argument(
+        "--blocking-seconds", type=float, metavar="S", help="how long the blocking load runs (default 1.5)"
+    )
+    parser.add_argument(
+        "--quiet-seconds",
+        type=float,
+        metavar="S",
+        help="how long the bystander is pinged without the load (default 0.5)",
+    )
+    parser.add_argument(
+        "--server-uploads", type=int, metavar="U", help="concurrent uploads in the server scenario (default 100)"
+    )
     parser.add_argument("--server-chunks", type=int, metavar="C", help="chunks per upload in the server scenario")
-    parser.add_argument("--server-client-processes", type=int, metavar="P", help="OS processes the server's clients run in (default 2; --full 4)")
+    parser.add_argument(
+        "--server-client-processes",
+        type=int,
+        metavar="P",
+        help="OS processes the server's clients run in (default 2; --full 4)",
+    )
     parser.add_argument(
         "--markdown",
         nargs="?",
@@ -166,7 +236,7 @@ def run_scenarios(params: Params, names: list[str], progress: Any) -> dict[str, 
         began = time.perf_counter()
         try:
             section = load(name).run(params, progress)
-        except Exception as exc:  # noqa: BLE001 - report it, run the others
+        except Exception as exc:  # report it, run the others (logged)
             log.exception("bench_scenario_failed", scenario=name)
             section = {"error": repr(exc), "rows": [], "targets": []}
         section["seconds"] = time.perf_counter() - began

@@ -79,11 +79,10 @@ def _run_clients(
     partials = [DriveResult(uploads=len(share)) for share in shares]
     errors: list[BaseException] = []
     ends: list[float] = []
-    started: list[float] = []
+    started: list[tuple[float, os.times_result]] = []  # when the clients were released
 
     def mark_start() -> None:
-        started.append(time.perf_counter())
-        started.append(os.times())
+        started.append((time.perf_counter(), os.times()))
 
     barrier = threading.Barrier(len(shares), action=mark_start)
 
@@ -98,7 +97,7 @@ def _run_clients(
 
     threads = [
         threading.Thread(target=client, args=(share, partial), name=f"bench-client-{k}")
-        for k, (share, partial) in enumerate(zip(shares, partials))
+        for k, (share, partial) in enumerate(zip(shares, partials, strict=True))
     ]
     for thread in threads:
         thread.start()
@@ -108,9 +107,10 @@ def _run_clients(
     if errors:
         raise errors[0]
     merged = DriveResult(uploads=n_uploads)
-    merged.seconds = max(ends) - started[0]
-    merged.cpu_seconds = (cpu_end.user + cpu_end.system) - (started[1].user + started[1].system)
-    merged.system_seconds = cpu_end.system - started[1].system
+    began, cpu_began = started[0]
+    merged.seconds = max(ends) - began
+    merged.cpu_seconds = (cpu_end.user + cpu_end.system) - (cpu_began.user + cpu_began.system)
+    merged.system_seconds = cpu_end.system - cpu_began.system
     for partial in partials:
         merged.chunks += partial.chunks
         merged.bytes += partial.bytes

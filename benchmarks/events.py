@@ -97,6 +97,6 @@ def quiet_handlers() -> Iterator[None]:
         try:
             yield
         finally:
-            for handler, stream in zip(handlers, previous):
+            for handler, stream in zip(handlers, previous, strict=True):
                 if stream is not None:
                     handler.setStream(stream)

@@ -32,7 +32,9 @@ def _cell(value: Any, spec: str) -> str:
     return str(value)
 
 
-def render_table(title: str, columns: Sequence[tuple[str, str, str]], rows: Iterable[dict[str, Any]], markdown: bool = False) -> str:
+def render_table(
+    title: str, columns: Sequence[tuple[str, str, str]], rows: Iterable[dict[str, Any]], markdown: bool = False
+) -> str:
     """A table with a title, numbers right-aligned; GitHub markdown if asked."""
     headers = [header for _, header, _ in columns]
     body = [[_cell(row.get(key), spec) for key, _, spec in columns] for row in rows]
@@ -45,7 +47,8 @@ def render_table(title: str, columns: Sequence[tuple[str, str, str]], rows: Iter
     widths = [max([len(h), *(len(cells[i]) for cells in body)]) for i, h in enumerate(headers)]
 
     def line(cells: Sequence[str]) -> str:
-        return "  ".join(c.rjust(w) if n else c.ljust(w) for c, w, n in zip(cells, widths, numeric)).rstrip()
+        padded = (c.rjust(w) if n else c.ljust(w) for c, w, n in zip(cells, widths, numeric, strict=True))
+        return "  ".join(padded).rstrip()
 
     out = [title, line(headers), line(["-" * w for w in widths])]
     out.extend(line(cells) for cells in body)

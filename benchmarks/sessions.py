@@ -87,7 +87,12 @@ class SessionFleet:
         first = self._next_ref
         self._next_ref += self.per_session
         entries = [
-            {"ref": str(first + k), "name": f"upload-{first + k}.bin", "size": self.size, "type": "application/octet-stream"}
+            {
+                "ref": str(first + k),
+                "name": f"upload-{first + k}.bin",
+                "size": self.size,
+                "type": "application/octet-stream",
+            }
             for k in range(self.per_session)
         ]
         reply = proxy.preflight(CONFIG, entries).get()
@@ -96,7 +101,9 @@ class SessionFleet:
         self._tokens = [reply["entries"][entry["ref"]] for entry in reversed(entries)]
         self._proxy = proxy
 
-    def join(self, count: int = 1, on_join: Callable[[], None] | None = None, timeout: float | None = None) -> list[ProcessRef]:
+    def join(
+        self, count: int = 1, on_join: Callable[[], None] | None = None, timeout: float | None = None
+    ) -> list[ProcessRef]:
         """Join ``count`` more uploads (starting sessions as needed); their channels'
         refs. ``timeout``: how long one join may take (``pykka.Timeout`` past it)."""
         joined = []

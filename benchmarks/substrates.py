@@ -15,7 +15,6 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import ContextManager
 
 import actors
 from actors import substrates as runtime
@@ -28,7 +27,7 @@ class Substrate:
     """A way to run processes: a name and how to make it the one in use."""
 
     name: str
-    activate: Callable[[], ContextManager[None]] = field(default=contextlib.nullcontext)
+    activate: Callable[[], contextlib.AbstractContextManager[None]] = field(default=contextlib.nullcontext)
     available: Callable[[], bool] = field(default=lambda: True)
     description: str = ""
 
@@ -45,7 +44,7 @@ def _runtime_has(name: str) -> bool:
     return name in getattr(runtime, "SUBSTRATES", ("thread",))
 
 
-def _default(name: str) -> Callable[[], ContextManager[None]]:
+def _default(name: str) -> Callable[[], contextlib.AbstractContextManager[None]]:
     @contextlib.contextmanager
     def activate() -> Iterator[None]:
         set_default = getattr(actors, "set_default_substrate", None)

@@ -54,14 +54,15 @@ TableSpec = tuple[str, str, list[tuple[str, str, str]]]
 
 def target(name: str, value: float | None, op: str, limit: float, unit: str = "", detail: str = "") -> dict[str, Any]:
     """A target check: ``met`` is None when the figure could not be measured."""
-    measured = value is not None and not (isinstance(value, float) and math.isnan(value))
+    if value is not None and isinstance(value, float) and math.isnan(value):
+        value = None
     return {
         "name": name,
-        "value": value if measured else None,
+        "value": value,
         "op": op,
         "limit": limit,
         "unit": unit,
-        "met": bool(_OPS[op](value, limit)) if measured else None,
+        "met": None if value is None else bool(_OPS[op](value, limit)),
         "detail": detail,
     }
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-from typing import Callable
+from collections.abc import Callable
 
 import structlog
 from websockets.asyncio.client import ClientConnection, connect
@@ -45,7 +45,7 @@ class Socket:
         self.closed: str | None = None
 
     @classmethod
-    async def open(cls, url: str, timeout: float) -> "Socket":
+    async def open(cls, url: str, timeout: float) -> Socket:
         ws = await connect(url, open_timeout=timeout, close_timeout=timeout, max_size=None, proxy=None)
         return cls(ws, timeout)
 

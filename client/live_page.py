@@ -10,6 +10,7 @@ import urllib.request
 from typing import Any
 
 import structlog
+from websockets.exceptions import WebSocketException
 
 from client.channels import ServerError, Socket
 from client.page_view import PageView, RenderedState, read_page
@@ -39,7 +40,7 @@ class LivePage:
         socket.listeners[topic] = self._on_push
 
     @classmethod
-    async def open(cls, url: str, *, timeout: float = 30.0) -> "LivePage":
+    async def open(cls, url: str, *, timeout: float = 30.0) -> LivePage:
         """Fetch the page at ``url`` and join its LiveView."""
         try:
             html = await asyncio.to_thread(_fetch, url, timeout)
@@ -54,7 +55,7 @@ class LivePage:
         query = urllib.parse.urlencode({"_csrf_token": boot.csrf, "_mounts": 0, "vsn": "2.0.0"})
         try:
             socket = await Socket.open(f"{scheme}://{parts.netloc}{boot.socket_path}/websocket?{query}", timeout)
-        except Exception as exc:  # OSError, a timeout, or websockets' InvalidHandshake
+        except (OSError, asyncio.TimeoutError, WebSocketException) as exc:  # a refusal, a timeout, a bad handshake
             raise ServerError(f"cannot open the socket of {url}: {exc}") from None
         topic, join_ref = f"lv:{root['id']}", socket.ref()
         payload = {

@@ -142,7 +142,10 @@ class _Reader(HTMLParser):
                     limits[key.replace("-", "_")] = int(value)
             self.view.inputs.append(InputView(attrs, limits))
         elif tag == "ul":
-            self._list = attrs.get("id") if attrs.get("id") == "saved" else ("upload-errors" if "upload-errors" in classes else None)
+            if attrs.get("id") == "saved":
+                self._list = "saved"
+            else:
+                self._list = "upload-errors" if "upload-errors" in classes else None
         elif tag == "li" and "entry" in classes:
             self._entry = EntryView(attrs.get("data-ref", ""), attrs.get("data-state", ""))
             self.view.entries[self._entry.ref] = self._entry
@@ -167,9 +170,7 @@ class _Reader(HTMLParser):
             self._end_text()
         elif tag == "li":
             self._entry = None
-        elif tag == "span" and self._text_into == "error":
-            self._end_text()
-        elif tag == "p" and self._text_into == "notice":
+        elif (tag == "span" and self._text_into == "error") or (tag == "p" and self._text_into == "notice"):
             self._end_text()
 
     def handle_data(self, data: str) -> None:

@@ -30,9 +30,10 @@ import asyncio
 import itertools
 import mimetypes
 import os
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import structlog
 
@@ -108,7 +109,7 @@ async def _upload_batch(batch: _Batch) -> None:
                           uploads={batch.config_ref: fields})
     errors = page.view.upload_errors
     live = []
-    for result, entry_fields in zip(batch.results, fields):
+    for result, entry_fields in zip(batch.results, fields, strict=True):
         entry = page.view.entries.get(result.ref)
         if errors or (entry is not None and entry.errors):
             result.fail(", ".join((entry.errors if entry is not None else []) or errors))
@@ -211,7 +212,7 @@ async def _save(page: LivePage, batch: list[FileResult]) -> None:
     before = len(page.view.saved)
     await page.form_event(page.view.form.get("phx-submit", "save"))
     saved = page.view.saved[before:]
-    for result, text in zip(uploaded, saved):
+    for result, text in zip(uploaded, saved, strict=False):
         if ": not saved (" in text:
             result.fail(text)
         else:

@@ -11,7 +11,7 @@ which the handler answers with an error reply and one warning.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Union
+from typing import Any
 
 __all__ = [
     "BadInput",
@@ -26,7 +26,7 @@ __all__ = [
 ]
 
 #: A percentage 0..100, or ``{"error": reason}``.
-ProgressValue = Union[int, dict[str, str]]
+ProgressValue = int | dict[str, str]
 
 #: The fields of one entry the client announces (``serializeUploads`` and
 #: ``toPreflightPayload`` in LiveView's client): name -> (types, required).

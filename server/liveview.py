@@ -35,8 +35,9 @@ stopped, and with it every upload channel, each closing its writer with
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping
+from typing import Any
 
 import structlog
 
@@ -115,7 +116,7 @@ class LiveContext:
     #: Pages and topics each socket may have joined at once.
     budgets: SocketBudgets = field(default_factory=SocketBudgets)
     #: live session ref -> its handler; how an ``lvu:`` join finds its page.
-    sessions: dict[ProcessRef, "LiveViewHandler"] = field(default_factory=dict)
+    sessions: dict[ProcessRef, LiveViewHandler] = field(default_factory=dict)
 
 
 class LiveViewHandler(TopicHandler):

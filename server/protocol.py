@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from typing import Any, Union
+from typing import Any
 
 __all__ = [
     "KIND_PUSH",
@@ -52,7 +52,7 @@ MAX_FIELD_BYTES = 255
 #: Bytes before the strings of a client push: the kind and four lengths.
 BINARY_PUSH_HEADER = 5
 
-Payload = Union[dict, bytes]
+Payload = dict | bytes
 
 
 class ProtocolError(ValueError):
@@ -174,7 +174,7 @@ def decode_binary(frame: bytes | bytearray | memoryview) -> Message:
     names = ("join_ref", "ref", "topic", "event")
     fields: list[str] = []
     offset = BINARY_PUSH_HEADER
-    for name, size in zip(names, sizes):
+    for name, size in zip(names, sizes, strict=True):
         end = offset + size
         if end > len(buf):
             raise ProtocolError(

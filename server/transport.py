@@ -29,11 +29,12 @@ import abc
 import asyncio
 import concurrent.futures
 import secrets
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping, Union
+from typing import Any
 
 import structlog
-from starlette.websockets import WebSocket
+from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from . import protocol
 from .protocol import Message, ProtocolError
@@ -56,7 +57,7 @@ log = structlog.get_logger("liveupload.server")
 
 #: ``(status, response)``: status ``"ok"`` or ``"error"``; response a dict
 #: (a JSON reply) or bytes (a binary reply, kind 1).
-Reply = tuple[str, Union[dict, bytes]]
+Reply = tuple[str, dict | bytes]
 
 UNMATCHED_TOPIC = {"reason": "unmatched topic"}
 #: Why a handler's ``leave`` was called.
@@ -89,7 +90,7 @@ class TopicHandler(abc.ABC):
     actors through the asyncio bridge instead).
     """
 
-    def __init__(self, channel: "Channel") -> None:
+    def __init__(self, channel: Channel) -> None:
         self.channel = channel
 
     @abc.abstractmethod
@@ -161,7 +162,7 @@ class Channel:
     and returns a ``concurrent.futures.Future``.
     """
 
-    def __init__(self, connection: "Connection", topic: str, join_ref: str | None) -> None:
+    def __init__(self, connection: Connection, topic: str, join_ref: str | None) -> None:
         self.connection = connection
         self.topic = topic
         self.join_ref = join_ref
@@ -236,13 +237,18 @@ class _TopicState:
             self.queue.put_nowait(_WAKE)
 
 
+#: What a send, receive or close raises once the peer is gone: Starlette's
+#: disconnect, its state errors (``RuntimeError``), or the server's ``OSError``.
+_SOCKET_GONE = (WebSocketDisconnect, RuntimeError, OSError)
+
+
 def _reply_frame(join_ref: str | None, ref: str | None, topic: str, status: str, response: Any) -> str | bytes:
     if isinstance(response, (bytes, bytearray, memoryview)):
         return protocol.encode_binary_reply(join_ref, ref, topic, status, bytes(response))
     return protocol.encode_reply(join_ref, ref, topic, status, response)
 
 
-def _check_reply(result: Any) -> tuple[str, dict | bytes]:
+def _check_reply(result: Any) -> tuple[str, dict | bytes | bytearray | memoryview]:
     if (
         isinstance(result, tuple)
         and len(result) == 2
@@ -259,7 +265,7 @@ def _check_reply(result: Any) -> tuple[str, dict | bytes]:
 class Connection:
     """One WebSocket speaking Phoenix Channels; see the module docstring."""
 
-    def __init__(self, transport: "Transport", websocket: WebSocket) -> None:
+    def __init__(self, transport: Transport, websocket: WebSocket) -> None:
         self.transport = transport
         self.websocket = websocket
         self.id = secrets.token_hex(4)
@@ -289,7 +295,7 @@ class Connection:
                 else:
                     await self.websocket.send_bytes(frame)
                 return True
-            except Exception as exc:  # the peer went away mid-send
+            except _SOCKET_GONE as exc:  # the peer went away mid-send
                 self.open = False
                 self._log.debug("ws.send_failed", error=repr(exc))
                 return False
@@ -300,7 +306,7 @@ class Connection:
         self.open = False
         try:
             await self.websocket.close(code=code, reason=reason)
-        except Exception as exc:
+        except _SOCKET_GONE as exc:
             self._log.debug("ws.close_failed", error=repr(exc))
 
     # ------------------------------------------------------------- reading
@@ -316,7 +322,7 @@ class Connection:
         if self.transport.connect is not None:
             try:
                 self.info = await _maybe_await(self.transport.connect(self))
-            except Exception:
+            except Exception:  # noqa: BLE001 - the application's hook: its bug refuses this socket only
                 self._log.exception("ws.connect_hook_failed")
                 self.info = None
             if self.info is None or self.info is False:
@@ -348,7 +354,7 @@ class Connection:
                 self._log.info("ws.idle_timeout", seconds=idle)
                 await self.close(1000, "idle timeout")
                 return "disconnect"
-            except Exception as exc:
+            except _SOCKET_GONE as exc:
                 self._log.debug("ws.receive_failed", error=repr(exc))
                 self.open = False
                 return "disconnect"
@@ -358,12 +364,10 @@ class Connection:
                 return "disconnect"
             text = message.get("text")
             data = message.get("bytes")
-            if text is not None:
-                size = len(text.encode("utf-8", "surrogatepass"))
-            else:
-                size = len(data or b"")
+            size = len(text.encode("utf-8", "surrogatepass")) if text is not None else len(data or b"")
             if size > limit:
-                self._log.warning("frame.too_large", size=size, limit=limit, kind="text" if text is not None else "binary")
+                kind = "text" if text is not None else "binary"
+                self._log.warning("frame.too_large", size=size, limit=limit, kind=kind)
                 await self.close(1009, "message too big")
                 return "disconnect"
             try:
@@ -435,7 +439,7 @@ class Connection:
         channel = Channel(self, msg.topic, msg.join_ref)
         try:
             handler = factory(channel)
-        except Exception:
+        except Exception:  # noqa: BLE001 - the application's factory: its bug refuses this join only
             self._log.exception("channel.join_crashed", topic=msg.topic, join_ref=msg.join_ref)
             await self.send(
                 protocol.encode_reply(msg.join_ref, msg.ref, msg.topic, "error", {"reason": "join crashed"})
@@ -460,10 +464,11 @@ class Connection:
         tlog = self._log.bind(topic=channel.topic, join_ref=channel.join_ref)
         try:
             try:
+                # A join is always a JSON (dict) push: binary frames carry only chunks.
                 status, response = _check_reply(await handler.join(join.payload))  # type: ignore[arg-type]
             except asyncio.CancelledError:
                 raise
-            except Exception:
+            except Exception:  # noqa: BLE001 - the application's join: its bug refuses this join only
                 tlog.exception("channel.join_crashed")
                 status, response = "error", {"reason": "join crashed"}
             if status != "ok":
@@ -474,7 +479,7 @@ class Connection:
             channel.joined = True  # from here on, leave() will be called
             try:
                 frame = _reply_frame(join.join_ref, join.ref, channel.topic, "ok", response)
-            except Exception:
+            except (ProtocolError, ValueError):  # not JSON, or a field too long or not UTF-8
                 tlog.exception("channel.join_crashed", why="join reply cannot be encoded")
                 channel._request_stop(_Stop("crash", None))
                 frame = protocol.encode_reply(
@@ -503,7 +508,7 @@ class Connection:
                         await self.send(_reply_frame(channel.join_ref, msg.ref, channel.topic, status, response))
                 except asyncio.CancelledError:
                     raise
-                except Exception:
+                except Exception:  # noqa: BLE001 - the application's handler: its bug ends this topic only
                     tlog.exception("channel.crashed", event_name=msg.event, ref=msg.ref)
                     channel._request_stop(_Stop("crash", "error"))
         finally:
@@ -527,7 +532,7 @@ class Connection:
             await self.send(protocol.encode_error(channel.join_ref, channel.topic, stop.error_reason))
         try:
             await state.handler.leave(stop.reason)
-        except Exception:
+        except Exception:  # noqa: BLE001 - the application's leave: the topic ends anyway
             tlog.exception("channel.leave_failed", reason=stop.reason)
         tlog.info("channel.left", reason=stop.reason, handled=state.handled)
         await self._drain(state)

@@ -23,7 +23,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Union
+from typing import Any
 
 from actors import Process
 
@@ -34,7 +34,7 @@ SHUTDOWN_WORDS = ("brutal_kill", "infinity")
 CHILD_TYPES = ("worker", "supervisor")
 DEFAULT_WORKER_SHUTDOWN = 5.0
 
-Start = Union[tuple[type, tuple, dict], Callable[[], Any]]
+Start = tuple[type[Process], tuple, dict] | Callable[[], Any]
 
 
 @dataclass(frozen=True)
@@ -78,11 +78,12 @@ class ChildSpec:
     @property
     def shutdown_timeout(self) -> float | None:
         """Seconds to wait for an orderly exit: ``0`` for brutal_kill, ``None`` for infinity."""
-        if self.shutdown == "brutal_kill":
+        shutdown = self.shutdown
+        if shutdown == "brutal_kill":
             return 0.0
-        if self.shutdown == "infinity":
+        if not isinstance(shutdown, (int, float)):  # "infinity": __post_init__ allows no other word
             return None
-        return float(self.shutdown)  # type: ignore[arg-type]
+        return float(shutdown)
 
 
 def _check_start(start: Any, where: str) -> None:

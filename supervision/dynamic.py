@@ -42,7 +42,7 @@ class DynamicSupervisor(SupervisorBase):
         self._children: dict[_Child, None] = {}  # an ordered set, in start order
 
     @classmethod
-    def start(  # type: ignore[override]
+    def start(  # type: ignore[override]  # a supervisor's options, not a process's init arguments
         cls,
         max_children: int | None = None,
         max_restarts: int = 3,
@@ -54,7 +54,7 @@ class DynamicSupervisor(SupervisorBase):
         return cls._start_and_wait(max_children, max_restarts, max_seconds, name)
 
     @classmethod
-    def child_spec(cls, id: Any, **options: Any) -> ChildSpec:  # noqa: A002
+    def child_spec(cls, id: Any, **options: Any) -> ChildSpec:  # `id` as in Elixir's child specs
         """A ``ChildSpec`` of ``type="supervisor"`` for a dynamic supervisor;
         ``restart`` and ``shutdown`` go to the spec, the rest to ``start``."""
         spec_options = {key: options.pop(key) for key in ("restart", "shutdown") if key in options}

@@ -445,7 +445,7 @@ class Supervisor(SupervisorBase):
             self._by_id[spec.id] = child
 
     @classmethod
-    def start(  # type: ignore[override]
+    def start(  # type: ignore[override]  # a supervisor's options, not a process's init arguments
         cls,
         children: Iterable[ChildSpec] = (),
         strategy: str = "one_for_one",
@@ -464,7 +464,7 @@ class Supervisor(SupervisorBase):
         return cls._start_and_wait(children, strategy, max_restarts, max_seconds, name)
 
     @classmethod
-    def child_spec(cls, id: Any, children: Iterable[ChildSpec] = (), **options: Any) -> ChildSpec:  # noqa: A002
+    def child_spec(cls, id: Any, children: Iterable[ChildSpec] = (), **options: Any) -> ChildSpec:
         """A ``ChildSpec`` of ``type="supervisor"`` for a supervisor of ``children``;
         ``restart`` and ``shutdown`` go to the spec, the rest to ``start``."""
         spec_options = {key: options.pop(key) for key in ("restart", "shutdown") if key in options}

@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import threading
 import time
-from typing import Any, Literal, Union
+from typing import Any, Literal
 
 import structlog
 from pykka import ActorDeadError
@@ -45,20 +45,20 @@ log = structlog.get_logger("liveupload.uploads")
 
 OK: Literal["ok"] = "ok"
 
-Reply = Union[Literal["ok"], tuple[Literal["error"], Any]]
+Reply = Literal["ok"] | tuple[Literal["error"], Any]
 """``"ok"`` or ``("error", reason)``: what ``join``, ``cancel`` and a close answer."""
 
-ChunkReply = Union[Literal["ok"], tuple[Literal["error"], dict[str, Any]]]
+ChunkReply = Literal["ok"] | tuple[Literal["error"], dict[str, Any]]
 """A chunk's reply, sent as is to the client: ``{"reason": ...}`` on error."""
 
 UploadError = Literal["file_size_limit_exceeded", "chunk_too_large", "timeout"]
 
-OwnerNews = Union[
-    tuple[Literal["upload_done"], str],
-    tuple[Literal["writer_error"], str, Any],
-    tuple[Literal["upload_error"], str, UploadError],
-    tuple[Literal["cancelled"], str],
-]
+OwnerNews = (
+    tuple[Literal["upload_done"], str]
+    | tuple[Literal["writer_error"], str, Any]
+    | tuple[Literal["upload_error"], str, UploadError]
+    | tuple[Literal["cancelled"], str]
+)
 """What a channel tells its owner."""
 
 CLIENT_LEFT: ExitReason = ("shutdown", "client_left")

@@ -57,7 +57,9 @@ def validate_accept(accept: Any) -> Literal["any"] | tuple[str, ...]:
         if not isinstance(item, str) or not (
             (item.startswith(".") and len(item) > 1) or (item.count("/") == 1 and "" not in item.split("/"))
         ):
-            raise ValueError(f"invalid accept filter {item!r}: expected an extension like '.jpg' or a MIME type like 'image/*'")
+            raise ValueError(
+                f"invalid accept filter {item!r}: expected an extension like '.jpg' or a MIME type like 'image/*'"
+            )
     return tuple(item.lower() for item in accept)
 
 
@@ -229,7 +231,9 @@ class UploadConfig:
 
     def validate(self) -> None:
         """Recompute validation errors: size, type, and the number of entries."""
-        self.errors = [(ref, err) for ref, err in self.errors if err not in ("too_large", "not_accepted", "too_many_files")]
+        self.errors = [
+            (ref, err) for ref, err in self.errors if err not in ("too_large", "not_accepted", "too_many_files")
+        ]
         for entry in self.entries:
             entry.errors = [e for e in entry.errors if e not in ("too_large", "not_accepted")]
             if entry.client_size > self.max_file_size:

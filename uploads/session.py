@@ -57,7 +57,7 @@ def client_input(method: F) -> F:
             log.warning("upload_client_error", method=method.__name__, error=str(exc))
             return ("error", str(exc))
 
-    return guarded  # type: ignore[return-value]
+    return guarded  # type: ignore[return-value]  # same signature as method; only its errors differ
 
 
 def session_for_token(token: Any) -> ProcessRef | None:
@@ -130,7 +130,7 @@ class UploadSession(Process):
             writer=writer or default_writer_factory,
             auto_upload=auto_upload,
             progress=progress,
-            max_entries_mode=max_entries_mode,  # type: ignore[arg-type]
+            max_entries_mode=max_entries_mode,  # type: ignore[arg-type]  # a str here, checked by UploadConfig
         )
         self.configs[name] = config
         return config.to_dict()
@@ -214,7 +214,7 @@ class UploadSession(Process):
             return _join_error("already_registered")
         try:
             writer, opts = instantiate(config.writer(config.name, entry.to_dict(), self.actor_ref))
-        except Exception as exc:  # noqa: BLE001 - the application's factory failed this entry only
+        except Exception as exc:  # the application's factory failed this entry only (logged)
             log.error("upload_writer_factory_failed", entry=entry.ref, reason=repr(exc), exc_info=exc)
             entry.add_error(("writer_failure", repr(exc)))
             self._changed()
@@ -499,7 +499,7 @@ class UploadSession(Process):
         if self.on_change is not None:
             try:
                 self.on_change()
-            except Exception:  # noqa: BLE001 - a listener's bug must not end the session
+            except Exception:  # a listener's bug must not end the session (logged)
                 log.exception("upload_session_listener_failed")
 
 

@@ -29,7 +29,8 @@ opts)`` where *writer* is an :class:`UploadWriter` subclass or instance; see
 from __future__ import annotations
 
 import abc
-from typing import Any, Callable, Literal, Union
+from collections.abc import Callable
+from typing import Any, Literal
 
 __all__ = [
     "UploadWriter",
@@ -50,16 +51,16 @@ WriterState = Any
 Reason = Any
 
 #: Why :meth:`UploadWriter.close` is called.
-CloseReason = Union[Literal["done"], Literal["cancel"], tuple[Literal["error"], Reason]]
+CloseReason = Literal["done"] | Literal["cancel"] | tuple[Literal["error"], Reason]
 #: ``("ok", state)`` or ``("error", reason)``.
-InitResult = Union[tuple[Literal["ok"], WriterState], tuple[Literal["error"], Reason]]
+InitResult = tuple[Literal["ok"], WriterState] | tuple[Literal["error"], Reason]
 #: ``("ok", state)`` or ``("error", reason, state)``.
-WriteResult = Union[
-    tuple[Literal["ok"], WriterState],
-    tuple[Literal["error"], Reason, WriterState],
-]
+WriteResult = (
+    tuple[Literal["ok"], WriterState]
+    | tuple[Literal["error"], Reason, WriterState]
+)
 #: ``("ok", state)`` or ``("error", reason)``.
-CloseResult = Union[tuple[Literal["ok"], WriterState], tuple[Literal["error"], Reason]]
+CloseResult = tuple[Literal["ok"], WriterState] | tuple[Literal["error"], Reason]
 
 
 class UploadWriter(abc.ABC):
@@ -133,7 +134,7 @@ class UploadWriter(abc.ABC):
 
 #: ``(writer, opts)``: a writer class (instantiated with no arguments) or
 #: instance, and the options given to its ``init``.
-WriterSpec = tuple[Union[type[UploadWriter], UploadWriter], Any]
+WriterSpec = tuple[type[UploadWriter] | UploadWriter, Any]
 #: ``(name, entry, session) -> (writer, opts)``, as ``allow_upload``'s ``writer:``.
 WriterFactory = Callable[[str, Any, Any], WriterSpec]
 

@@ -41,7 +41,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Optional
+from typing import Any
 
 from .behaviour import CloseReason, CloseResult, InitResult, WriteResult
 from .memory import MemoryState, MemoryWriter
@@ -62,7 +62,7 @@ class FaultInjected(RuntimeError):
 class FaultConfig:
     """Validated options of one :class:`FaultyWriter` upload."""
 
-    fault: Optional[str] = None
+    fault: str | None = None
     at_chunk: int = 1
     close_on: str = "done"
     stall_seconds: float = 1.0
@@ -124,7 +124,7 @@ class FaultyState(MemoryState):
     stalls: int = 0
 
 
-class FaultyWriter(MemoryWriter):
+class FaultyWriter(MemoryWriter[FaultyState]):
     """A :class:`MemoryWriter` (``meta`` is ``{"data": bytes}``) with one
     configurable fault; see the module docstring for the options."""
 

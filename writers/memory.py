@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from .behaviour import CloseReason, CloseResult, InitResult, UploadWriter, WriteResult
 
@@ -22,7 +22,11 @@ class MemoryState:
         return len(self.buffer)
 
 
-class MemoryWriter(UploadWriter):
+#: The state a ``MemoryWriter`` subclass keeps: ``MemoryState`` or a subclass of it.
+StateT = TypeVar("StateT", bound=MemoryState)
+
+
+class MemoryWriter(UploadWriter, Generic[StateT]):
     """Collects chunks in a ``bytearray``; ``meta`` is ``{"data": bytes}``.
 
     No options. ``release`` drops the buffer.
@@ -31,16 +35,16 @@ class MemoryWriter(UploadWriter):
     def init(self, opts: Any = None) -> InitResult:
         return ("ok", MemoryState())
 
-    def meta(self, state: MemoryState) -> dict:
+    def meta(self, state: StateT) -> dict:
         return {"data": bytes(state.buffer)}
 
-    def write_chunk(self, data: bytes, state: MemoryState) -> WriteResult:
+    def write_chunk(self, data: bytes, state: StateT) -> WriteResult:
         state.buffer += data
         state.chunks += 1
         return ("ok", state)
 
-    def close(self, state: MemoryState, reason: CloseReason) -> CloseResult:
+    def close(self, state: StateT, reason: CloseReason) -> CloseResult:
         return ("ok", state)
 
-    def release(self, state: MemoryState) -> None:
+    def release(self, state: StateT) -> None:
         state.buffer = bytearray()

@@ -166,8 +166,8 @@ class _IOPool:
         self._threads: set[threading.Thread] = set()
         self._serial = 0
 
-    def submit(self, fn: Callable[..., Any], *args: Any) -> Future:
-        future: Future = Future()
+    def submit(self, future: Future, fn: Callable[..., Any], *args: Any) -> None:
+        """Run ``fn(*args)`` on a pool thread; its outcome goes to ``future``."""
         with self._lock:
             self._jobs.append((future, fn, args))
             if len(self._threads) < self.max_workers:
@@ -175,7 +175,6 @@ class _IOPool:
                 thread = threading.Thread(target=self._work, name=f"s3-io-{self._serial}", daemon=True)
                 self._threads.add(thread)
                 thread.start()
-        return future
 
     def _work(self) -> None:
         me = threading.current_thread()
@@ -193,7 +192,8 @@ class _IOPool:
                 future.set_exception(exc)
             else:
                 future.set_result(result)
-            future = fn = args = result = None  # hold nothing of a finished job while waiting for the lock
+                del result
+            del future, fn, args  # hold nothing of a finished job while waiting for the lock
 
     def threads(self) -> list[threading.Thread]:
         with self._lock:
@@ -205,6 +205,15 @@ class _IOPool:
         for thread in self.threads():
             thread.join(None if deadline is None else max(0.0, deadline - time.monotonic()))
         return not self.threads()
+
+
+class _Part(Future):
+    """One part's upload, and the bytes it holds of the budget (given back by
+    whoever cancels it if it never runs)."""
+
+    def __init__(self, nbytes: int) -> None:
+        super().__init__()
+        self.nbytes = nbytes
 
 
 class _ByteBudget:
@@ -361,7 +370,7 @@ class S3State:
     size: int = 0
     upload_id: str | None = None
     next_part: int = 1
-    inflight: dict[int, Future] = field(default_factory=dict, repr=False)
+    inflight: dict[int, _Part] = field(default_factory=dict, repr=False)
     parts: dict[int, tuple[str, bytes]] = field(default_factory=dict, repr=False)
     """Part number -> (ETag, md5 digest) of every part the store acknowledged."""
     failure: tuple[str, str] | None = None
@@ -492,8 +501,8 @@ class S3Writer(UploadWriter):
         number, state.next_part = state.next_part, state.next_part + 1
         with actors.blocking():
             _budget.acquire(len(body))
-        future = _pool.submit(_upload_part, state.client, state.bucket, state.key, state.upload_id, number, body)
-        future.nbytes = len(body)  # type: ignore[attr-defined] - released here if it never runs
+        future = _Part(len(body))
+        _pool.submit(future, _upload_part, state.client, state.bucket, state.key, state.upload_id, number, body)
         state.inflight[number] = future
 
     def _collect(self, state: S3State, *, block: bool, all_parts: bool = False) -> None:
@@ -576,7 +585,8 @@ class S3Writer(UploadWriter):
             with actors.blocking():
                 state.client.delete_object(Bucket=state.bucket, Key=state.key)
         except (BotoCoreError, ClientError) as exc:
-            _log.error("s3 object with a bad etag not deleted", bucket=state.bucket, key=state.key, reason=s3_reason(exc))
+            reason = s3_reason(exc)
+            _log.error("s3 object with a bad etag not deleted", bucket=state.bucket, key=state.key, reason=reason)
 
     def _abort(self, state: S3State) -> None:
         """Drop queued parts, let sending ones finish, abort the multipart upload;
@@ -777,7 +787,13 @@ def cleanup_stale(client: Any, bucket: str, prefix: str, older_than_seconds: flo
             initiated = upload["Initiated"]
             if initiated.timestamp() > cutoff:
                 continue
-            item = {"key": upload["Key"], "upload_id": upload["UploadId"], "initiated": initiated, "aborted": True, "reason": None}
+            item = {
+                "key": upload["Key"],
+                "upload_id": upload["UploadId"],
+                "initiated": initiated,
+                "aborted": True,
+                "reason": None,
+            }
             try:
                 client.abort_multipart_upload(Bucket=bucket, Key=upload["Key"], UploadId=upload["UploadId"])
             except ClientError as exc:

@@ -205,13 +205,12 @@ class Scheduler:
         with self._lock:
             if self._live == 0:
                 return  # the runtime went idle meanwhile: the stop marks are out
+            new_thread: threading.Thread | None = None
             if self._parked > 0:
                 self._parked -= 1
-                wake_spare = True
             else:
-                wake_spare = False
                 worker = Worker(self)
-                worker.thread = threading.Thread(
+                worker.thread = new_thread = threading.Thread(
                     target=self._work, args=(worker,), name=f"actors-worker-{next(_worker_numbers)}", daemon=True
                 )
                 self._workers.add(worker)
@@ -221,10 +220,10 @@ class Scheduler:
                     watchdog = threading.Thread(target=self._watch, args=(stop,), name="actors-watchdog", daemon=True)
                     self._watchdog = (watchdog, stop)
                     watchdog.start()
-        if wake_spare:
+        if new_thread is None:  # wake a parked spare
             self._spare_tokens.put(True)
         else:
-            worker.thread.start()
+            new_thread.start()
 
     def _work(self, worker: Worker) -> None:
         set_worker(worker)
@@ -242,7 +241,7 @@ class Scheduler:
                     continue
                 try:
                     self._run(worker, mailbox)
-                except BaseException:  # noqa: BLE001 - a runtime bug; keep the worker alive
+                except BaseException:  # a runtime bug: keep the worker alive (logged)
                     log.exception("scheduler_worker_error")
         finally:
             self._retire(worker)

@@ -25,7 +25,9 @@ class Runnable(Protocol):
     """A process as a substrate runs it (``actors.Process`` implements it)."""
 
     actor_inbox: Mailbox
-    use_daemon_thread: bool
+
+    @property
+    def use_daemon_thread(self) -> bool: ...
 
     @property
     def actor_ref(self) -> Any: ...

@@ -31,14 +31,32 @@ __all__ = ["configure", "run"]
 
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--uploads", type=_positive, default=100, metavar="N", help="uploads per round (default 100)")
-    parser.add_argument("--seed", type=int, default=None, metavar="S", help="the plan's seed (default: random, printed)")
     parser.add_argument(
-        "--duration", type=float, default=None, metavar="SECONDS",
+        "--seed", type=int, default=None, metavar="S", help="the plan's seed (default: random, printed)"
+    )
+    parser.add_argument(
+        "--duration",
+        type=float,
+        default=None,
+        metavar="SECONDS",
         help="keep running rounds (a new seed each) until this many seconds have passed",
     )
-    parser.add_argument("--substrate", choices=("pool", "thread"), default=None, help="where processes run (default: the runtime's default)")
-    parser.add_argument("--clients", type=_positive, default=None, metavar="N", help="client threads (default: one per session, at most 64)")
-    parser.add_argument("--show-logs", action="store_true", help="also log every event (crash reports included) to stderr")
+    parser.add_argument(
+        "--substrate",
+        choices=("pool", "thread"),
+        default=None,
+        help="where processes run (default: the runtime's default)",
+    )
+    parser.add_argument(
+        "--clients",
+        type=_positive,
+        default=None,
+        metavar="N",
+        help="client threads (default: one per session, at most 64)",
+    )
+    parser.add_argument(
+        "--show-logs", action="store_true", help="also log every event (crash reports included) to stderr"
+    )
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.set_defaults(run=run)
 
@@ -115,7 +133,7 @@ class _Progress:
             self.plain = total >= 100
             return
 
-        class _Bar(tqdm):  # type: ignore[misc, valid-type]
+        class _Bar(tqdm):
             monitor_interval = 0  # no monitor thread: the drill counts threads
 
         self.bar = _Bar(total=total, desc=label, unit="upload", file=sys.stderr, leave=False, disable=None)
@@ -135,4 +153,3 @@ class _Progress:
     def close(self) -> None:
         if self.bar is not None:
             self.bar.close()
-

@@ -66,12 +66,22 @@ from __future__ import annotations
 import hashlib
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Any, Optional
+from typing import Any
 
 from benchmarks.crashdrill.plan import UploadSpec
 from benchmarks.crashdrill.run import INJECTED, RunResult, UploadRecord
 
-__all__ = ["INVARIANTS", "Fate", "Summary", "Violation", "check", "expected_digest", "killed_closes", "own_fate", "summarize"]
+__all__ = [
+    "INVARIANTS",
+    "Fate",
+    "Summary",
+    "Violation",
+    "check",
+    "expected_digest",
+    "killed_closes",
+    "own_fate",
+    "summarize",
+]
 
 INVARIANTS: dict[str, str] = {
     "closed_once": "every writer closed exactly once, with the reason its fault implies",
@@ -90,7 +100,7 @@ class Violation:
     invariant: str
     subject: str
     detail: str
-    entry: Optional[str] = None
+    entry: str | None = None
     """The planned upload it is about (``UploadSpec.describe()``), if any."""
 
     def line(self) -> str:
@@ -99,7 +109,7 @@ class Violation:
 
 @dataclass(frozen=True)
 class Fate:
-    exit: Optional[str]
+    exit: str | None
     closes: tuple
     releases: int
     entry: Any
@@ -119,7 +129,9 @@ def own_fate(spec: UploadSpec) -> Fate:
     if fault == "raise":
         return Fate("crash:FaultInjected", ("cancel",), 1, _entry(True, (("channel_crash", "FaultInjected"),)), False)
     if fault == "keyboard_interrupt":
-        return Fate("crash:KeyboardInterrupt", ("cancel",), 1, _entry(True, (("channel_crash", "KeyboardInterrupt"),)), False)
+        return Fate(
+            "crash:KeyboardInterrupt", ("cancel",), 1, _entry(True, (("channel_crash", "KeyboardInterrupt"),)), False
+        )
     if fault == "error":
         return Fate("writer_error", (("error", INJECTED),), 1, _entry(False, (failure,)), False)
     if fault == "init_error":
@@ -160,10 +172,13 @@ WRITER_ERROR_REPLY = ("error", {"reason": "writer_error"})
 DEAD = ("raised", "ActorDeadError")
 
 
-def client_view_problem(record: UploadRecord) -> Optional[str]:
+def client_view_problem(record: UploadRecord) -> str | None:
     """What is wrong with what the client saw, for an upload whose session lived."""
     spec, replies, at = record.spec, record.replies, record.spec.at_chunk
-    ok = lambda n: ["ok"] * n  # noqa: E731
+
+    def ok(n: int) -> list[Any]:
+        return ["ok"] * n
+
     fault = spec.fault
     if fault == "init_error":
         expected_join: Any = WRITER_ERROR_REPLY
@@ -171,26 +186,27 @@ def client_view_problem(record: UploadRecord) -> Optional[str]:
         expected_join = "ok"
     if record.join != expected_join:
         return f"join answered {record.join!r}, expected {expected_join!r}"
-    expected: Optional[list] = None
+    expected: list | None = None
     if fault is None:
         expected = ok(spec.chunks)
     elif fault == "raise":
-        expected = ok(at - 1) + [("raised", "FaultInjected")]
+        expected = [*ok(at - 1), ("raised", "FaultInjected")]
     elif fault in ("keyboard_interrupt", "kill_busy"):
-        expected = ok(at - 1) + [DEAD]
+        expected = [*ok(at - 1), DEAD]
     elif fault == "error":
-        expected = ok(at - 1) + [WRITER_ERROR_REPLY]
+        expected = [*ok(at - 1), WRITER_ERROR_REPLY]
     elif fault == "init_error":
         expected = []
     elif fault == "close_error":
-        expected = ok(spec.chunks - 1) + [WRITER_ERROR_REPLY]
+        expected = [*ok(spec.chunks - 1), WRITER_ERROR_REPLY]
     elif fault in ("cancel", "cancel_close_error", "kill"):
         expected = ok(at)
-    elif fault == "stall":
+    elif fault == "stall" and (
         # oks up to the stalled chunk (then the client waits for the timeout), or the
         # channel gone already if the timeout struck before the stall.
-        if len(replies) > at or any(r != "ok" for r in replies[:-1]) or (replies and replies[-1] not in ("ok", DEAD)):
-            return f"a stalled upload's chunks were answered {replies!r}: expected oks up to chunk {at}, then the timeout"
+        len(replies) > at or any(r != "ok" for r in replies[:-1]) or (replies and replies[-1] not in ("ok", DEAD))
+    ):
+        return f"a stalled upload's chunks were answered {replies!r}: expected oks up to chunk {at}, then the timeout"
     if expected is not None and replies != expected:
         return f"chunks answered {replies!r}, expected {expected!r}"
     if fault in ("cancel", "cancel_close_error"):
@@ -238,7 +254,9 @@ def summarize(result: RunResult) -> tuple[list[Violation], Summary]:
     violations: list[Violation] = []
     summary = Summary()
     for message in result.errors:
-        violations.append(Violation("drill", "run", message.strip().splitlines()[-1] if message.strip() else message, None))
+        violations.append(
+            Violation("drill", "run", message.strip().splitlines()[-1] if message.strip() else message, None)
+        )
     for record in result.uploads:
         violations += _check_upload(record, summary)
     violations += _check_reports(result, summary)
@@ -285,12 +303,19 @@ def _check_upload(record: UploadRecord, summary: Summary) -> list[Violation]:
             allowed = killed_closes(spec, record.session_died)
             if closes not in allowed:
                 why = " or, as its session died, ['cancel'] once" if len(allowed) > 1 else ""
-                bad("closed_once", f"a killed channel's writer (a kill runs nothing more in the channel) closed "
-                                   f"{len(closes)} times {list(closes)}, expected {list(allowed[0])}{why}")
+                bad(
+                    "closed_once",
+                    f"a killed channel's writer (a kill runs nothing more in the channel) closed "
+                    f"{len(closes)} times {list(closes)}, expected {list(allowed[0])}{why}",
+                )
         elif len(closes) != 1:
             bad("closed_once", f"closed {len(closes)} times {list(closes)}, expected 1")
         if releases != 1:
-            bad("closed_once", f"released {releases} times, expected once" + (" (by the runtime, at the kill)" if record.exit == "killed" else ""))
+            bad(
+                "closed_once",
+                f"released {releases} times, expected once"
+                + (" (by the runtime, at the kill)" if record.exit == "killed" else ""),
+            )
 
     if record.exit == "alive":
         bad("terminal", "its channel was still alive after its client finished")
@@ -319,21 +344,31 @@ def _check_upload(record: UploadRecord, summary: Summary) -> list[Violation]:
                 bad("closed_once", f"closed with {list(closes)}, expected {list(fate.closes)} (its own fault's)")
         elif record.exit == "owner":
             if closes not in (("cancel",),) + ((("done",),) if wrote_all else ()):
-                bad("closed_once", f"its session died: closed with {list(closes)}, expected ['cancel'] (or ['done'] once complete)")
+                bad(
+                    "closed_once",
+                    f"its session died: closed with {list(closes)}, expected ['cancel'] (or ['done'] once complete)",
+                )
         elif record.exit is None:
             if record.join == "ok":
                 bad("terminal", "joined but its channel's exit was never seen")
             elif closes not in ((), ("cancel",)):
                 bad("closed_once", f"never joined (its session died), yet closed with {list(closes)}")
         elif record.exit != "alive":
-            bad("terminal", f"channel exited {record.exit_repr!r}: neither its fault's end ({fate.exit}) nor its session's")
+            bad(
+                "terminal",
+                f"channel exited {record.exit_repr!r}: neither its fault's end ({fate.exit}) nor its session's",
+            )
 
     if record.consumed is not None:
         summary.consumed += 1
         summary.checked["intact"] += 1
         want = expected_digest(spec)
         if record.consumed != want:
-            out.append(Violation("intact", spec.label, f"consumed sha256 {record.consumed[:16]}…, sent {want[:16]}…", spec.describe()))
+            out.append(
+                Violation(
+                    "intact", spec.label, f"consumed sha256 {record.consumed[:16]}…, sent {want[:16]}…", spec.describe()
+                )
+            )
         else:
             summary.intact += 1
     if neighbour:
@@ -363,17 +398,25 @@ def _check_reports(result: RunResult, summary: Summary) -> list[Violation]:
     for c in result.crashes:
         if c.exit.startswith("crash:"):
             expected_crashes[c.label] = f"session g{c.group}/s{c.session}"
-    crashed = Counter(e.get("process") for e in events if e["event"] == "process_crashed")
+    crashed: Counter[Any] = Counter(e.get("process") for e in events if e["event"] == "process_crashed")
     summary.process_crashed = sum(crashed.values())
     summary.process_crashed_expected = len(expected_crashes)
     for label, what in expected_crashes.items():
         summary.checked["one_report"] += 1
         if crashed[label] != 1:
-            out.append(_about(result, label, "one_report", f"{what} crashed; {crashed[label]} process_crashed reports, expected 1"))
+            out.append(
+                _about(
+                    result, label, "one_report", f"{what} crashed; {crashed[label]} process_crashed reports, expected 1"
+                )
+            )
     for label, n in crashed.items():
         if label not in expected_crashes:
             reasons = [e.get("reason") for e in events if e["event"] == "process_crashed" and e.get("process") == label]
-            out.append(_about(result, label, "one_report", f"unexpected process_crashed ({n}x) for {name(label)}: {reasons[0]}"))
+            out.append(
+                _about(
+                    result, label, "one_report", f"unexpected process_crashed ({n}x) for {name(label)}: {reasons[0]}"
+                )
+            )
 
     # The supervisor's side, OTP's supervisor report: exactly one per crashed or killed
     # child, from that child's own supervisor. Keyed by the offender's ref (whichever
@@ -391,7 +434,9 @@ def _check_reports(result: RunResult, summary: Summary) -> list[Violation]:
     for u in result.uploads:
         if u.channel and u.exit and (u.exit.startswith("crash:") or u.exit == "killed"):
             # A channel crashing while its session's shutdown stops it is that shutdown's error (OTP).
-            contexts = ("child_terminated", "shutdown_error") if u.session_died else ("child_terminated",)
+            contexts: tuple[str, ...] = (
+                ("child_terminated", "shutdown_error") if u.session_died else ("child_terminated",)
+            )
             fields: dict[str, tuple] = {"entry": (u.spec.ref,), "level": ("error",)}  # how it closed: closed_once
             if u.channel_supervisor is not None:
                 fields["supervisor"] = (u.channel_supervisor,)  # its own: its session's DynamicSupervisor
@@ -421,25 +466,46 @@ def _check_reports(result: RunResult, summary: Summary) -> list[Violation]:
         found = reports.get(key, [])
         subject = key[1] if isinstance(key, tuple) else key
         if len(found) != 1:
-            out.append(_about(result, subject, "one_report", f"{what}: {len(found)} supervisor_reports, expected 1 ({' or '.join(contexts)})"))
+            out.append(
+                _about(
+                    result,
+                    subject,
+                    "one_report",
+                    f"{what}: {len(found)} supervisor_reports, expected 1 ({' or '.join(contexts)})",
+                )
+            )
             continue
         report = found[0]
         if report.get("context") not in contexts:
-            out.append(_about(result, subject, "one_report", f"{what}: a {report.get('context')} report, expected {' or '.join(contexts)}"))
+            out.append(
+                _about(
+                    result,
+                    subject,
+                    "one_report",
+                    f"{what}: a {report.get('context')} report, expected {' or '.join(contexts)}",
+                )
+            )
         for field_name, allowed in wanted.items():
             got = _report_entry(report) if field_name == "entry" else report.get(field_name)
             if got not in allowed:
                 if field_name == "supervisor":
                     got, allowed = name(got), tuple(name(a) for a in allowed)
                 want = allowed[0] if len(allowed) == 1 else " or ".join(map(repr, allowed))
-                out.append(_about(result, subject, "one_report", f"{what}: report has {field_name}={got!r}, expected {want!r}"))
+                out.append(
+                    _about(result, subject, "one_report", f"{what}: report has {field_name}={got!r}, expected {want!r}")
+                )
     for key, found in reports.items():
         if key not in expected:
             e = found[0]
             subject = key[1] if isinstance(key, tuple) else key
             out.append(
-                _about(result, subject, "one_report",
-                       f"unexpected supervisor_report {e.get('context')} ({len(found)}x) about {name(subject)}: reason {e.get('reason')!r}")
+                _about(
+                    result,
+                    subject,
+                    "one_report",
+                    f"unexpected supervisor_report {e.get('context')} ({len(found)}x) about {name(subject)}: "
+                    f"reason {e.get('reason')!r}",
+                )
             )
     for e in events:
         if e["level"] == "error" and e["event"] not in ("process_crashed", "supervisor_report"):
@@ -476,14 +542,20 @@ def _check_tree(result: RunResult, summary: Summary) -> list[Violation]:
         for crash in crashes:
             want = "killed" if crash.how == "kill" else "crash:ValueError"
             if crash.exit != want:
-                bad(subject, f"session s{crash.session} crashed by {crash.how} exited {crash.exit_repr}, expected {want}")
+                bad(
+                    subject,
+                    f"session s{crash.session} crashed by {crash.how} exited {crash.exit_repr}, expected {want}",
+                )
         if not group.end_alive or group.end_label is None:
             bad(subject, "not running at the end: the tree did not recover")
             continue
         if group.scenario == "burst":
             if not group.escalated or group.exit_repr != repr("shutdown"):
-                bad(subject, f"a burst of {planned} crashes (intensity {plan.config.max_restarts}) should make it exit "
-                             f"'shutdown'; it exited {group.exit_repr}")
+                bad(
+                    subject,
+                    f"a burst of {planned} crashes (intensity {plan.config.max_restarts}) should make it exit "
+                    f"'shutdown'; it exited {group.exit_repr}",
+                )
             if group.end_label == group.label:
                 bad(subject, "the root did not restart it after it gave up")
         elif group.end_label != group.label or group.escalated:
@@ -498,24 +570,34 @@ def _check_tree(result: RunResult, summary: Summary) -> list[Violation]:
             replaced = label != original
             should_be = group.scenario == "burst" or (event is not None and s in event.targets)
             if replaced != should_be:
-                bad(subject, f"session s{s} {'was' if replaced else 'was not'} replaced by a restart, "
-                             f"{'though' if replaced else 'yet'} the plan {'spared' if replaced else 'crashed'} it")
+                bad(
+                    subject,
+                    f"session s{s} {'was' if replaced else 'was not'} replaced by a restart, "
+                    f"{'though' if replaced else 'yet'} the plan {'spared' if replaced else 'crashed'} it",
+                )
     for event in plan.events:
         firer = next((r for r in result.sessions if r.group == event.group and r.index == event.session), None)
         if firer is None or firer.fired_after_round is None:
             continue  # never fired: reported above (crashes fired vs planned)
         summary.checked["drill"] += 1
         if not firer.fired_in_progress:
-            out.append(Violation("drill", f"group {event.group} ({event.kind})",
-                                 f"session s{event.session} fired its crashes after round {firer.fired_after_round} "
-                                 f"(planned {event.after_round}) with none of its uploads in progress: not mid-upload"))
+            out.append(
+                Violation(
+                    "drill",
+                    f"group {event.group} ({event.kind})",
+                    f"session s{event.session} fired its crashes after round {firer.fired_after_round} "
+                    f"(planned {event.after_round}) with none of its uploads in progress: not mid-upload",
+                )
+            )
     dead_plan = plan.planned_dead_sessions()
     for session in result.sessions:
         key = (session.group, session.index)
         if session.died != (key in dead_plan):
-            bad(f"session g{session.group}/s{session.index}",
+            bad(
+                f"session g{session.group}/s{session.index}",
                 f"{'died' if session.died else 'survived'} ({session.exit_repr}), though the plan "
-                f"{'spared' if session.died else 'ended'} it")
+                f"{'spared' if session.died else 'ended'} it",
+            )
     summary.checked["escalation"] += 1
     if result.root_exit != repr("shutdown"):
         bad("root supervisor", f"stopped with {result.root_exit}, expected 'shutdown'")

@@ -42,7 +42,6 @@ import math
 import random
 from collections import Counter
 from dataclasses import dataclass
-from typing import Optional
 
 __all__ = [
     "CHANNEL_KILLS",
@@ -135,9 +134,9 @@ class UploadSpec:
     size: int
     chunks: int
     writer: str  # "memory" (FaultyWriter) or "tmpfile" (a journaled TmpFileWriter)
-    fault: Optional[str]
+    fault: str | None
     at_chunk: int
-    via: Optional[str]  # cancels: "session" or "channel"
+    via: str | None  # cancels: "session" or "channel"
     content_seed: int
 
     @property
@@ -190,7 +189,7 @@ class SessionEvent:
     """``"message"`` (a message the session cannot handle: it crashes) or ``"kill"``, per target."""
 
     def describe(self) -> str:
-        crashes = ", ".join(f"s{t} by {h}" for t, h in zip(self.targets, self.how))
+        crashes = ", ".join(f"s{t} by {h}" for t, h in zip(self.targets, self.how, strict=True))
         return f"group {self.group}: {self.kind} after round {self.after_round} of session {self.session} ({crashes})"
 
 
@@ -223,7 +222,7 @@ class Plan:
     def killed_sessions(self) -> set[tuple[int, int]]:
         """Sessions the plan kills (an original session: the burst's later
         targets may be restarted ones when a group has fewer sessions than crashes)."""
-        return {(e.group, t) for e in self.events for t, h in zip(e.targets, e.how) if h == "kill"}
+        return {(e.group, t) for e in self.events for t, h in zip(e.targets, e.how, strict=True) if h == "kill"}
 
     def planned_dead_sessions(self) -> set[tuple[int, int]]:
         """Original sessions that must be dead by the end of the run."""
@@ -269,7 +268,7 @@ def make_plan(seed: int, uploads: int, config: DrillConfig | None = None) -> Pla
     groups = tuple(tuple(per_session[i : i + spg]) for i in range(0, n_sessions, spg))
 
     faulted = round(uploads * config.fault_share)
-    kinds: list[Optional[str]] = list(rng.sample(UPLOAD_FAULTS, min(faulted, len(UPLOAD_FAULTS))))
+    kinds: list[str | None] = list(rng.sample(UPLOAD_FAULTS, min(faulted, len(UPLOAD_FAULTS))))
     weights = [FAULT_WEIGHTS[f] for f in UPLOAD_FAULTS]
     kinds += rng.choices(UPLOAD_FAULTS, weights, k=max(0, faulted - len(kinds)))
     kinds += [None] * (uploads - len(kinds))
@@ -316,12 +315,24 @@ def make_plan(seed: int, uploads: int, config: DrillConfig | None = None) -> Pla
             )
         )
 
-    plan = Plan(seed=seed, config=config, uploads=tuple(specs), groups=groups, scenarios=tuple(scenarios), events=tuple(events))
+    plan = Plan(
+        seed=seed,
+        config=config,
+        uploads=tuple(specs),
+        groups=groups,
+        scenarios=tuple(scenarios),
+        events=tuple(events),
+    )
     return plan
 
 
 def _mid_upload_session(
-    rng: random.Random, config: DrillConfig, specs: list[UploadSpec], groups: tuple[tuple[int, ...], ...], g: int, s: int
+    rng: random.Random,
+    config: DrillConfig,
+    specs: list[UploadSpec],
+    groups: tuple[tuple[int, ...], ...],
+    g: int,
+    s: int,
 ) -> tuple[int, int]:
     """The session of group ``g`` that fires its crash (the drawn ``s``, else the
     next one with an upload to crash in the middle of) and the last round it
@@ -342,14 +353,23 @@ def _mid_upload_session(
     old = specs[first]
     cs = config.chunk_size
     specs[first] = UploadSpec(
-        index=old.index, group=g, session=s, size=rng.randint((config.max_chunks - 1) * cs + 1, config.max_chunks * cs),
-        chunks=config.max_chunks, writer=old.writer, fault=None, at_chunk=0,
-        via=None, content_seed=rng.getrandbits(64),
+        index=old.index,
+        group=g,
+        session=s,
+        size=rng.randint((config.max_chunks - 1) * cs + 1, config.max_chunks * cs),
+        chunks=config.max_chunks,
+        writer=old.writer,
+        fault=None,
+        at_chunk=0,
+        via=None,
+        content_seed=rng.getrandbits(64),
     )
     return s, last_round(s)
 
 
-def _upload(rng: random.Random, config: DrillConfig, index: int, group: int, session: int, fault: Optional[str]) -> UploadSpec:
+def _upload(
+    rng: random.Random, config: DrillConfig, index: int, group: int, session: int, fault: str | None
+) -> UploadSpec:
     cs = config.chunk_size
     needs_two = fault in ("stall", "cancel", "cancel_close_error", "kill")
     chunks = rng.randint(2 if needs_two else 1, config.max_chunks)

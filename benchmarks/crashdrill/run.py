@@ -32,10 +32,10 @@ import tempfile
 import threading
 import time
 import traceback
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, MutableMapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any, Optional
+from typing import Any
 
 import structlog
 from pykka import ActorDeadError, Timeout
@@ -44,7 +44,7 @@ import actors
 from benchmarks.crashdrill.plan import Plan, SessionEvent, UploadSpec
 from supervision import ChildSpec, Supervisor, which_children
 from uploads import UploadSession
-from writers import FaultyWriter, TmpFileWriter
+from writers import FaultyWriter, TmpFileWriter, UploadWriter
 from writers.tmpfile import TmpFileState
 
 __all__ = [
@@ -114,26 +114,28 @@ class _JournaledState:
     chunks: int = 0
 
 
-class JournaledTmpFileWriter(TmpFileWriter):
+class JournaledTmpFileWriter(UploadWriter):
     """The default ``TmpFileWriter``, journaling each callback as ``FaultyWriter``
     does. Options: ``journal`` and ``dir``."""
+
+    _files = TmpFileWriter()  # stateless: every upload's file is in its state
 
     def init(self, opts: Any) -> Any:
         journal: Journal = opts["journal"]
         journal.append(("init",))
-        result = super().init({"dir": opts.get("dir")})
+        result = self._files.init({"dir": opts.get("dir")})
         if result[0] != "ok":
             return result
         journal.append(("path", result[1].path))
         return ("ok", _JournaledState(result[1], journal))
 
     def meta(self, state: _JournaledState) -> dict:
-        return super().meta(state.inner)
+        return self._files.meta(state.inner)
 
     def write_chunk(self, data: bytes, state: _JournaledState) -> Any:
         n = state.chunks + 1
         state.journal.append(("chunk", n))
-        result = super().write_chunk(data, state.inner)
+        result = self._files.write_chunk(data, state.inner)
         if result[0] != "ok":
             return ("error", result[1], state)
         state.chunks = n
@@ -141,12 +143,12 @@ class JournaledTmpFileWriter(TmpFileWriter):
 
     def close(self, state: _JournaledState, reason: Any) -> Any:
         state.journal.append(("close", reason))
-        result = super().close(state.inner, reason)
+        result = self._files.close(state.inner, reason)
         return ("ok", state) if result[0] == "ok" else result
 
     def release(self, state: _JournaledState) -> None:
         state.journal.append(("release",))
-        super().release(state.inner)
+        self._files.release(state.inner)
 
 
 # -- logs -----------------------------------------------------------------------------------
@@ -164,7 +166,9 @@ class LogRecorder:
         self.silence = silence
         self.events: list[dict[str, Any]] = []
 
-    def __call__(self, _logger: Any, method_name: str, event_dict: dict[str, Any]) -> dict[str, Any]:
+    def __call__(
+        self, _logger: Any, method_name: str, event_dict: MutableMapping[str, Any]
+    ) -> MutableMapping[str, Any]:
         item = {key: event_dict[key] for key in _KEPT_FIELDS if key in event_dict}
         if isinstance(item.get("offender"), dict):
             item["offender"] = dict(item["offender"])
@@ -226,20 +230,20 @@ class UploadRecord:
     stall_event: threading.Event = field(default_factory=threading.Event, repr=False)
     join: Any = None
     """``"ok"``, the join's error reply, or ``None`` if never attempted."""
-    channel: Optional[str] = None
-    channel_supervisor: Optional[str] = None
+    channel: str | None = None
+    channel_supervisor: str | None = None
     """``str(ref)`` of the supervisor that started the channel (its session's
     ``DynamicSupervisor``): the one whose ``supervisor_report`` names it."""
     replies: list[Any] = field(default_factory=list)
     acked: int = 0
-    action: Optional[str] = None
+    action: str | None = None
     """``"cancel"`` or ``"kill"`` once the client did it."""
     action_reply: Any = None
-    consumed: Optional[str] = None
+    consumed: str | None = None
     """sha256 of what the consumer read."""
-    exit: Optional[str] = None
+    exit: str | None = None
     """``classify_exit`` of the channel's exit reason, ``"alive"`` if it never exited, ``None`` if no channel."""
-    exit_repr: Optional[str] = None
+    exit_repr: str | None = None
     entry: Any = "unknown"
     """The session's entry at the end: ``"absent"``, ``"unknown"`` (its session died) or
     ``{"done", "cancelled", "errors"}``."""
@@ -256,14 +260,14 @@ class SessionRecord:
     index: int
     label: str
     died: bool = False
-    exit_repr: Optional[str] = None
-    lost: Optional[str] = None
+    exit_repr: str | None = None
+    lost: str | None = None
     """Where its client found it dead, if it did."""
-    driver_error: Optional[str] = None
-    fired_in_progress: Optional[tuple[str, ...]] = None
+    driver_error: str | None = None
+    fired_in_progress: tuple[str, ...] | None = None
     """For the session that fires its group's crashes: its uploads still in
     progress (started, more to send) when it fired; ``()`` if none were."""
-    fired_after_round: Optional[int] = None
+    fired_after_round: int | None = None
 
 
 @dataclass
@@ -287,10 +291,10 @@ class GroupRecord:
     label: str
     scenario: str
     escalated: bool = False
-    exit_repr: Optional[str] = None
-    end_label: Optional[str] = None
+    exit_repr: str | None = None
+    end_label: str | None = None
     end_alive: bool = False
-    end_sessions: dict[int, tuple[Optional[str], bool]] = field(default_factory=dict)
+    end_sessions: dict[int, tuple[str | None, bool]] = field(default_factory=dict)
     """Session index -> (its label at the end, alive)."""
     original_sessions: dict[int, str] = field(default_factory=dict)
 
@@ -305,7 +309,7 @@ class RunResult:
     crashes: list[CrashRecord]
     groups: list[GroupRecord]
     root_name: str
-    root_exit: Optional[str]
+    root_exit: str | None
     events: list[dict[str, Any]]
     leaks: dict[str, list[str]]
     labels: dict[str, str]
@@ -340,9 +344,7 @@ class Drill:
         self.root_name = f"crashdrill-{self.run_id}-root"
         self.group_refs: dict[int, actors.ProcessRef] = {}
         self.session_refs: dict[tuple[int, int], actors.ProcessRef] = {}
-        self.groups = [
-            GroupRecord(g, self.group_name(g), "", plan.scenarios[g]) for g in range(len(plan.groups))
-        ]
+        self.groups = [GroupRecord(g, self.group_name(g), "", plan.scenarios[g]) for g in range(len(plan.groups))]
         self.sessions = [
             SessionRecord(g, s, "") for g, sessions in enumerate(plan.groups) for s in range(len(sessions))
         ]
@@ -363,7 +365,12 @@ class Drill:
         specs = []
         for g, sessions in enumerate(self.plan.groups):
             children = [
-                ChildSpec(("session", g, s), (UploadSession, (), {"channel_shutdown": 5.0}), restart="transient", shutdown=10.0)
+                ChildSpec(
+                    ("session", g, s),
+                    (UploadSession, (), {"channel_shutdown": 5.0}),
+                    restart="transient",
+                    shutdown=10.0,
+                )
                 for s in range(len(sessions))
             ]
             specs.append(
@@ -385,9 +392,13 @@ class Drill:
         )
         self.label(self.root, "root supervisor")
         for (_, g), gref, _type in which_children(self.root, timeout=WAIT):
+            if gref is None:
+                raise RuntimeError(f"group {g} supervisor is not running after the start")
             self.group_refs[g] = gref
             self.groups[g].label = self.label(gref, f"group {g} supervisor")
             for (_, _, s), sref, _ in which_children(gref, timeout=WAIT):
+                if sref is None:
+                    raise RuntimeError(f"session g{g}/s{s} is not running after the start")
                 self.session_refs[(g, s)] = sref
                 label = self.label(sref, f"session g{g}/s{s}")
                 self.groups[g].original_sessions[s] = label
@@ -395,8 +406,13 @@ class Drill:
         for ref in self.session_refs.values():
             proxy = ref.proxy()
             limit = cfg.max_chunks * cfg.chunk_size
-            common = {"accept": "any", "max_entries": cfg.uploads_per_session, "max_file_size": limit,
-                      "chunk_size": cfg.chunk_size, "writer": self.writer_for}
+            common = {
+                "accept": "any",
+                "max_entries": cfg.uploads_per_session,
+                "max_file_size": limit,
+                "chunk_size": cfg.chunk_size,
+                "writer": self.writer_for,
+            }
             proxy.allow_upload("files", chunk_timeout=cfg.chunk_timeout, **common).get(timeout=WAIT)
             proxy.allow_upload("stalls", chunk_timeout=cfg.stall_chunk_timeout, **common).get(timeout=WAIT)
 
@@ -445,7 +461,7 @@ class Drill:
         g = event.group
         self.crash_session(g, event.targets[0], own, event.how[0], restarted=False)
         group = self.group_refs[g]
-        for target, how in zip(event.targets[1:], event.how[1:]):
+        for target, how in zip(event.targets[1:], event.how[1:], strict=True):
             current = {cid: ref for cid, ref, _ in which_children(group, timeout=WAIT)}
             ref = current.get(("session", g, target))
             if ref is None:
@@ -484,7 +500,7 @@ class Drill:
         for record in self.records:
             record.session_died = self._session(record.spec.group, record.spec.session).died
 
-    def stop_tree(self) -> Optional[str]:
+    def stop_tree(self) -> str | None:
         if self.root is None:
             return None
         actors.exit(self.root, "shutdown")
@@ -640,7 +656,7 @@ class SessionClient:
             # The channel ended before the writer got the chunk (its session died): no kill.
             try:
                 upload.replies.append(future.get(timeout=0))
-            except Exception as exc:  # noqa: BLE001
+            except Exception as exc:  # noqa: BLE001 - whatever ended the channel is the reply
                 upload.replies.append(_plain_reply(exc))
             return False
         upload.action = "kill"
@@ -652,11 +668,10 @@ class SessionClient:
             raise
         except Exception as exc:  # noqa: BLE001 - ActorDeadError expected
             upload.replies.append(_plain_reply(exc))
-        if upload.spec.at_chunk == upload.spec.chunks:
-            # The reply failed at the kill, but the handler runs on: on the last chunk it
-            # completes the upload and closes the writer "done". Wait for that close.
-            if not upload.journal.wait_for(("close", "done"), WAIT):
-                raise RuntimeError(f"{upload.spec.label}: the killed handler never closed its writer")
+        # The reply failed at the kill, but the handler runs on: on the last chunk it
+        # completes the upload and closes the writer "done". Wait for that close.
+        if upload.spec.at_chunk == upload.spec.chunks and not upload.journal.wait_for(("close", "done"), WAIT):
+            raise RuntimeError(f"{upload.spec.label}: the killed handler never closed its writer")
         self.call("uploads")
         return False
 
@@ -685,7 +700,11 @@ class SessionClient:
             entries = configs.get(upload.spec.config, {}).get("entries", [])
             found = [e for e in entries if e["ref"] == upload.spec.ref]
             upload.entry = (
-                {"done": found[0]["done"], "cancelled": found[0]["cancelled"], "errors": [_plain_error(e) for e in found[0]["errors"]]}
+                {
+                    "done": found[0]["done"],
+                    "cancelled": found[0]["cancelled"],
+                    "errors": [_plain_error(e) for e in found[0]["errors"]],
+                }
                 if found
                 else "absent"
             )

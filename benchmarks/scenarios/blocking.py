@@ -267,7 +267,8 @@ def run(params: Params, progress: Progress) -> dict[str, Any]:
                 ">=",
                 BLOCKING_VS_THREAD,
                 "x",
-                f"{row['chunks_per_s']:,.0f} vs {thread['chunks_per_s']:,.0f} chunks/s (ideal {row['ideal_chunks_per_s']:,.0f})"
+                f"{row['chunks_per_s']:,.0f} vs {thread['chunks_per_s']:,.0f} chunks/s "
+                f"(ideal {row['ideal_chunks_per_s']:,.0f})"
                 if thread
                 else "the thread substrate was not run",
             )

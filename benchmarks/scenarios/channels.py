@@ -98,7 +98,7 @@ TABLES: list[TableSpec] = [
 
 def _flavors(params: Params) -> list[tuple[str, str, str | None]]:
     """``(writer, flavor, substrate)`` of every point measured per U."""
-    points = []
+    points: list[tuple[str, str, str | None]] = []
     for writer in WRITERS:
         points.extend((writer, "ours", name) for name in params.substrates)
         points.append((writer, "peer", None))
@@ -123,7 +123,14 @@ def _ask_chunk(ref: Any, data: bytes) -> Any:
 
 
 def _measure(
-    flavor: str, writer: str, substrate: str | None, uploads: int, chunks: int, data: bytes, params: Params, directory: str
+    flavor: str,
+    writer: str,
+    substrate: str | None,
+    uploads: int,
+    chunks: int,
+    data: bytes,
+    params: Params,
+    directory: str,
 ) -> tuple[DriveResult, float, float]:
     """One point: set up, drive the chunk phase, tear down; (result, setup s, teardown s)."""
     size = chunks * len(data)
@@ -147,10 +154,10 @@ def _measure(
                 finished = time.perf_counter()
                 fleet.close()
     elif flavor == "peer":
-        with PeerFleet(writer_cls, opts, size=size) as fleet:
-            fleet.start(uploads)
+        with PeerFleet(writer_cls, opts, size=size) as peers:
+            peers.start(uploads)
             ready = time.perf_counter()
-            sends = [functools.partial(_ask_chunk, ref) for ref in fleet.refs]
+            sends = [functools.partial(_ask_chunk, ref) for ref in peers.refs]
             try:
                 result = drive_async(sends, chunks, data, client_threads=params.client_threads)
             finally:
@@ -173,7 +180,12 @@ def _measure(
 
 
 def _row(
-    flavor: str, writer: str, substrate: str | None, uploads: int, chunks: int, runs: list[tuple[DriveResult, float, float]]
+    flavor: str,
+    writer: str,
+    substrate: str | None,
+    uploads: int,
+    chunks: int,
+    runs: list[tuple[DriveResult, float, float]],
 ) -> dict[str, Any]:
     rates = [rate(r.chunks, r.seconds) for r, _, _ in runs]
     result, setup, teardown = runs[rates.index(max(rates))]
@@ -206,7 +218,14 @@ def _row(
     if result.failures:
         first = next(iter(result.failures.values()))
         row["first_failure"] = repr(first)
-        log.warning("bench_upload_failures", flavor=flavor, writer=writer, uploads=uploads, failures=len(result.failures), first=repr(first))
+        log.warning(
+            "bench_upload_failures",
+            flavor=flavor,
+            writer=writer,
+            uploads=uploads,
+            failures=len(result.failures),
+            first=repr(first),
+        )
     return row
 
 
@@ -215,7 +234,7 @@ def _paired(ours: dict[str, Any], other: dict[str, Any] | None, key: str, invert
     two runs made back to back, so slow spells of the machine cancel out."""
     if other is None:
         return float("nan")
-    pairs = [ratio(b, a) if invert else ratio(a, b) for a, b in zip(ours[key], other[key])]
+    pairs = [ratio(b, a) if invert else ratio(a, b) for a, b in zip(ours[key], other[key], strict=False)]
     pairs = [p for p in pairs if p == p]
     return statistics.median(pairs) if pairs else float("nan")
 
@@ -256,7 +275,7 @@ def _targets(ratios: list[dict[str, Any]], rows: list[dict[str, Any]], params: P
         checks.append(
             target(
                 f"TmpFileWriter MB/s vs plain file writes at U={at} ({substrate})",
-                tmp and tmp["vs_plain"],
+                tmp["vs_plain"] if tmp else None,
                 ">=",
                 TMPFILE_VS_PLAIN,
                 "x",
@@ -268,7 +287,7 @@ def _targets(ratios: list[dict[str, Any]], rows: list[dict[str, Any]], params: P
         checks.append(
             target(
                 f"no-op per-chunk cost vs plain Pykka actor, worst U ({substrate})",
-                worst and worst["cost_vs_peer"],
+                worst["cost_vs_peer"] if worst else None,
                 "<=",
                 NOOP_COST_VS_PEER,
                 "x",
@@ -280,17 +299,27 @@ def _targets(ratios: list[dict[str, Any]], rows: list[dict[str, Any]], params: P
         # Issue 11 reads it at U=1000, not at the largest U (10,000 with --full); a run
         # that stops short of 1000 reads it at its largest U and says so.
         at_u = POOL_VS_THREAD_UPLOADS if POOL_VS_THREAD_UPLOADS in params.uploads else top
-        pool = next((r for r in ratios if r["substrate"] == "pool" and r["writer"] == "null" and r["uploads"] == at_u), None)
+        pool = next(
+            (r for r in ratios if r["substrate"] == "pool" and r["writer"] == "null" and r["uploads"] == at_u), None
+        )
         others = ", ".join(
             f"U={r['uploads']:,}: {r['vs_thread']:.2f}x"
             for r in ratios
-            if r["substrate"] == "pool" and r["writer"] == "null" and r["uploads"] != at_u and r["vs_thread"] == r["vs_thread"]
+            if r["substrate"] == "pool"
+            and r["writer"] == "null"
+            and r["uploads"] != at_u
+            and r["vs_thread"] == r["vs_thread"]
         )
-        short = "" if at_u == POOL_VS_THREAD_UPLOADS else f"this run's largest U; the issue's U={POOL_VS_THREAD_UPLOADS:,} needs --max-uploads {POOL_VS_THREAD_UPLOADS}"
+        short = (
+            ""
+            if at_u == POOL_VS_THREAD_UPLOADS
+            else f"this run's largest U; the issue's U={POOL_VS_THREAD_UPLOADS:,} "
+            f"needs --max-uploads {POOL_VS_THREAD_UPLOADS}"
+        )
         checks.append(
             target(
                 f"no-op chunks/s, pool vs thread substrate at U={at_u:,}",
-                pool and pool["vs_thread"],
+                pool["vs_thread"] if pool else None,
                 ">=",
                 POOL_VS_THREAD_NOOP,
                 "x",

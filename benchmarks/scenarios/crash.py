@@ -126,14 +126,14 @@ def _measure(params: Params, substrate: str, logs: str) -> dict[str, Any]:
     to_close, to_report = [], []
     # A channel's child id is ("upload", config ref, entry ref).
     reports = {fields["offender"]["id"][-1]: moment for moment, fields in clock.of("supervisor_report")}
-    for ref in crashed_refs:
-        journal = journals[ref]
-        crashed_at = journal.first(("chunk", plan[ref]))
+    for entry_ref in crashed_refs:
+        journal = journals[entry_ref]
+        crashed_at = journal.first(("chunk", plan[entry_ref]))
         closed_at = journal.first(("close", "cancel"))
         if crashed_at is not None and closed_at is not None:
             to_close.append(closed_at - crashed_at)
-        if crashed_at is not None and ref in reports:
-            to_report.append(reports[ref] - crashed_at)
+        if crashed_at is not None and entry_ref in reports:
+            to_report.append(reports[entry_ref] - crashed_at)
     closes = {ref: journal.closes() for ref, journal in journals.items()}
     releases = {ref: sum(1 for _, e in journal.entries if e == ("release",)) for ref, journal in journals.items()}
     reasons = Counter(repr(reason) for calls in closes.values() for _, reason in calls)
@@ -182,13 +182,28 @@ def run(params: Params, progress: Progress) -> dict[str, Any]:
             progress.tick(f"crash {substrate} logs {logs}")
         row, bare = rows[-2], rows[-1]
         runtime_only = (
-            f"with crash logs dropped: close p99 {bare['close_p99_ms']:.2f} ms, report p99 {bare['report_p99_ms']:.2f} ms"
+            f"with crash logs dropped: close p99 {bare['close_p99_ms']:.2f} ms, "
+            f"report p99 {bare['report_p99_ms']:.2f} ms"
         )
         checks.append(
-            target(f"crash to close('cancel') p99 ({substrate})", row["close_p99_ms"], "<", CRASH_P99_MS, "ms", runtime_only)
+            target(
+                f"crash to close('cancel') p99 ({substrate})",
+                row["close_p99_ms"],
+                "<",
+                CRASH_P99_MS,
+                "ms",
+                runtime_only,
+            )
         )
         checks.append(
-            target(f"crash to supervisor report p99 ({substrate})", row["report_p99_ms"], "<", CRASH_P99_MS, "ms", runtime_only)
+            target(
+                f"crash to supervisor report p99 ({substrate})",
+                row["report_p99_ms"],
+                "<",
+                CRASH_P99_MS,
+                "ms",
+                runtime_only,
+            )
         )
         checks.append(
             target(
@@ -200,7 +215,8 @@ def run(params: Params, progress: Progress) -> dict[str, Any]:
                 "<=",
                 0,
                 "writers",
-                f"closed once {row['closed_once']}/{row['uploads']}, released once {row['released_once']}/{row['uploads']}, "
+                f"closed once {row['closed_once']}/{row['uploads']}, "
+                f"released once {row['released_once']}/{row['uploads']}, "
                 f"wrong close reason {row['closed_with_wrong_reason']}, reports {row['reports']}/{row['crashed']}",
             )
         )

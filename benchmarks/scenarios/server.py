@@ -167,13 +167,14 @@ def _pages(uploads: int) -> list[int]:
 def _negotiated(sockets: list[bool]) -> None:
     """Note, for every socket the client opens in this process, whether its
     connection negotiated permessage-deflate (``True``) or not."""
-    original = channels.Socket.open.__func__
+    original = vars(channels.Socket)["open"].__func__  # the classmethod's function
 
     async def open_(cls: Any, url: str, timeout: float) -> Any:
         sock = await original(cls, url, timeout)
         sockets.append(bool(sock.ws.protocol.extensions))
         return sock
 
+    # A patch in the client's own process, to measure it: mypy rightly objects to assigning a method.
     channels.Socket.open = classmethod(open_)  # type: ignore[method-assign, assignment]
 
 
@@ -181,7 +182,9 @@ def _timed_chunks(latencies: list[float]) -> None:
     """Time every ``chunk`` push of the client (push to reply), in this process."""
     original = channels.Socket.call
 
-    async def call(self: Any, topic: str, event: str, payload: Any, join_ref: Any, ref: Any = None, timeout: Any = None) -> Any:
+    async def call(
+        self: Any, topic: str, event: str, payload: Any, join_ref: Any, ref: Any = None, timeout: Any = None
+    ) -> Any:
         if event != "chunk":
             return await original(self, topic, event, payload, join_ref, ref=ref, timeout=timeout)
         began = time.perf_counter()
@@ -189,7 +192,7 @@ def _timed_chunks(latencies: list[float]) -> None:
         latencies.append(time.perf_counter() - began)
         return reply
 
-    channels.Socket.call = call  # type: ignore[method-assign]
+    channels.Socket.call = call  # type: ignore[method-assign]  # a patch in the client's process, to time it
 
 
 async def _upload_pages(url: str, path: str, pages: list[int]) -> list[Any]:
@@ -198,7 +201,7 @@ async def _upload_pages(url: str, path: str, pages: list[int]) -> list[Any]:
         return_exceptions=True,
     )
     results: list[Any] = []
-    for files, batch in zip(pages, batches):
+    for files, batch in zip(pages, batches, strict=True):
         results.extend([batch] * files if isinstance(batch, BaseException) else batch)
     return results
 
@@ -276,7 +279,7 @@ class _Clients:
         before they are released; their reports."""
         deadline = time.monotonic() + WAIT
         self.go.clear()
-        active = [(conn, share) for conn, share in zip(self.conns, shares) if share]
+        active = [(conn, share) for conn, share in zip(self.conns, shares, strict=False) if share]
         for conn, share in active:
             conn.send(("run", url, path, share))
         for conn, _ in active:
@@ -326,18 +329,23 @@ def _server(directory: str, params: Params, size: int, deflate: bool | None) -> 
         )
     )
     try:
-        options = {} if deflate is SHIPPED else {"ws_per_message_deflate": deflate}
+        options: dict[str, Any] = {} if deflate is SHIPPED else {"ws_per_message_deflate": deflate}
         with serve_in_thread(app, **options) as url:
             yield url, app
     finally:
         shutil.rmtree(saved, ignore_errors=True)
 
 
-def _measure(params: Params, substrate: str, deflate: bool | None, clients: _Clients, path: str, directory: str) -> dict[str, Any]:
+def _measure(
+    params: Params, substrate: str, deflate: bool | None, clients: _Clients, path: str, directory: str
+) -> dict[str, Any]:
     size = os.path.getsize(path)
     lag = LoopLag()
     processes = len(clients.conns)
-    shares = [params.server_uploads // processes + (1 if k < params.server_uploads % processes else 0) for k in range(processes)]
+    shares = [
+        params.server_uploads // processes + (1 if k < params.server_uploads % processes else 0)
+        for k in range(processes)
+    ]
     with substrates.using(substrate), _server(directory, params, size, deflate) as (url, app):
         assert app.loop is not None  # uvicorn ran the lifespan before it listened
         loop = app.loop
@@ -356,7 +364,7 @@ def _measure(params: Params, substrate: str, deflate: bool | None, clients: _Cli
             with contextlib.suppress(Exception):
                 asyncio.run_coroutine_threadsafe(lag.stop(), loop).result(WAIT)
     seconds = max(r["ended"] for r in reports) - min(r["began"] for r in reports)
-    chunk = latency_summary(l for r in reports for l in r["latencies"])
+    chunk = latency_summary(latency for r in reports for latency in r["latencies"])
     lags = lag.summary()
     total = sum(r["bytes"] for r in reports)
     completed = sum(r["completed"] for r in reports)
@@ -397,7 +405,9 @@ def _case(row: dict[str, Any]) -> str:
     """A row's case in a target's name: ``"pool, shipped: deflate off"``, ``"pool, deflate on"``."""
     if row["server_config"] == "shipped":
         return f"{row['substrate']}, shipped: deflate {row['deflate']}"
-    return f"{row['substrate']}, {row['server_config']}" + ("" if row["server_config"].endswith(row["deflate"]) else f" (negotiated {row['deflate']})")
+    return f"{row['substrate']}, {row['server_config']}" + (
+        "" if row["server_config"].endswith(row["deflate"]) else f" (negotiated {row['deflate']})"
+    )
 
 
 def run(params: Params, progress: Progress) -> dict[str, Any]:
@@ -411,7 +421,9 @@ def run(params: Params, progress: Progress) -> dict[str, Any]:
         clients = _Clients(min(params.server_client_processes, params.server_uploads))
         try:
             for substrate, deflate in _cases(params):
-                label = f"server {substrate}, " + ("as shipped" if deflate is SHIPPED else f"deflate {'on' if deflate else 'off'}")
+                label = f"server {substrate}, " + (
+                    "as shipped" if deflate is SHIPPED else f"deflate {'on' if deflate else 'off'}"
+                )
                 progress.note(f"{label}: {params.server_uploads} uploads")
                 rows.append(_measure(params, substrate, deflate, clients, path, directory))
                 progress.tick(label)
@@ -426,7 +438,8 @@ def run(params: Params, progress: Progress) -> dict[str, Any]:
             "<",
             LOOP_LAG_P99_MS,
             "ms",
-            f"{row['completed']}/{row['uploads']} completed, {row['mb_per_s']:.1f} MB/s, chunk p99 {row['chunk_p99_ms']:.1f} ms",
+            f"{row['completed']}/{row['uploads']} completed, {row['mb_per_s']:.1f} MB/s, "
+            f"chunk p99 {row['chunk_p99_ms']:.1f} ms",
         )
         for row in rows
         if row["server_config"] == "shipped"  # the target is about the server as shipped; the deflate row only compares

@@ -136,7 +136,9 @@ def _limit_of(exc: BaseException) -> str:
     return f"error: {exc!r}"
 
 
-def _row(kind: str, substrate: str, count: int, seconds: float, rss: int, threads: int, stop: float, limit: str) -> dict[str, Any]:
+def _row(
+    kind: str, substrate: str, count: int, seconds: float, rss: int, threads: int, stop: float, limit: str
+) -> dict[str, Any]:
     return {
         "kind": kind,
         "substrate": substrate,
@@ -192,9 +194,11 @@ def _simple(kind: str, substrate: str, count: int) -> dict[str, Any]:
     stop = time.perf_counter() - began
     row = _row(kind, substrate, len(refs), seconds, rss, threads, stop, limit)
     # The marginal cost: the first tenth of the spawns (few live) against the last (nearly all live).
-    complete = len(refs) == count and first_tenth is not None and last_tenth_began is not None
-    row["us_per_spawn_first_tenth"] = first_tenth / tenth * 1e6 if complete else float("nan")
-    row["us_per_spawn_last_tenth"] = (ended - last_tenth_began) / tenth * 1e6 if complete else float("nan")
+    if len(refs) == count and first_tenth is not None and last_tenth_began is not None:
+        row["us_per_spawn_first_tenth"] = first_tenth / tenth * 1e6
+        row["us_per_spawn_last_tenth"] = (ended - last_tenth_began) / tenth * 1e6
+    else:
+        row["us_per_spawn_first_tenth"] = row["us_per_spawn_last_tenth"] = float("nan")
     row["gc_share_of_spawn"] = collecting.seconds / seconds if seconds else float("nan")
     row["gc_collections"] = collecting.collections
     refs.clear()
@@ -458,7 +462,7 @@ def _targets(rows: list[dict[str, Any]], params: Params) -> list[dict[str, Any]]
                 "<=",
                 0,
                 "",
-                ", ".join(f"{k} ({r['limit']}): {v}" for (k, v), r in zip(left.items(), cleaned))
+                ", ".join(f"{k} ({r['limit']}): {v}" for (k, v), r in zip(left.items(), cleaned, strict=False))
                 + "".join(f"; {r['substrate']} stop failed: {r['stop_error']}" for r in cleaned if r.get("stop_error")),
             )
         )
@@ -508,7 +512,8 @@ def _targets(rows: list[dict[str, Any]], params: Params) -> list[dict[str, Any]]
     if large["count"] > small["count"]:
         note = scale_note(large["count"], ISSUE_POOL_PROCESSES, "processes")
         spawn_detail = (
-            f"{large['us_per_spawn']:.1f} vs {small['us_per_spawn']:.1f} µs (cyclic GC {large['gc_share_of_spawn']:.0%} "
+            f"{large['us_per_spawn']:.1f} vs {small['us_per_spawn']:.1f} µs "
+            f"(cyclic GC {large['gc_share_of_spawn']:.0%} "
             f"vs {small['gc_share_of_spawn']:.0%} of it); marginal (last tenth of the spawns) "
             f"{large['us_per_spawn_last_tenth']:.1f} vs {small['us_per_spawn_last_tenth']:.1f} µs"
         )
@@ -550,7 +555,11 @@ def _targets(rows: list[dict[str, Any]], params: Params) -> list[dict[str, Any]]
                     x
                     for x in (
                         f"{channels['kb_per_idle']:.1f} KB and {channels['us_per_spawn']:.0f} µs each",
-                        scale_note(channels["count"] if channels.get("until_limit") else params.pool_channels, ISSUE_POOL_CHANNELS, "channels"),
+                        scale_note(
+                            channels["count"] if channels.get("until_limit") else params.pool_channels,
+                            ISSUE_POOL_CHANNELS,
+                            "channels",
+                        ),
                         "" if channels["limit"] == "flag bound" else f"stopped by {channels['limit']}",
                     )
                     if x

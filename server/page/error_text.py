@@ -3,7 +3,8 @@ words for people (:func:`explain_error`)."""
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 __all__ = ["explain_error", "format_error"]
 

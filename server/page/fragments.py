@@ -15,8 +15,9 @@ between the marks is the statics. Every value is escaped by markupsafe.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Iterable, Literal, Mapping, Sequence
+from typing import Any, Literal
 
 from markupsafe import Markup, escape
 

@@ -8,8 +8,9 @@ strings, which the page's fragments build, pass as they are.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Any
 
 from markupsafe import escape
 
@@ -42,7 +43,7 @@ class Rendered:
     def to_html(self) -> str:
         """The full HTML (what the client renders into the view's root)."""
         out = [self.statics[0]]
-        for dyn, static in zip(self.dynamics, self.statics[1:]):
+        for dyn, static in zip(self.dynamics, self.statics[1:], strict=True):
             out.append(dyn)
             out.append(static)
         return "".join(out)
@@ -53,7 +54,7 @@ class Rendered:
         payload["s"] = list(self.statics)
         return payload
 
-    def diff(self, previous: "Rendered | None") -> dict[str, Any]:
+    def diff(self, previous: Rendered | None) -> dict[str, Any]:
         """The keys whose dynamics changed since ``previous``.
 
         With no previous render or different statics, the whole tree (with
@@ -63,6 +64,6 @@ class Rendered:
             return self.to_json()
         return {
             str(i): new
-            for i, (old, new) in enumerate(zip(previous.dynamics, self.dynamics))
+            for i, (old, new) in enumerate(zip(previous.dynamics, self.dynamics, strict=True))
             if old != new
         }
