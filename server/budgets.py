@@ -10,9 +10,9 @@ Only sockets with something joined are kept.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Hashable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Hashable, Literal
+from typing import Any, Literal
 
 __all__ = ["DEFAULT_MAX_PAGES_PER_SOCKET", "Refusal", "Slot", "SocketBudgets"]
 
