@@ -186,7 +186,10 @@ def test_object_server_killed_mid_upload_fails_that_upload_only_and_its_abort_is
 
     session = UploadSession.start()
     client = Client(session)
-    client.call("allow_upload", "avatar", accept="any", max_entries=2, max_file_size=200 * MiB, writer=factory)
+    # The sibling idles while the object server is down and back: a chunk timeout
+    # far above that wait, so only the killed server can end an upload here.
+    client.call("allow_upload", "avatar", accept="any", max_entries=2, max_file_size=200 * MiB, writer=factory,
+                chunk_timeout=300.0)
     doomed, sibling = payload(4 * PART, seed=5), payload(PART + 500_000, seed=6)
     try:
         reply = client.preflight({"doomed.bin": doomed, "sibling.bin": sibling})
