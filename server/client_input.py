@@ -12,8 +12,9 @@ session applies to its arguments.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any
 
 from uploads.client_data import ClientError, ProgressValue, check_entries
 from uploads.client_data import parse_progress as parse_progress_value

@@ -8,8 +8,9 @@ joins its ``lv:`` topic.
 from __future__ import annotations
 
 import secrets
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any
 
 from uploads.tokens import InvalidToken, Signer
 
@@ -104,9 +105,8 @@ class SessionSigner:
         ):
             raise InvalidSession("unauthorized", "CSRF token does not match the session")
         static = payload.get("static")
-        if static is not None:
-            if self.verify_static(static).get("id") != view_id:
-                raise InvalidSession("unauthorized", "static token belongs to another view")
+        if static is not None and self.verify_static(static).get("id") != view_id:
+            raise InvalidSession("unauthorized", "static token belongs to another view")
         return session
 
 

@@ -11,12 +11,12 @@ malformed event before the session sees it.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, Union
+from typing import Any
 
 __all__ = ["MAX_REASON", "ClientError", "ProgressValue", "check_entries", "parse_progress"]
 
 #: A percentage 0..100, or ``{"error": reason}``.
-ProgressValue = Union[int, dict[str, str]]
+ProgressValue = int | dict[str, str]
 
 #: The longest client-reported error reason kept (longer ones are cut).
 MAX_REASON = 200
