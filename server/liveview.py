@@ -14,10 +14,10 @@ JavaScript client sends them (see ``docs/protocol.md``):
 * ``progress``: the client's per-entry progress or error.
 
 Every field the client sends is type-checked by :mod:`server.client_input`
-before it reaches the session (a list where a ref belongs would otherwise
-raise inside the session and crash it, cancelling the page's other uploads):
-a malformed event gets an error reply and a structured warning, and the
-session never sees it.
+before it reaches the session: a malformed event gets an error reply and a
+structured warning, and the session never sees it. What only the session
+knows (an unknown config or entry ref) comes back from it as an error and
+gets the same reply and warning.
 
 Every reply carries the diff of the page since the last one the client got.
 Changes that happen on their own (an upload finishing, a channel crashing or

@@ -1,7 +1,8 @@
 """The page's signed session: ``data-phx-session`` / ``data-phx-static``.
 
-:class:`SessionSigner` signs both tokens with a per-app secret (itsdangerous,
-salted apart) and verifies them when the page joins its ``lv:`` topic.
+:class:`SessionSigner` signs both tokens with the app's secret, through two
+:class:`uploads.tokens.Signer` salted apart, and verifies them when the page
+joins its ``lv:`` topic.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from itsdangerous import BadData, SignatureExpired, URLSafeTimedSerializer
+from uploads.tokens import InvalidToken, Signer
 
 __all__ = ["SECRET_ENV", "InvalidSession", "PageSession", "SessionSigner", "new_view_id"]
 
@@ -47,22 +48,19 @@ class PageSession:
 class SessionSigner:
     """Signs and verifies the page's ``data-phx-session``/``data-phx-static``.
 
-    Tokens are itsdangerous URL-safe timed signatures under the app's secret,
-    salted separately so a static token never verifies as a session.  The
-    session holds the view id and the page's CSRF token; :meth:`verify_join`
-    checks both against the ``lv:`` topic and join params.
+    The two tokens are salted separately, so a static token never verifies as
+    a session. The session holds the view id and the page's CSRF token;
+    :meth:`verify_join` checks both against the ``lv:`` topic and join params.
     """
 
     SESSION_SALT = "liveupload.page.session"
     STATIC_SALT = "liveupload.page.static"
     DEFAULT_MAX_AGE = 14 * 24 * 3600  # LiveView's own session token lifetime
 
-    def __init__(self, secret: str | bytes, *, max_age: int | None = DEFAULT_MAX_AGE) -> None:
-        if not secret:
-            raise ValueError("SessionSigner needs a non-empty secret")
+    def __init__(self, secret: str | bytes, *, max_age: float | None = DEFAULT_MAX_AGE) -> None:
         self.max_age = max_age
-        self._session = URLSafeTimedSerializer(secret, salt=self.SESSION_SALT)
-        self._static = URLSafeTimedSerializer(secret, salt=self.STATIC_SALT)
+        self._session = Signer(secret, self.SESSION_SALT, max_age=max_age)
+        self._static = Signer(secret, self.STATIC_SALT, max_age=max_age)
 
     def new_page(self, **extra: Any) -> PageSession:
         """A new view id and CSRF token with their signed session/static tokens.
@@ -75,23 +73,17 @@ class SessionSigner:
         return PageSession(
             view_id=view_id,
             csrf_token=csrf,
-            session_token=self.sign_session(session),
-            static_token=self.sign_static({"id": view_id}),
+            session_token=self._session.sign(session),
+            static_token=self._static.sign({"id": view_id}),
         )
-
-    def sign_session(self, data: Mapping[str, Any]) -> str:
-        return self._session.dumps(dict(data))
-
-    def sign_static(self, data: Mapping[str, Any]) -> str:
-        return self._static.dumps(dict(data))
 
     def verify_session(self, token: Any) -> dict[str, Any]:
         """The session's data, or :class:`InvalidSession`."""
-        return self._loads(self._session, token, "session")
+        return _verified(self._session, token, "session")
 
     def verify_static(self, token: Any) -> dict[str, Any]:
         """The static token's data, or :class:`InvalidSession`."""
-        return self._loads(self._static, token, "static")
+        return _verified(self._static, token, "static")
 
     def verify_join(self, topic: str, payload: Mapping[str, Any]) -> dict[str, Any]:
         """Check an ``lv:`` join payload and return the verified session.
@@ -117,15 +109,21 @@ class SessionSigner:
             raise InvalidSession("unauthorized", "static token belongs to another view")
         return session
 
-    def _loads(self, serializer: URLSafeTimedSerializer, token: Any, what: str) -> dict[str, Any]:
-        if not isinstance(token, str) or not token:
-            raise InvalidSession("unauthorized", f"{what} token missing")
-        try:
-            data = serializer.loads(token, max_age=self.max_age)
-        except SignatureExpired:
-            raise InvalidSession("stale", f"{what} token expired") from None
-        except BadData:
-            raise InvalidSession("unauthorized", f"{what} token does not verify") from None
-        if not isinstance(data, dict):
-            raise InvalidSession("unauthorized", f"{what} token holds no object")
-        return data
+
+#: What each way a token fails to verify tells the joining page, and the log.
+_FAILURES = {
+    "missing": ("unauthorized", "token missing"),
+    "expired": ("stale", "token expired"),
+    "forged": ("unauthorized", "token does not verify"),
+}
+
+
+def _verified(signer: Signer, token: Any, what: str) -> dict[str, Any]:
+    try:
+        data = signer.verify(token)
+    except InvalidToken as exc:
+        reason, detail = _FAILURES[exc.why]
+        raise InvalidSession(reason, f"{what} {detail}") from None
+    if not isinstance(data, dict):
+        raise InvalidSession("unauthorized", f"{what} token holds no object")
+    return data

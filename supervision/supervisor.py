@@ -64,13 +64,12 @@ class _Child:
     while not running). ``restarting`` marks a child whose restart failed and
     waits for its ``_TryAgainRestart``."""
 
-    __slots__ = ("last_reason", "ref", "restarting", "spec")
+    __slots__ = ("ref", "restarting", "spec")
 
     def __init__(self, spec: ChildSpec) -> None:
         self.spec = spec
         self.ref: ProcessRef | None = None
         self.restarting = False
-        self.last_reason: ExitReason | None = None
 
     def __repr__(self) -> str:
         return f"<child {self.spec.id!r} {self.ref}>"
@@ -213,7 +212,6 @@ class SupervisorBase(actors.Process):
         """OTP's do_restart: restart by the child's restart type, report crashes."""
         ref = child.ref
         self._forget_ref(child)
-        child.last_reason = reason
         restart = child.spec.restart
         clean = is_clean_exit(reason)
         if restart == "permanent" or (restart == "transient" and not clean):
@@ -270,13 +268,8 @@ class SupervisorBase(actors.Process):
     # -- starting ------------------------------------------------------------------------
 
     def _start_child(self, child: _Child) -> None:
-        """Start ``child`` linked to this supervisor; raises ``_ChildStartFailed``
-        (and keeps its reason as the child's ``last_reason``)."""
-        try:
-            ref = self._start_spec(child.spec)
-        except _ChildStartFailed as failure:
-            child.last_reason = failure.reason
-            raise
+        """Start ``child`` linked to this supervisor; raises ``_ChildStartFailed``."""
+        ref = self._start_spec(child.spec)
         child.restarting = False
         child.ref = ref
         if ref is not None:
@@ -340,7 +333,6 @@ class SupervisorBase(actors.Process):
         for deadline, _, child, ref, mref in pending:
             reason = self._await_child(ref, deadline)
             actors.demonitor(mref)  # its Down is sent (and ignored); forget the monitor
-            child.last_reason = reason
             if not (is_clean_exit(reason) or (reason == KILLED and child.spec.shutdown == "brutal_kill")):
                 self._report("shutdown_error", reason, child, ref)
 

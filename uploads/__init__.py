@@ -6,13 +6,16 @@
 - :class:`UploadChannel` (``uploads.channel``): the whole life of one upload.
 - :class:`UploadConfig`, :class:`UploadEntry` (``uploads.config``): plain data
   and Phoenix's validation rules.
+- :class:`ClientError`, ``check_entries``, ``parse_progress``
+  (``uploads.client_data``): the one parser of what the client sends.
 - :class:`Signer`, :class:`EntryTokens` (``uploads.tokens``): signed tokens.
 
 Layers: ``actors`` -> ``supervision`` -> ``uploads`` (with ``writers``) -> ``server``.
 """
 
 from uploads.channel import CLIENT_LEFT, UploadChannel
-from uploads.config import ClientError, UploadConfig, UploadEntry, validate_accept
+from uploads.client_data import ClientError
+from uploads.config import UploadConfig, UploadEntry, validate_accept
 from uploads.session import UploadSession, session_for_token
 from uploads.tokens import EntryClaim, EntryTokens, InvalidToken, Signer, session_id_of
 

@@ -17,7 +17,6 @@ from writers import WriterFactory, default_writer_factory
 __all__ = [
     "MAX_ENTRY_ERRORS",
     "MAX_REFUSED_ENTRIES",
-    "ClientError",
     "EntryError",
     "UploadConfig",
     "UploadEntry",
@@ -36,14 +35,6 @@ MAX_REFUSED_ENTRIES = 8
 
 #: Errors kept per entry (the latest); older ones are dropped.
 MAX_ENTRY_ERRORS = 8
-
-
-class ClientError(ValueError):
-    """What the client sent cannot be used (a malformed entry, an unknown ref).
-
-    Session methods that take client input answer it with ``("error", reason)``
-    instead of raising, so a bad frame never crashes a session and its uploads.
-    """
 
 
 def validate_accept(accept: Any) -> Literal["any"] | tuple[str, ...]:
@@ -138,20 +129,15 @@ class UploadEntry:
 
     @classmethod
     def from_client(cls, config: str, fields: Mapping[str, Any]) -> UploadEntry:
-        """Build an entry from the client's announcement; malformed fields raise ``ValueError``."""
-        try:
-            ref, name, size = str(fields["ref"]), str(fields["name"]), fields["size"]
-        except (KeyError, TypeError) as exc:
-            raise ClientError(f"an upload entry needs ref, name and size, got {fields!r}") from exc
-        if isinstance(size, bool) or not isinstance(size, int) or size < 0:
-            raise ClientError(f"entry {ref!r}: size must be a non-negative integer, got {size!r}")
+        """Build an entry from one announcement that passed ``check_entries``."""
+        ref, name, size = fields["ref"], fields["name"], fields["size"]
         last_modified = fields.get("last_modified")
         return cls(
             ref=ref,
             upload_config=config,
             client_name=name,
             client_size=size,
-            client_type=str(fields.get("type") or ""),
+            client_type=fields.get("type") or "",
             client_last_modified=last_modified if isinstance(last_modified, int) else None,
             client_relative_path=fields.get("relative_path") or None,
             client_meta=fields.get("meta"),
@@ -202,8 +188,9 @@ class UploadConfig:
             "chunk_timeout": int(self.chunk_timeout * 1000),
         }
 
-    def put_entries(self, announced: Any) -> int:
-        """Track the client's entries (known refs are kept) and validate them all.
+    def put_entries(self, announced: list[Mapping[str, Any]]) -> int:
+        """Track the client's entries (checked by ``check_entries``; known refs
+        are kept) and validate them all against the config.
 
         At most ``max_entries + MAX_REFUSED_ENTRIES`` entries are kept: the
         ones over ``max_entries`` show ``too_many_files`` (so the user can
@@ -211,8 +198,6 @@ class UploadConfig:
         so what a client announces never grows the session past that.
         Returns how many new entries were not kept.
         """
-        if not isinstance(announced, list) or not all(isinstance(f, Mapping) for f in announced):
-            raise ClientError(f"entries must be a list of objects, got {type(announced).__name__}")
         new = [UploadEntry.from_client(self.name, fields) for fields in announced]
         known = {entry.ref for entry in self.entries}
         room = self.max_entries + MAX_REFUSED_ENTRIES - len(self.entries)

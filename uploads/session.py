@@ -32,7 +32,8 @@ from actors.process import Process, ProcessRef
 from actors.reasons import Down, Exit, ExitReason, is_clean_exit
 from supervision import ChildSpec, DynamicSupervisor, start_child
 from uploads.channel import UploadChannel
-from uploads.config import ClientError, UploadConfig, UploadEntry, validate_accept
+from uploads.client_data import ClientError, check_entries, parse_progress
+from uploads.config import UploadConfig, UploadEntry, validate_accept
 from uploads.tokens import EntryTokens, session_id_of
 from writers import WriterFactory, default_writer_factory, instantiate
 
@@ -149,23 +150,20 @@ class UploadSession(Process):
         """Track the files the client selected (the form's ``uploads`` field) and
         validate them; returns the config with the entries' errors."""
         config = self._config(name)
-        self._replace_sole_entry(config, entries)
+        self._replace_sole_entry(config, check_entries(entries))
         self._put_entries(config, entries)
         self._changed()
         return config.to_dict()
 
-    def _replace_sole_entry(self, config: UploadConfig, entries: Any) -> None:
+    def _replace_sole_entry(self, config: UploadConfig, entries: list[Mapping[str, Any]]) -> None:
         """With ``max_entries`` 1, a file selected anew replaces the one selected
         before (Phoenix's ``maybe_replace_sole_entry``): LiveView's client sends
         only the new file for a single-file input. The old entry is cancelled
         as by the client, its writer closed with ``"cancel"``."""
-        if config.max_entries != 1 or len(config.entries) != 1:
+        if config.max_entries != 1 or len(config.entries) != 1 or len(entries) != 1:
             return
-        if not (isinstance(entries, list) and len(entries) == 1 and isinstance(entries[0], Mapping)):
-            return
-        new = UploadEntry.from_client(config.name, entries[0])  # a malformed entry cancels nothing
         old = config.entries[0]
-        if new.ref != old.ref:
+        if entries[0]["ref"] != old.ref:
             self.cancel_upload(config.name, old.ref)
 
     def _put_entries(self, config: UploadConfig, entries: Any) -> None:
@@ -184,10 +182,10 @@ class UploadSession(Process):
         (``too_large``, ``not_accepted``, ``too_many_files``), as Phoenix does.
         """
         config = self._config(name)
-        self._replace_sole_entry(config, entries)
+        self._replace_sole_entry(config, check_entries(entries))
         self._put_entries(config, entries)
         self._changed()
-        announced = {str(fields["ref"]) for fields in entries}  # validated by put_entries
+        announced = {fields["ref"] for fields in entries}
         if config.errors:
             return {"ref": config.ref, "error": [[ref, error] for ref, error in config.errors]}
         tokens = {}
@@ -266,12 +264,11 @@ class UploadSession(Process):
         entry = config.entry(entry_ref)
         if entry is None:
             raise ClientError(f"no entry {entry_ref!r} in upload {config.name!r}")
-        if isinstance(progress, Mapping) and "error" in progress:
-            entry.add_error(progress["error"])
-        elif isinstance(progress, int) and not isinstance(progress, bool) and 0 <= progress <= 100:
-            entry.progress = max(entry.progress, 100 if entry.done else progress)
+        value = parse_progress(progress)
+        if isinstance(value, dict):
+            entry.add_error(value["error"])
         else:
-            raise ClientError(f"progress must be 0..100 or {{'error': reason}}, got {progress!r}")
+            entry.progress = max(entry.progress, 100 if entry.done else value)
         if config.progress is not None:
             config.progress(config.name, entry.to_dict(), self.actor_ref)
         self._changed()
