@@ -15,12 +15,12 @@ import pytest
 from server.app import create_app, serve_in_thread
 from client import FileResult, ServerError, upload_files
 from server.storage import SaveToDirectory, safe_filename
-from tests.server_helpers import Journal, journal_writer
-from writers import FaultyWriter
+from tests.server.server_helpers import journal_writer
+from writers import FaultyWriter, Journal
 
 pytestmark = pytest.mark.timeout(30)
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 
 
 def make_files(folder: Path, **sizes: int) -> list[Path]:
@@ -78,7 +78,7 @@ def test_send_exits_non_zero_when_any_file_fails(tmp_path):
     assert saved(tmp_path) == {"good.bin": good.read_bytes()}
 
 
-@pytest.mark.substrates("pool")
+@pytest.mark.pure
 def test_send_to_no_server_exits_2(tmp_path):
     (path,) = make_files(tmp_path / "in", x_bin=10)
     with serve_in_thread(app_for(tmp_path)) as url:
@@ -165,10 +165,12 @@ def make_empty(tmp_path: Path) -> Path:
     ("CON.txt", "_CON.txt"),
     ("é" * 300 + ".jpeg", "é" * 97 + ".jpeg"),
 ])
+@pytest.mark.pure
 def test_safe_filename(name, expected):
     assert safe_filename(name) == expected
 
 
+@pytest.mark.pure
 def test_saving_never_overwrites_and_stays_in_its_folder(tmp_path):
     source = tmp_path / "source"
     source.write_bytes(b"data")

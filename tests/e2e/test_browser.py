@@ -14,13 +14,13 @@ import pytest
 
 from server.app import create_app, serve_in_thread
 from server.page import CONNECTION_LOST
-from tests.browser import browser, connected, css, texts, wait_for  # noqa: F401 - browser is a fixture
-from tests.server_helpers import Journal, closes, journal_writer, released
-from writers import FaultyWriter
+from tests.e2e.browser import browser, connected, css, texts, wait_for  # noqa: F401 - browser is a fixture
+from tests.server.server_helpers import journal_writer, wait_released
+from writers import FaultyWriter, Journal
 
 pytestmark = [pytest.mark.timeout(90), pytest.mark.substrates("pool")]
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 SCREENSHOTS = REPO / "docs" / "screenshots"
 CONFIG = {"accept": "any", "max_entries": 5, "max_file_size": 50_000, "chunk_size": 2_000}
 
@@ -184,9 +184,9 @@ def test_cancel_in_the_middle_of_a_large_upload(browser, tmp_path):
         assert cancel.get_attribute("aria-label") == "cancel long.bin"
         cancel.click()
         wait_for(browser, lambda d: css(d, "li.entry") == [], what="the entry to disappear")
-        journal.wait_for(released(journal, "long.bin"))
-    assert closes(journal, "long.bin") == ["cancel"]
-    [(_, _, path)] = [item for item in journal.items() if item[0] == "init"]
+        wait_released(journal, "long.bin")
+    assert journal.closes("long.bin") == ["cancel"]
+    [(_, _, path)] = [item for item in journal.items() if item[0] == "path"]
     assert not os.path.exists(path)
     assert saved(tmp_path) == {}
 
@@ -201,12 +201,12 @@ def test_a_finished_upload_removed_before_saving_is_not_saved(browser, tmp_path)
         wait_for(browser, lambda d: entry_states(d) == {"keep.bin": "done", "drop.bin": "done"}, what="both done")
         css(browser, 'button.cancel[aria-label="cancel drop.bin"]')[0].click()
         wait_for(browser, lambda d: list(entry_states(d)) == ["keep.bin"], what="drop.bin to go")
-        journal.wait_for(released(journal, "drop.bin"))
+        wait_released(journal, "drop.bin")
         submit(browser)
         wait_for(browser, lambda d: texts(d, "#saved li") == ["keep.bin (5000 bytes)"], what="keep.bin saved")
     # Its writer had closed with "done" when the last byte came; removing it released the file.
-    assert closes(journal, "drop.bin") == ["done"]
-    [path] = [item[2] for item in journal.items() if item[:2] == ("init", "drop.bin")]
+    assert journal.closes("drop.bin") == ["done"]
+    [path] = [item[2] for item in journal.items() if item[:2] == ("path", "drop.bin")]
     assert not os.path.exists(path)
     assert saved(tmp_path) == {"keep.bin": files[0].read_bytes()}
 
@@ -260,9 +260,9 @@ def test_a_writer_that_raises_shows_its_entry_failed_while_a_sibling_completes(b
         assert dismiss.text == "dismiss" and dismiss.get_attribute("aria-label") == "dismiss bad.bin"
         dismiss.click()
         wait_for(browser, lambda d: css(d, "li.entry") == [], what="the failed entry to go")
-        journal.wait_for(released(journal, "good.bin"))
+        wait_released(journal, "good.bin")
     assert saved(tmp_path) == {"good.bin": files[0].read_bytes()}
-    assert closes(journal, "good.bin") == ["done"]
+    assert journal.closes("good.bin") == ["done"]
     # LiveView's client reported the crash with the phx_error payload itself
     # ({"error": {"reason": "channel_crash"}}): taken, not refused as malformed.
     events = [e["event"] for e in logs]
@@ -304,8 +304,8 @@ def test_the_server_stopped_and_restarted_while_the_page_is_open(browser, tmp_pa
         wait_for(browser, lambda d: entry_states(d).get("long.bin") == "uploading", what="uploading")
     # The server stopped mid-upload: its writer was closed with "cancel", and the
     # page says the connection is lost and marks the upload failed, not frozen.
-    journal.wait_for(released(journal, "long.bin"))
-    assert closes(journal, "long.bin") == ["cancel"]
+    wait_released(journal, "long.bin")
+    assert journal.closes("long.bin") == ["cancel"]
     wait_for(browser, lambda d: css(d, "#connection-lost")[0].is_displayed(), what="the lost-connection banner")
     assert texts(browser, "#connection-lost") == [CONNECTION_LOST]
     (mark,) = css(browser, "li.entry[data-state=uploading] .lost")

@@ -23,15 +23,15 @@ import pytest
 
 from server.app import create_app, find_node_modules, serve_in_thread
 from server.liveview import LiveViewHandler
-from tests.server_helpers import Journal, closes, journal_writer, released
-from writers import FaultyWriter
+from tests.server.server_helpers import journal_writer, wait_released
+from writers import FaultyWriter, Journal
 
 # Node and jsdom dominate these tests' time, so they run on the default
-# substrate only; tests/test_server.py runs the same handlers on both.
+# substrate only; tests/server/test_server.py runs the same handlers on both.
 pytestmark = [pytest.mark.timeout(60), pytest.mark.substrates("pool")]
 
-REPO = Path(__file__).resolve().parent.parent
-JS = REPO / "tests" / "js"
+REPO = Path(__file__).resolve().parents[2]
+JS = Path(__file__).resolve().parent / "js"
 NODE = shutil.which("node")
 NODE_MODULES = find_node_modules()
 
@@ -128,6 +128,7 @@ def test_live_socket_connects_and_renders_the_join_reply(tmp_path):
     assert not [c for c in result["console"] if "mismatch" in c["text"]]
 
 
+@pytest.mark.pure
 def test_join_with_a_forged_session_is_refused(tmp_path):
     app = real_app(tmp_path)
     joined: list[Any] = []
@@ -287,8 +288,8 @@ def test_cancel_an_entry_in_the_middle_of_its_upload(tmp_path):
     ]}
     with serve_in_thread(app) as url:
         result = run_node("steps.mjs", url + "/", spec)
-        journal.wait_for(released(journal, "long.bin"))
-    assert closes(journal, "long.bin") == ["cancel"]
+        wait_released(journal, "long.bin")
+    assert journal.closes("long.bin") == ["cancel"]
     assert _saved(tmp_path) == {}
     assert result["final"]["entries"] == [] and result["final"]["saved"] == []
     # The server ended the entry's channel: the client saw phx_close on lvu:.
@@ -317,12 +318,12 @@ def test_entry_uploader_paths(tmp_path):
     with serve_in_thread(app) as url:
         results = run_node("entry_uploader.mjs", url + "/", {"cases": cases})["results"]
         for name in ("ok.bin", "file_size_limit_exceeded.bin"):
-            journal.wait_for(released(journal, name))
+            wait_released(journal, name)
 
     done = results["ok"]
     assert done["errors"] == [] and done["outcome"] == "done"
     assert done["progress"][-1] == 100 and done["offset"] == 4_500
-    assert closes(journal, "ok.bin") == ["done"]  # never submitted: its page's end released it
+    assert journal.closes("ok.bin") == ["done"]  # never submitted: its page's end released it
 
     invalid = results["invalid_token"]
     assert invalid["errors"] == ["invalid_token"]
@@ -339,7 +340,7 @@ def test_entry_uploader_paths(tmp_path):
     # client's leave of the topic the server had already closed.
     assert replies[0] == {"status": "error", "response": {"reason": "file_size_limit_exceeded", "limit": 2_500}}
     assert all(r == {"status": "error", "response": {"reason": "unmatched topic"}} for r in replies[1:])
-    assert closes(journal, "file_size_limit_exceeded.bin") == ["cancel"]
+    assert journal.closes("file_size_limit_exceeded.bin") == ["cancel"]
 
     failed = results["writer_error"]
     assert failed["outcome"] == "writer_error" and failed["errored"] is True

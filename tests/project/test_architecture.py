@@ -11,7 +11,7 @@ import sys
 
 import pytest
 
-pytestmark = [pytest.mark.timeout(60), pytest.mark.substrates("pool")]  # nothing here depends on the fixture
+pytestmark = [pytest.mark.timeout(60), pytest.mark.pure]  # the checks run in fresh interpreters
 
 ABOVE_THE_RUNTIME = ("uploads", "supervision", "writers", "server", "benchmarks")
 

@@ -14,7 +14,7 @@ import pytest
 
 import actors
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 BLOCK = re.compile(r"```python\n(.*?)```", flags=re.S)
 EXAMPLE = re.compile(r"# example: ([^\n]+)\n")
@@ -38,13 +38,13 @@ def _examples() -> list[tuple[str, str, str]]:
 EXAMPLES = _examples()
 
 
-@pytest.mark.substrates("pool")  # reads files, starts no process: once is enough
+@pytest.mark.pure  # reads files, starts no process: once is enough
 def test_every_python_block_is_an_example():
     unmarked = [(page, code.splitlines()[0]) for page, code in _blocks() if not EXAMPLE.match(code)]
     assert not unmarked, f"python blocks without '# example: NAME' (they would not run): {unmarked}"
 
 
-@pytest.mark.substrates("pool")
+@pytest.mark.pure
 def test_the_pages_have_their_examples():
     names = {(page, name) for page, name, _ in EXAMPLES}
     assert names >= {

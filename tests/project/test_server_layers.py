@@ -13,7 +13,7 @@ import sys
 
 import pytest
 
-pytestmark = [pytest.mark.timeout(60), pytest.mark.substrates("pool")]  # nothing here depends on the fixture
+pytestmark = [pytest.mark.timeout(60), pytest.mark.pure]  # the checks run in fresh interpreters
 
 PROJECT = ("actors", "supervision", "uploads", "writers", "server", "client", "cli", "benchmarks")
 

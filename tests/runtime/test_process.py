@@ -451,6 +451,7 @@ def test_await_exit_returns_the_reason_also_after_the_fact_and_times_out():
     assert ref.exit_reason == "normal"
 
 
+@pytest.mark.pure
 def test_runtime_functions_reject_refs_that_are_not_processes():
     class Plain(pykka.ThreadingActor):
         pass
@@ -698,6 +699,7 @@ def test_crash_report_is_structured_and_clean_exits_are_not_errors(logs):
     assert report["exc_info"][0] is ValueError
 
 
+@pytest.mark.pure
 def test_pykka_stdlib_logging_goes_through_the_structlog_formatter_off_the_callers_thread():
     stream = io.StringIO()
     root = logging.getLogger()

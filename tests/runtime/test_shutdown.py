@@ -108,6 +108,7 @@ def test_shutdown_refuses_to_run_inside_a_process():
     assert actors.await_exit(ref, WAIT).__class__ is RuntimeError
 
 
+@pytest.mark.pure
 def test_a_runtime_with_nothing_alive_shuts_down_at_once():
     assert actors.shutdown(timeout=WAIT) == []
     assert substrates.threads() == []

@@ -27,7 +27,7 @@ from server.page import (
 )
 from server.session_token import InvalidSession, SessionSigner
 
-pytestmark = pytest.mark.timeout(10)
+pytestmark = [pytest.mark.timeout(10), pytest.mark.pure]
 
 EVIL = '"><script>alert(1)</script><img src=x onerror=alert(2) a=\''
 
@@ -412,7 +412,7 @@ def test_find_node_modules_precedence(tmp_path: Path, monkeypatch: pytest.Monkey
     monkeypatch.setenv("LIVEUPLOAD_NODE_MODULES", str(tmp_path / "env"))
     assert find_node_modules() == tmp_path / "env"
     monkeypatch.delenv("LIVEUPLOAD_NODE_MODULES")
-    repo = Path(__file__).resolve().parent.parent / "node_modules"
+    repo = Path(__file__).resolve().parents[2] / "node_modules"
     if repo.is_dir():
         assert find_node_modules() == repo
 

@@ -24,7 +24,7 @@ from server.protocol import (
     encode_text,
 )
 
-pytestmark = pytest.mark.timeout(10)
+pytestmark = [pytest.mark.timeout(10), pytest.mark.pure]
 
 
 # ------------------------------------------------------------------ text

@@ -26,13 +26,13 @@ from websockets.exceptions import ConnectionClosed
 import actors
 from server.app import create_app, serve_in_thread
 from server.protocol import Message, encode_binary
-from tests.server_helpers import Journal, closes, journal_writer, released
-from tests.wire import Page, Upload, Wire, error, fetch_page, ok
-from writers import FaultyWriter
+from tests.server.server_helpers import WAIT, journal_writer, wait_released
+from tests.server.wire import Page, Upload, Wire, error, fetch_page, ok
+from writers import FaultyWriter, Journal
 
 pytestmark = pytest.mark.timeout(30)
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 UNMATCHED = {"reason": "unmatched topic"}
 INVALID_TOKEN = error({"reason": "invalid_token"})
 
@@ -84,9 +84,9 @@ def test_an_upload_end_to_end_on_the_wire(tmp_path, logs):
         assert upload.closed() == [upload.join_ref, upload.join_ref, "lvu:0", "phx_close", {}]
         assert page.view.saved == ["a.txt (2500 bytes)"] and page.view.entries == {}
         wire.close()
-        journal.wait_for(released(journal, "a.txt"))
+        wait_released(journal, "a.txt")
     assert saved(tmp_path) == {"a.txt": b"a" * 2_500}
-    assert closes(journal, "a.txt") == ["done"] and temp_files(tmp_path) == []
+    assert journal.closes("a.txt") == ["done"] and temp_files(tmp_path) == []
     assert logged(logs, "upload.saved", client_name="a.txt")
 
 
@@ -108,6 +108,7 @@ def test_malformed_frames_are_logged_and_dropped_and_the_page_carries_on(tmp_pat
     assert len(bad) == 1 and bad[0]["log_level"] == "warning" and bad[0]["error"]
 
 
+@pytest.mark.pure
 def test_unknown_topics_and_pushes_before_a_join_are_unmatched(tmp_path, logs):
     with server(tmp_path) as (url, _app):
         wire = Wire(url)
@@ -128,6 +129,7 @@ def test_unknown_topics_and_pushes_before_a_join_are_unmatched(tmp_path, logs):
     ({"static": "forged"}, "unauthorized"),
     ({"session": None}, "unauthorized"),
 ])
+@pytest.mark.pure
 def test_a_forged_page_session_is_refused(tmp_path, logs, change, reason):
     with server(tmp_path) as (url, app):
         wire = Wire(url)
@@ -138,6 +140,7 @@ def test_a_forged_page_session_is_refused(tmp_path, logs, change, reason):
     assert logged(logs, "lv.join_refused", reason=reason)
 
 
+@pytest.mark.pure
 def test_a_session_signed_for_another_view_is_refused(tmp_path, logs):
     with server(tmp_path) as (url, _app):
         other = fetch_page(url)
@@ -283,9 +286,9 @@ def test_non_string_refs_and_entry_fields_are_refused_and_uploads_carry_on(tmp_p
         assert page.view.saved == ["sibling.bin (2000 bytes)"]
         assert session.is_alive()
         wire.close()
-        journal.wait_for(lambda items: released(journal, "sibling.bin")(items) and released(journal, "late.bin")(items))
+        wait_released(journal, "sibling.bin", "late.bin")
     assert saved(tmp_path) == {"sibling.bin": b"s" * 2_000}
-    assert closes(journal, "sibling.bin") == ["done"] and closes(journal, "late.bin") == ["cancel"]
+    assert journal.closes("sibling.bin") == ["done"] and journal.closes("late.bin") == ["cancel"]
     warning = logged(logs, "lv.bad_preflight")[0]
     assert warning["log_level"] == "warning" and "ref must be a non-empty string" in warning["why"]
 
@@ -322,7 +325,7 @@ def test_a_consume_hook_that_raises_crashes_only_that_page(tmp_path, logs):
         wire.send(page.join_ref, ref, page.topic, "event", {"type": "form", "event": "save", "value": ""})
         crashed = wire.expect(lambda f: f[2] == page.topic and f[3] == "phx_error")
         assert crashed == [page.join_ref, page.join_ref, page.topic, "phx_error", {"reason": "channel_crash"}]
-        journal.wait_for(released(journal, "x.bin"))
+        wait_released(journal, "x.bin")
         # The socket and the server are fine: the page rejoins with a fresh session.
         wire.heartbeat()
         again = Page(wire)
@@ -421,7 +424,7 @@ def test_chunks_beyond_the_declared_size_are_refused_and_the_topic_closed(tmp_pa
         assert small.closed()[3] == "phx_close"
         assert tiny.chunk(b"toolong") == error({"reason": "file_size_limit_exceeded", "limit": 3})
         tiny.closed()
-        journal.wait_for(lambda items: released(journal, "small.bin")(items) and released(journal, "tiny.bin")(items))
+        wait_released(journal, "small.bin", "tiny.bin")
 
         def both_errors_shown(_frame: Any = None) -> bool:
             entries = page.view.entries
@@ -432,7 +435,7 @@ def test_chunks_beyond_the_declared_size_are_refused_and_the_topic_closed(tmp_pa
         if not both_errors_shown():
             wire.expect(both_errors_shown)
         wire.close()
-    assert closes(journal, "small.bin") == ["cancel"] == closes(journal, "tiny.bin")
+    assert journal.closes("small.bin") == ["cancel"] == journal.closes("tiny.bin")
     assert temp_files(tmp_path) == [] and saved(tmp_path) == {}
     assert len(logged(logs, "lvu.chunk_refused", reason="file_size_limit_exceeded")) == 2
 
@@ -461,14 +464,14 @@ def test_phx_leave_on_one_upload_does_not_close_the_page_or_its_siblings(tmp_pat
         assert stays.chunk(b"s" * 1_000) == ok()
         assert wire.call(left.join_ref, left.topic, "phx_leave", {}) == ok()
         assert left.closed()[3] == "phx_close"
-        journal.wait_for(released(journal, "left.bin"))
+        wait_released(journal, "left.bin")
         assert stays.chunk(b"s" * 1_000) == ok()
         assert page.progress("1", 100)["status"] == "ok"
         assert page.submit()["status"] == "ok"
         assert page.view.saved == ["stays.bin (2000 bytes)"]
         assert len(app.state.live.sessions) == 1
         wire.close()
-    assert closes(journal, "left.bin") == ["cancel"]
+    assert journal.closes("left.bin") == ["cancel"]
     assert saved(tmp_path) == {"stays.bin": b"s" * 2_000}
     assert logged(logs, "lvu.left", reason="leave") and logged(logs, "upload_client_left", size=3_000)
 
@@ -483,10 +486,10 @@ def test_a_client_vanishing_mid_upload_cancels_its_writers_and_leaves_nothing(tm
             assert Upload(page, ref, tokens[ref]).chunk(b"x" * 1_000) == ok()
         (session,) = app.state.live.sessions
         wire.ws.close_socket()  # gone without a close frame
-        journal.wait_for(lambda items: released(journal, "one.bin")(items) and released(journal, "two.bin")(items))
+        wait_released(journal, "one.bin", "two.bin")
         assert actors.await_exit(session, 10) == "normal"
         assert not app.state.live.sessions
-    assert closes(journal, "one.bin") == ["cancel"] == closes(journal, "two.bin")
+    assert journal.closes("one.bin") == ["cancel"] == journal.closes("two.bin")
     assert temp_files(tmp_path) == [] and saved(tmp_path) == {}
     assert logged(logs, "lv.left", reason="disconnect")
 
@@ -536,8 +539,8 @@ def test_shutdown_with_uploads_in_flight_cancels_them(tmp_path, logs):
         with pytest.raises(ConnectionClosed):
             while True:
                 wire.recv()
-    assert closes(journal, "p.bin") == ["cancel"] == closes(journal, "q.bin")
-    assert released(journal, "p.bin")(journal.items()) and released(journal, "q.bin")(journal.items())
+    assert journal.closes("p.bin") == ["cancel"] == journal.closes("q.bin")
+    assert ("release", "p.bin") in journal and ("release", "q.bin") in journal
     assert temp_files(tmp_path) == [] and saved(tmp_path) == {}
     assert len(logged(logs, "lv.left", reason="shutdown")) == 2
     assert len(logged(logs, "lvu.left", reason="shutdown")) == 2
@@ -584,7 +587,7 @@ def serve_process(tmp_path: Path, *flags: str, env: dict[str, str | None] | None
             proc.communicate()
 
 
-@pytest.mark.substrates("pool")  # the server runs in a child process
+@pytest.mark.pure  # the server runs in a child process
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
 def test_liveupload_serve_stops_gracefully_on_a_signal(tmp_path, signum):
     temp = tmp_path / "tmp"
@@ -635,7 +638,7 @@ def test_the_event_loop_serves_other_sockets_while_a_writer_stalls(tmp_path):
             assert stuck.join_reply == ok()
             chunk_ref = wire_a.ref()
             wire_a.send_raw(encode_binary(Message(stuck.join_ref, chunk_ref, stuck.topic, "chunk", b"x" * 10)))
-            stall_started.wait_for(lambda items: ("chunk", 1) in items)  # inside write_chunk now
+            stall_started.wait_for(lambda items: ("chunk", 1) in items, WAIT)  # inside write_chunk now
             # The stalled upload's own socket: its heartbeat and its page's events.
             wire_a.heartbeat()
             assert page_a.progress("0", 0)["status"] == "ok"
@@ -654,7 +657,7 @@ def test_the_event_loop_serves_other_sockets_while_a_writer_stalls(tmp_path):
             assert wire_a.reply_to(chunk_ref) == ok()
             wire_a.close()
             wire_b.close()
-            journal.wait_for(released(journal, "free.bin"))
+            wait_released(journal, "free.bin")
     finally:
         stall.set()
     assert saved(tmp_path) == {"free.bin": b"f" * 2_500}
@@ -663,7 +666,7 @@ def test_the_event_loop_serves_other_sockets_while_a_writer_stalls(tmp_path):
 # ------------------------------------------------- liveupload serve
 
 
-@pytest.mark.substrates("pool")  # the server runs in a child process
+@pytest.mark.pure  # the server runs in a child process
 def test_liveupload_serve_flags_reach_the_page(tmp_path):
     flags = ["--accept", ".txt, image/*", "--max-entries", "3", "--max-file-size", "1234",
              "--chunk-size", "500", "--chunk-timeout", "2.5", "--auto-upload"]
@@ -685,7 +688,7 @@ def test_liveupload_serve_flags_reach_the_page(tmp_path):
 
 
 @pytest.mark.timeout(60)
-@pytest.mark.substrates("pool")  # the servers run in child processes
+@pytest.mark.pure  # the servers run in child processes
 @pytest.mark.parametrize("source", ["flag", "env", "random"])
 def test_a_page_open_across_a_serve_restart_rejoins_with_a_fixed_secret(tmp_path, source):
     """With ``--secret`` or ``$LIVEUPLOAD_SECRET``, the page of the old process

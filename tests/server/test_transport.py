@@ -21,7 +21,7 @@ from server.app import create_app, serve_in_thread
 from server.protocol import Message, decode_binary, encode_binary
 from server.transport import TopicHandler, TopicRegistry, Transport, max_message_size_for
 
-pytestmark = pytest.mark.timeout(30)
+pytestmark = [pytest.mark.timeout(30), pytest.mark.pure]  # fake handlers: no process
 
 RECV_TIMEOUT = 5.0
 QS = "?vsn=2.0.0&_csrf_token=x"

@@ -211,6 +211,7 @@ def stop(sup: actors.ProcessRef, reason: Any = "shutdown") -> Any:
 # -- ChildSpec ----------------------------------------------------------------------------
 
 
+@pytest.mark.pure
 def test_child_spec_defaults_and_supervisor_shutdown_default():
     worker = ChildSpec("w", (Child, ("w", None), {}))
     assert (worker.restart, worker.shutdown, worker.type) == ("permanent", 5.0, "worker")
@@ -241,12 +242,14 @@ def test_child_spec_defaults_and_supervisor_shutdown_default():
         ({"shutdown": True}, TypeError, "shutdown must be"),
     ],
 )
+@pytest.mark.pure
 def test_child_spec_validation_names_the_child_and_the_problem(kwargs, error, match):
     args = {"id": "w", "start": (Child, ("w", None), {}), **kwargs}
     with pytest.raises(error, match=match):
         ChildSpec(**args)
 
 
+@pytest.mark.pure
 def test_supervisor_arguments_are_validated_in_the_caller():
     with pytest.raises(ValueError, match="strategy"):
         Supervisor.start([], strategy="one_for_some")

@@ -13,7 +13,7 @@ import pytest
 import actors
 from uploads import CLIENT_LEFT, UploadChannel, UploadSession, session_for_token
 from tests.helpers import WAIT, Probe, next_matching
-from tests.uploads_helpers import Client, entry_fields, stop_session
+from uploads.inprocess import InProcessClient, entry_fields, stop_session
 from writers import EchoWriter, FaultInjected, FaultyWriter, MemoryWriter, TmpFileWriter
 
 DATA = bytes(range(256)) * 600  # 153,600 bytes: three chunks of 64,000
@@ -29,13 +29,13 @@ def closes(journal: list) -> list:
 
 def started(**allow):
     session = UploadSession.start()
-    client = Client(session)
+    client = InProcessClient(session)
     allow.setdefault("accept", "any")
     client.call("allow_upload", "avatar", **allow)
     return session, client
 
 
-def channel_of(client: Client, ref: str = "0"):
+def channel_of(client: InProcessClient, ref: str = "0"):
     return client.proxy.configs.get(timeout=WAIT)["avatar"].entry(ref).channel
 
 
@@ -62,7 +62,7 @@ def test_invalid_forged_and_foreign_tokens_are_refused():
 
 def test_expired_token_is_refused():
     session = UploadSession.start(token_max_age=-1)  # every token is already expired
-    client = Client(session)
+    client = InProcessClient(session)
     try:
         client.call("allow_upload", "avatar", accept="any")
         token = client.preflight({"a.bin": b"x"})["entries"]["0"]
@@ -258,7 +258,7 @@ def test_total_mode_counts_consumed_entries():
 
 def test_too_large_and_not_accepted_are_entry_errors():
     session = UploadSession.start()
-    client = Client(session)
+    client = InProcessClient(session)
     try:
         client.call("allow_upload", "avatar", accept=[".jpg", "image/png", "text/*"], max_file_size=10, max_entries=5)
         entries = [
@@ -568,7 +568,7 @@ def test_stalled_writer_past_the_chunk_timeout_is_stopped_after_the_stall():
 def test_session_changes_are_announced():
     changes = queue.Queue()
     session = UploadSession.start(on_change=lambda: changes.put("changed"))
-    client = Client(session)
+    client = InProcessClient(session)
     try:
         client.call("allow_upload", "avatar", accept="any", writer=lambda *_: (MemoryWriter, {}))
         client.upload({"a": b"abc"})

@@ -29,6 +29,8 @@ from writers import (
     oserror_reason,
 )
 
+pytestmark = pytest.mark.pure  # writers alone: no process
+
 
 # --------------------------------------------------------------------------
 # helpers

@@ -1,7 +1,7 @@
 // Drive Phoenix LiveView's own EntryUploader (entry_uploader.js, unchanged,
 // imported from node_modules) in plain Node over phoenix's own Socket and
 // Channel, against our server: the error paths of the lvu: protocol.
-//   echo '{"case": "invalid_token"}' | node tests/js/entry_uploader.mjs http://127.0.0.1:4000/
+//   echo '{"case": "invalid_token"}' | node tests/e2e/js/entry_uploader.mjs http://127.0.0.1:4000/
 //
 // The script fetches the page, joins its lv: topic with the page's signed
 // session, tracks one file with the form's change event, preflights it with

@@ -1,5 +1,5 @@
 // Mount the page with Phoenix's own LiveSocket and wait for the lv: join.
-//   node tests/js/mount.mjs http://127.0.0.1:4000/
+//   node tests/e2e/js/mount.mjs http://127.0.0.1:4000/
 // Prints {"ok": true, "connected": true|false, "rootId", "rootClasses", "html",
 //         "input": {...attributes of the first file input}, "console": [...],
 //         "errors": [...], "joinError": null | the refused join's response,

@@ -1,6 +1,6 @@
 // Drive the page through a list of steps read as JSON from stdin, with
 // Phoenix's own LiveView client in jsdom.
-//   echo '{"steps": [...]}' | node tests/js/steps.mjs http://127.0.0.1:4000/
+//   echo '{"steps": [...]}' | node tests/e2e/js/steps.mjs http://127.0.0.1:4000/
 //
 // Steps, run in order (selectors are CSS, scoped to the LiveView root):
 //   {"select": [{"name", "type"?, "base64" | "text", "lastModified"?}], "input"?: sel}
