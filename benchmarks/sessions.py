@@ -5,8 +5,9 @@ Each ``UploadSession`` serves up to ``per_session`` uploads (one
 ``allow_upload`` config with that many entries, preflighted at once). A
 channel is made by the session's ``join(token)``, exactly as a client's join
 does: the session starts an ``UploadChannel`` under its ``DynamicSupervisor``
-and has it initialise its writer. The harness then talks to the channel's
-ref directly, as the transport does.
+and has it initialise its writer. Each session is driven by an
+``uploads.inprocess.InProcessClient``; the harness then talks to the
+channel's ref directly, as the transport does.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import structlog
 import actors
 from actors import ProcessRef
 from uploads import UploadSession
+from uploads.inprocess import InProcessClient, entry_fields
 from writers import WriterFactory
 
 __all__ = ["SessionFleet", "JoinFailed"]
@@ -62,7 +64,7 @@ class SessionFleet:
         self.sessions: list[ProcessRef] = []
         self.channels: list[ProcessRef] = []
         self._tokens: list[str] = []
-        self._proxy: Any = None
+        self._client: InProcessClient | None = None
         self._next_ref = 0
 
     def __enter__(self) -> SessionFleet:
@@ -74,32 +76,25 @@ class SessionFleet:
     def _new_session(self) -> None:
         session = UploadSession.start(channel_shutdown=self.chunk_timeout)
         self.sessions.append(session)
-        proxy = session.proxy()
-        proxy.allow_upload(
-            CONFIG,
+        client = InProcessClient(session, CONFIG, timeout=None)
+        client.allow_upload(
             accept="any",
             max_entries=self.per_session,
             max_file_size=max(self.size, 1),
             chunk_size=self.chunk_size,
             chunk_timeout=self.chunk_timeout,
             writer=self.writer,
-        ).get()
+        )
         first = self._next_ref
         self._next_ref += self.per_session
         entries = [
-            {
-                "ref": str(first + k),
-                "name": f"upload-{first + k}.bin",
-                "size": self.size,
-                "type": "application/octet-stream",
-            }
-            for k in range(self.per_session)
+            entry_fields(str(first + k), f"upload-{first + k}.bin", self.size) for k in range(self.per_session)
         ]
-        reply = proxy.preflight(CONFIG, entries).get()
+        reply = client.preflight_entries(entries)
         if "entries" not in reply:
             raise JoinFailed(reply)
         self._tokens = [reply["entries"][entry["ref"]] for entry in reversed(entries)]
-        self._proxy = proxy
+        self._client = client
 
     def join(
         self, count: int = 1, on_join: Callable[[], None] | None = None, timeout: float | None = None
@@ -110,7 +105,8 @@ class SessionFleet:
         for _ in range(count):
             if not self._tokens:
                 self._new_session()
-            channel = self._proxy.join(self._tokens.pop()).get(timeout=timeout)
+            assert self._client is not None
+            channel = self._client.join(self._tokens.pop(), timeout=timeout)
             if not isinstance(channel, ProcessRef):
                 raise JoinFailed(channel)
             self.channels.append(channel)
@@ -130,7 +126,7 @@ class SessionFleet:
         self.sessions.clear()
         self.channels.clear()
         self._tokens.clear()
-        self._proxy = None
+        self._client = None
 
 
 def fixed_writer(writer: Any, opts: Any = None) -> WriterFactory:

@@ -1,20 +1,25 @@
 """Shared fixtures. ``no_leaks`` runs around every test and fails it if the test
-left a process, Pykka actor, thread, timer, temp file or socket behind."""
+left a process, Pykka actor, thread, timer, temp file or socket behind.
+
+A test that starts processes runs once per substrate (``substrate``); a test
+marked ``pure`` starts none and runs once, and is failed if it does start one.
+The folders follow the layers: ``runtime``, ``supervision``, ``writers``,
+``uploads``, ``server``, ``client``, ``e2e`` (a browser and the JS client),
+``stress`` (crash drills, the benchmark harness), ``project`` (layering, docs),
+``s3`` (against a real object store)."""
 
 from __future__ import annotations
 
 import os
 import shutil
 import tempfile
-import threading
-import time
 
-import psutil
-import pykka
 import pytest
 import structlog
 
 import actors
+from actors import substrates
+from benchmarks.leaks import Baseline, Leaks
 
 # The suite's own temp folder: every temp file the tests, the runtime and the
 # servers they start make goes here (TMPDIR is inherited by child processes), so
@@ -27,41 +32,26 @@ OWN_TMP = ("pytest-of-",)  # pytest's own base temp (tmp_path lives there and is
 GRACE_SECONDS = 5.0
 
 
-def _sockets() -> set[int]:
-    return {c.fd for c in psutil.Process().net_connections(kind="all") if c.fd != -1}
-
-
-def _temp_entries() -> set[str]:
-    """Every file or folder in the temp dir, pytest's own excepted."""
-    return {os.path.join(TMP_DIR, name) for name in os.listdir(TMP_DIR) if not name.startswith(OWN_TMP)}
-
-
-def _snapshot() -> dict[str, set]:
-    return {
-        "threads": {t for t in threading.enumerate()},
-        "processes": set(actors.processes()),
-        "pykka actors": set(pykka.ActorRegistry.get_all()),
-        "temp files": _temp_entries(),
-        "open temp files": {(f.path, f.fd) for f in psutil.Process().open_files() if f.path.startswith(TMP_DIR)},
-        "sockets": _sockets(),
-    }
-
-
-def _leaks(before: dict[str, set]) -> dict[str, set]:
-    now = _snapshot()
-    leaks = {kind: now[kind] - before[kind] for kind in now}
-    leaks["threads"] = {t for t in leaks["threads"] if t.is_alive()}
-    if actors.pending_timers():
-        leaks["timers"] = {f"{actors.pending_timers()} pending"}
-    return {kind: found for kind, found in leaks.items() if found}
+def _watched(target: str) -> bool:
+    """The file descriptors a test must not leave open: sockets and files in our temp folder."""
+    return target.startswith(("socket:", os.path.realpath(TMP_DIR)))
 
 
 SUBSTRATES = ("pool", "thread")
 
 
+def pytest_addoption(parser):
+    parser.addoption("--drill-seed", dest="drill_seed", default=None,
+                     help="the crash drill's random seed (default: $LIVEUPLOAD_DRILL_SEED, "
+                          "else the seed it last failed with, else a fresh one)")
+
+
 def pytest_configure(config):
     config.addinivalue_line(
         "markers", "substrates(*names): run this test on these substrates only (default: both)"
+    )
+    config.addinivalue_line(
+        "markers", "pure: the test starts no process, so it runs once rather than per substrate (checked)"
     )
 
 
@@ -71,50 +61,62 @@ def pytest_unconfigure(config):
 
 
 def pytest_generate_tests(metafunc):
-    """Every test runs on both substrates unless it names its own with
-    ``@pytest.mark.substrates(...)``."""
-    if "substrate" in metafunc.fixturenames:
+    """Every test that starts processes runs on both substrates unless it names
+    its own with ``@pytest.mark.substrates(...)``; a ``pure`` test runs once."""
+    if "substrate" in metafunc.fixturenames and not metafunc.definition.get_closest_marker("pure"):
         marker = metafunc.definition.get_closest_marker("substrates")
         names = marker.args if marker else SUBSTRATES
         metafunc.parametrize("substrate", names, indirect=True)
 
 
 @pytest.fixture(autouse=True)
-def substrate(request):
+def substrate(request, monkeypatch):
     """The default substrate for processes this test starts: the shared scheduler
-    ("pool") or a dedicated thread per process ("thread")."""
+    ("pool") or a dedicated thread per process ("thread"). A ``pure`` test has
+    none, and fails if it starts a process after all."""
+    if not hasattr(request, "param"):
+        started = _count_spawns(monkeypatch)
+        yield None
+        if started:
+            pytest.fail(f"a pure test started {len(started)} process(es) ({started[:3]}...): "
+                        "drop its `pure` mark so it runs on both substrates", pytrace=False)
+        return
     old = actors.set_default_substrate(request.param)
     yield request.param
     actors.set_default_substrate(old)
 
 
+def _count_spawns(monkeypatch) -> list[str]:
+    """Record every process any substrate starts from now until the test ends."""
+    started: list[str] = []
+    for runner in substrates.SUBSTRATES.values():
+        def spawn(process, _spawn=runner.spawn):
+            started.append(str(process.actor_ref))
+            return _spawn(process)
+
+        monkeypatch.setattr(runner, "spawn", spawn)
+    return started
+
+
 @pytest.fixture(autouse=True)
 def no_leaks(substrate):
-    """Fail the test if anything it started is still alive once it ends.
+    """Fail the test if anything it started is still alive once it ends
+    (``benchmarks.leaks``, the crash drill's check too).
 
     Threads get a short grace to finish exiting (a process's thread runs a few
     lines after its death is visible); the wait is on the resources themselves,
     with a deadline, never a fixed sleep.
     """
-    before = _snapshot()
+    before = Baseline(temp_dir=TMP_DIR, ignore=OWN_TMP, descriptors=_watched)
     yield
-    deadline = time.monotonic() + GRACE_SECONDS
-    while True:
-        leaks = _leaks(before)
-        threads, procs = leaks.get("threads", ()), leaks.get("processes", ())
-        remaining = deadline - time.monotonic()
-        if not (threads or procs) or remaining <= 0:
-            break
-        for ref in procs:
-            ref.actor_stopped.wait(max(0.0, deadline - time.monotonic()))
-        for thread in threads:
-            thread.join(max(0.0, deadline - time.monotonic()))
+    before.settle(GRACE_SECONDS)
+    leaks = {kind: found for kind, found in before.leaks().items() if found}
     if leaks:
         _clean_up(leaks)
         pytest.fail(f"test left behind: {leaks}", pytrace=False)
 
 
-def _clean_up(leaks: dict[str, set]) -> None:
+def _clean_up(leaks: Leaks) -> None:
     """Kill what leaked so the next test is not blamed for it."""
     for ref in leaks.get("processes", ()):
         actors.exit(ref, actors.KILL)

@@ -18,6 +18,7 @@ from .behaviour import (
 )
 from .echo import LOG_LEVELS, EchoWriter
 from .faulty import CLOSE_ON, FAULTS, FaultConfig, FaultInjected, FaultyState, FaultyWriter
+from .journal import Journal, JournaledState, JournalingWriter, journaling
 from .memory import MemoryState, MemoryWriter
 from .tmpfile import (
     TMPFILE_PREFIX,
@@ -39,6 +40,9 @@ __all__ = [
     "FaultyState",
     "FaultyWriter",
     "InitResult",
+    "Journal",
+    "JournaledState",
+    "JournalingWriter",
     "LOG_LEVELS",
     "MemoryState",
     "MemoryWriter",
@@ -54,6 +58,7 @@ __all__ = [
     "WriterState",
     "default_writer_factory",
     "instantiate",
+    "journaling",
     "oserror_reason",
 ]
 

@@ -9,8 +9,9 @@ robin over its uploads so they are all in progress together, inject the
 client-side faults (cancel, kill) at their planned points, fire its group's
 session crashes after the planned round, and consume what completed. The
 writer-side faults are injected by the writers the sessions' writer factory
-hands out: ``FaultyWriter`` (memory) and ``JournaledTmpFileWriter`` (a temp
-file), both keeping a journal of every callback.
+hands out: ``FaultyWriter`` (memory) and a ``TmpFileWriter`` inside a
+``JournalingWriter`` (a temp file), both keeping a ``writers.Journal`` of every
+callback.
 
 Nothing here sleeps to synchronise: a client waits on its replies, on
 ``actors.await_exit`` and on the journal (a condition), each with a deadline.
@@ -24,8 +25,6 @@ terminal (the report summarises them).
 from __future__ import annotations
 
 import contextlib
-import gc
-import os
 import secrets
 import shutil
 import tempfile
@@ -42,22 +41,23 @@ from pykka import ActorDeadError, Timeout
 
 import actors
 from benchmarks.crashdrill.plan import Plan, SessionEvent, UploadSpec
+from benchmarks.leaks import Baseline, as_text
 from supervision import ChildSpec, Supervisor, which_children
 from uploads import UploadSession
-from writers import FaultyWriter, TmpFileWriter, UploadWriter
-from writers.tmpfile import TmpFileState
+from uploads.inprocess import InProcessClient, entry_fields
+from writers import FaultyWriter, Journal, journaling
 
 __all__ = [
     "CRASH_MESSAGE",
     "INJECTED",
-    "Journal",
-    "JournaledTmpFileWriter",
     "LogRecorder",
     "RunResult",
     "classify_exit",
-    "new_descriptors",
     "run_plan",
 ]
+
+DRILL_LEAKS = ("processes", "threads", "timers", "temp files", "file descriptors")
+"""What the drill checks it left nothing of (a process is also a Pykka actor: once is enough)."""
 
 WAIT = 30.0
 """Deadline of any single wait: a reply, an exit, a journal entry. Past it, the drill has hung."""
@@ -67,88 +67,6 @@ INJECTED = "drill"
 
 CRASH_MESSAGE = ("crashdrill", "crash")
 """A message no session understands: handling it crashes the session (``ValueError``)."""
-
-
-# -- writers -----------------------------------------------------------------------------
-
-
-class Journal:
-    """A writer journal (``("init",)``, ``("chunk", n)``, ``("close", reason)``,
-    ``("release",)``, ``("path", p)``) that a client can wait on."""
-
-    def __init__(self) -> None:
-        self.items: list[tuple] = []
-        self._cond = threading.Condition(threading.Lock())
-
-    def append(self, item: tuple) -> None:
-        with self._cond:
-            self.items.append(item)
-            self._cond.notify_all()
-
-    def wait_for(self, item: tuple, timeout: float, *, or_else: Callable[[], bool] = lambda: False) -> bool:
-        """Wait until ``item`` is journaled (True), or ``or_else()`` holds (checked
-        whenever the journal is poked), or ``timeout`` passes (both False)."""
-        with self._cond:
-            self._cond.wait_for(lambda: item in self.items or or_else(), timeout)
-            return item in self.items
-
-    def poke(self) -> None:
-        """Wake the waiters so they check their ``or_else`` again."""
-        with self._cond:
-            self._cond.notify_all()
-
-    def count(self, kind: str) -> int:
-        return sum(1 for item in self.items if item[0] == kind)
-
-    def closes(self) -> list[Any]:
-        return [item[1] for item in self.items if item[0] == "close"]
-
-    def path(self) -> str | None:
-        return next((item[1] for item in self.items if item[0] == "path"), None)
-
-
-@dataclass
-class _JournaledState:
-    inner: TmpFileState
-    journal: Journal
-    chunks: int = 0
-
-
-class JournaledTmpFileWriter(UploadWriter):
-    """The default ``TmpFileWriter``, journaling each callback as ``FaultyWriter``
-    does. Options: ``journal`` and ``dir``."""
-
-    _files = TmpFileWriter()  # stateless: every upload's file is in its state
-
-    def init(self, opts: Any) -> Any:
-        journal: Journal = opts["journal"]
-        journal.append(("init",))
-        result = self._files.init({"dir": opts.get("dir")})
-        if result[0] != "ok":
-            return result
-        journal.append(("path", result[1].path))
-        return ("ok", _JournaledState(result[1], journal))
-
-    def meta(self, state: _JournaledState) -> dict:
-        return self._files.meta(state.inner)
-
-    def write_chunk(self, data: bytes, state: _JournaledState) -> Any:
-        n = state.chunks + 1
-        state.journal.append(("chunk", n))
-        result = self._files.write_chunk(data, state.inner)
-        if result[0] != "ok":
-            return ("error", result[1], state)
-        state.chunks = n
-        return ("ok", state)
-
-    def close(self, state: _JournaledState, reason: Any) -> Any:
-        state.journal.append(("close", reason))
-        result = self._files.close(state.inner, reason)
-        return ("ok", state) if result[0] == "ok" else result
-
-    def release(self, state: _JournaledState) -> None:
-        state.journal.append(("release",))
-        self._files.release(state.inner)
 
 
 # -- logs -----------------------------------------------------------------------------------
@@ -424,7 +342,7 @@ class Drill:
         record = self.records[int(entry["ref"])]
         spec = record.spec
         if spec.writer == "tmpfile":
-            return (JournaledTmpFileWriter, {"journal": record.journal, "dir": self.tmpdir})
+            return journaling(record.journal, opts={"dir": self.tmpdir})
         opts: dict[str, Any] = {"journal": record.journal, "journal_release": True, "reason": INJECTED}
         fault = spec.fault
         if fault in ("raise", "keyboard_interrupt", "error"):
@@ -548,7 +466,7 @@ class SessionClient:
 
     def call(self, method: str, *args: Any) -> Any:
         try:
-            return getattr(self.proxy, method)(*args).get(timeout=WAIT)
+            return self.client.call(method, *args)
         except ActorDeadError:
             if not self.ref.is_alive():
                 raise _SessionLost(method) from None
@@ -556,7 +474,7 @@ class SessionClient:
 
     def _drive(self) -> None:
         try:
-            self.proxy = self.ref.proxy()
+            self.client = InProcessClient(self.ref, timeout=WAIT)
         except ActorDeadError:
             raise _SessionLost("proxy") from None
         tokens: dict[str, str] = {}
@@ -627,7 +545,7 @@ class SessionClient:
         if spec.fault == "kill_busy" and upload.acked + 1 == spec.at_chunk:
             return self.kill_busy(upload, channel, chunk)
         try:
-            reply = channel.ask(("chunk", chunk), timeout=WAIT)
+            reply = self.client.push(channel, chunk)
         except Timeout:
             raise
         except Exception as exc:  # noqa: BLE001 - the writer's exception, or ActorDeadError
@@ -650,7 +568,9 @@ class SessionClient:
         sent, the journal says the writer has it, the kill lands, the stall ends."""
         future = channel.ask(("chunk", chunk), block=False)
         future.add_done_callback(lambda _: upload.journal.poke())
-        if not upload.journal.wait_for(("chunk", upload.spec.at_chunk), WAIT, or_else=future.done):
+        got_it = ("chunk", upload.spec.at_chunk)
+        upload.journal.wait(lambda items: got_it in items or future.done(), WAIT)
+        if got_it not in upload.journal:
             if not future.done():
                 raise RuntimeError(f"{upload.spec.label}: the writer never got chunk {upload.spec.at_chunk}")
             # The channel ended before the writer got the chunk (its session died): no kill.
@@ -670,7 +590,9 @@ class SessionClient:
             upload.replies.append(_plain_reply(exc))
         # The reply failed at the kill, but the handler runs on: on the last chunk it
         # completes the upload and closes the writer "done". Wait for that close.
-        if upload.spec.at_chunk == upload.spec.chunks and not upload.journal.wait_for(("close", "done"), WAIT):
+        if upload.spec.at_chunk == upload.spec.chunks and not upload.journal.wait(
+            lambda items: ("close", "done") in items, WAIT
+        ):
             raise RuntimeError(f"{upload.spec.label}: the killed handler never closed its writer")
         self.call("uploads")
         return False
@@ -693,7 +615,7 @@ class SessionClient:
         if self.record.driver_error is not None or not self.ref.is_alive():
             return
         try:
-            configs = self.proxy.uploads().get(timeout=WAIT)
+            configs = self.client.call("uploads")
         except (ActorDeadError, Timeout):
             return
         for upload in self.uploads:
@@ -711,7 +633,7 @@ class SessionClient:
 
 
 def _entry_fields(spec: UploadSpec) -> dict[str, Any]:
-    return {"ref": spec.ref, "name": f"{spec.label}.bin", "size": spec.size, "type": "application/octet-stream"}
+    return entry_fields(spec.ref, f"{spec.label}.bin", spec.size)
 
 
 def _digest(meta: dict[str, Any]) -> tuple[str, str]:
@@ -722,81 +644,6 @@ def _digest(meta: dict[str, Any]) -> tuple[str, str]:
         return ("ok", hashlib.sha256(meta["data"]).hexdigest())
     with open(meta["path"], "rb") as f:
         return ("ok", hashlib.sha256(f.read()).hexdigest())
-
-
-# -- leaks ------------------------------------------------------------------------------------------
-
-
-def _fds() -> tuple[bool, dict[str, str]]:
-    """The open file descriptors, number -> what it points at (its
-    ``/proc/self/fd`` link: a path, ``socket:[inode]``, ``pipe:[inode]``...);
-    ``(False, {})`` where they cannot be listed.
-
-    Without ``/proc`` (macOS), ``psutil`` gives only a count: the numbers
-    ``0..count-1`` stand in, so only a growing count shows there."""
-    try:
-        names = os.listdir("/proc/self/fd")
-    except OSError:
-        try:
-            import psutil
-        except ImportError:
-            return False, {}
-        return True, {str(i): "?" for i in range(psutil.Process().num_fds())}
-    found = {}
-    for name in names:
-        try:
-            found[name] = os.readlink(f"/proc/self/fd/{name}")
-        except OSError:
-            pass  # the directory listing's own descriptor, closed already
-    return True, found
-
-
-def new_descriptors(before: dict[str, str], after: dict[str, str]) -> list[str]:
-    """Descriptors open in ``after`` that were not open in ``before``: a number
-    not open then, or open then on something else (closed, and its number
-    reused). Compared as sets, not counts, so a leak is seen even when the
-    run also closed a descriptor that was open before it."""
-    return sorted(
-        (f"{fd} -> {target}" for fd, target in after.items() if before.get(fd) != target),
-        key=lambda line: int(line.split(" ", 1)[0]),
-    )
-
-
-def _baseline() -> dict[str, Any]:
-    gc.collect()
-    return {
-        "threads": set(threading.enumerate()),
-        "processes": set(actors.processes()),
-        "fds": _fds()[1],
-    }
-
-
-def _leaks(before: dict[str, Any], tmpdir: str, grace: float) -> tuple[dict[str, list[str]], bool]:
-    """What the run left behind, after letting exiting processes and threads finish
-    (waiting on them, with a deadline)."""
-    deadline = time.monotonic() + grace
-    for ref in set(actors.processes()) - before["processes"]:
-        with contextlib.suppress(Timeout):
-            actors.await_exit(ref, max(0.0, deadline - time.monotonic()))
-    new_threads = [t for t in threading.enumerate() if t not in before["threads"]]
-    for thread in new_threads:
-        thread.join(max(0.0, deadline - time.monotonic()))
-    leaks: dict[str, list[str]] = {
-        "processes": sorted(str(r) for r in set(actors.processes()) - before["processes"]),
-        "threads": sorted(t.name for t in new_threads if t.is_alive()),
-        "timers": [f"{actors.pending_timers()} pending"] if actors.pending_timers() else [],
-        # The drill's temp-file writers write into its own directory, which must end
-        # empty (a scan of the shared temp dir would see other programs' uploads).
-        "temp files": sorted(os.path.join(tmpdir, name) for name in os.listdir(tmpdir)),
-    }
-    gc.collect()
-    measured, fds = _fds()
-    # Nothing is exempt: the harness opens no descriptor that outlives the run (its
-    # temp dir is a path, its client pool and log recorder hold none, the baseline is
-    # taken before the drill starts and this listing after the tree and every
-    # process, thread and temp file of it are gone), so any new one is a leak.
-    leaks["file descriptors"] = new_descriptors(before["fds"], fds)
-    return leaks, measured
 
 
 # -- the entry point ----------------------------------------------------------------------------------
@@ -821,9 +668,14 @@ def run_plan(
     """
     old_substrate = actors.set_default_substrate(substrate) if substrate else None
     used_substrate = actors.default_substrate()
-    before = _baseline()
     recorder = LogRecorder(silence=silence_logs)
     drill = Drill(plan, clients=clients, progress=progress)
+    # Nothing is exempt: the harness opens no descriptor that outlives the run (its
+    # temp dir is a path, its client pool and log recorder hold none, the baseline is
+    # taken before the drill starts and the check after the tree and every
+    # process, thread and temp file of it are gone), so any new one is a leak. The
+    # drill's temp-file writers write into its own folder, which must end empty.
+    before = Baseline(temp_dir=drill.tmpdir, collect=True)
     started = time.monotonic()
     root_exit = None
     try:
@@ -844,7 +696,9 @@ def run_plan(
         drill.group_refs.clear()
         drill.session_refs.clear()
         drill.root = None
-        leaks, fds_measured = _leaks(before, drill.tmpdir, leak_grace)
+        before.settle(leak_grace)
+        leaks = as_text(before.leaks(DRILL_LEAKS))
+        fds_measured = before.fds_measured
     finally:
         shutil.rmtree(drill.tmpdir, ignore_errors=True)
         if old_substrate is not None:

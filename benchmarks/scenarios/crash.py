@@ -3,7 +3,7 @@ cleaned up, and is every writer closed exactly once?
 
 U uploads of C chunks run at once through sessions and channels, each with a
 ``FaultyWriter``; a seeded ``crash_share`` of them get ``fault="raise"`` at a
-chunk drawn from 1..C. Every upload's journal is a ``TimedJournal``, whose
+chunk drawn from 1..C. Every upload's journal is a ``writers.Journal``, whose timed
 ``("chunk", n)`` entry, appended just before the fault fires, is the crash
 moment, and whose ``("close", "cancel")`` entry is the close moment. The
 supervisor's ``supervisor_report`` (a temporary child that crashed is
@@ -37,8 +37,7 @@ from benchmarks.progress import Progress
 from benchmarks.sessions import SessionFleet
 from benchmarks.stats import latency_summary
 from benchmarks.targets import CRASH_P99_MS, TableSpec, target
-from benchmarks.writers import TimedJournal
-from writers import FaultInjected, FaultyWriter
+from writers import FaultInjected, FaultyWriter, Journal
 
 __all__ = ["NAME", "TABLES", "run", "steps"]
 
@@ -93,7 +92,7 @@ def _plan(params: Params) -> dict[str, int | None]:
 
 def _measure(params: Params, substrate: str, logs: str) -> dict[str, Any]:
     plan = _plan(params)
-    journals = {ref: TimedJournal() for ref in plan}
+    journals = {ref: Journal() for ref in plan}
 
     def writer_factory(_name: str, entry: dict[str, Any], _session: Any) -> tuple[Any, dict[str, Any]]:
         at = plan[entry["ref"]]
@@ -135,12 +134,12 @@ def _measure(params: Params, substrate: str, logs: str) -> dict[str, Any]:
         if crashed_at is not None and entry_ref in reports:
             to_report.append(reports[entry_ref] - crashed_at)
     closes = {ref: journal.closes() for ref, journal in journals.items()}
-    releases = {ref: sum(1 for _, e in journal.entries if e == ("release",)) for ref, journal in journals.items()}
-    reasons = Counter(repr(reason) for calls in closes.values() for _, reason in calls)
+    releases = {ref: journal.count("release") for ref, journal in journals.items()}
+    reasons = Counter(repr(reason) for calls in closes.values() for reason in calls)
     wrong_reason = sum(
         1
         for ref, calls in closes.items()
-        if len(calls) == 1 and calls[0][1] != ("done" if plan[ref] is None else "cancel")
+        if len(calls) == 1 and calls[0] != ("done" if plan[ref] is None else "cancel")
     )
     close_stats = latency_summary(to_close)
     report_stats = latency_summary(to_report)
@@ -152,7 +151,7 @@ def _measure(params: Params, substrate: str, logs: str) -> dict[str, Any]:
         "chunk_bytes": params.crash_chunk_bytes,
         "crashed": len(crashed_refs),
         "client_saw_exception": raised_by_client,
-        "completed": sum(1 for ref, at in plan.items() if at is None and [r for _, r in closes[ref]] == ["done"]),
+        "completed": sum(1 for ref, at in plan.items() if at is None and closes[ref] == ["done"]),
         "close_p50_ms": close_stats["p50_ms"],
         "close_p99_ms": close_stats["p99_ms"],
         "close_max_ms": close_stats["max_ms"],

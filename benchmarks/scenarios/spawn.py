@@ -54,6 +54,7 @@ import structlog
 
 import actors
 from benchmarks import substrates
+from benchmarks.leaks import Baseline
 from benchmarks.params import Params
 from benchmarks.progress import Progress
 from benchmarks.sessions import SessionFleet, fixed_writer
@@ -160,7 +161,7 @@ def _simple(kind: str, substrate: str, count: int) -> dict[str, Any]:
     for ref in [start() for _ in range(10)]:  # warm-up
         ref.stop()
     gc.collect()
-    threads_before = set(threading.enumerate())
+    baseline = Baseline()
     refs: list[Any] = []
     limit = "flag bound"
     tenth = max(1, count // 10)
@@ -202,7 +203,7 @@ def _simple(kind: str, substrate: str, count: int) -> dict[str, Any]:
     row["gc_share_of_spawn"] = collecting.seconds / seconds if seconds else float("nan")
     row["gc_collections"] = collecting.collections
     refs.clear()
-    row["left_processes"], row["left_threads"] = _left_behind(threads_before)
+    row["left_processes"], row["left_threads"] = _left_behind(baseline)
     return row
 
 
@@ -245,7 +246,7 @@ def _channels(params: Params, substrate: str, progress: Progress) -> tuple[dict[
     batch = max(1, flag // BATCHES)
     curve: list[dict[str, Any]] = []
     limit = "flag bound"
-    threads_before = set(threading.enumerate())
+    baseline = Baseline()
     fleet = SessionFleet(fixed_writer(NullWriter), size=1, chunk_size=1, per_session=params.uploads_per_session)
     rss0, threads0 = _rss(), threading.active_count()
     spawning = 0.0
@@ -296,7 +297,7 @@ def _channels(params: Params, substrate: str, progress: Progress) -> tuple[dict[
         began = time.perf_counter()
         stop_error = _close(fleet)
         stop = time.perf_counter() - began
-    left_processes, left_threads = _left_behind(threads_before)
+    left_processes, left_threads = _left_behind(baseline)
     for _ in range(len(curve), BATCHES):
         progress.tick(f"spawn {substrate} channels {count:,}")  # a row stopped early still uses its steps
     row = _row("channel", substrate, count, spawning, rss, threads, stop, limit)
@@ -325,20 +326,14 @@ def _close(fleet: SessionFleet) -> str | None:
     return None
 
 
-def _left_behind(threads_before: set[threading.Thread], grace: float = 30.0) -> tuple[int, int]:
-    """Processes still alive and threads started since ``threads_before`` still
-    running, after waiting (with a deadline) for exiting ones to finish: the
-    proof that a row, even one stopped by a limit, cleaned up after itself. The
-    pool's spare workers park for a few seconds before they leave: the grace
-    covers them."""
-    deadline = time.monotonic() + grace
-    for ref in list(actors.processes()):
-        with contextlib.suppress(pykka.Timeout):
-            actors.await_exit(ref, max(0.0, deadline - time.monotonic()))
-    threads = [t for t in threading.enumerate() if t not in threads_before]
-    for thread in threads:
-        thread.join(max(0.0, deadline - time.monotonic()))
-    return len(actors.processes()), sum(1 for t in threads if t.is_alive())
+def _left_behind(before: Baseline, grace: float = 30.0) -> tuple[int, int]:
+    """Processes and threads started since ``before`` still there, after waiting
+    (with a deadline) for exiting ones to finish: the proof that a row, even one
+    stopped by a limit, cleaned up after itself. The pool's spare workers park
+    for a few seconds before they leave: the grace covers them."""
+    before.settle(grace)
+    left = before.leaks(("processes", "threads"))
+    return len(left["processes"]), len(left["threads"])
 
 
 def channel_bound(params: Params, substrate: str) -> int:

@@ -11,7 +11,7 @@ import pytest
 
 import actors
 from tests.helpers import WAIT
-from tests.uploads_helpers import Client, entry_fields, stop_session
+from uploads.inprocess import InProcessClient as Client, entry_fields, stop_session
 from uploads import UploadSession
 from uploads.config import MAX_ENTRY_ERRORS, MAX_REFUSED_ENTRIES
 from writers import FaultyWriter, MemoryWriter

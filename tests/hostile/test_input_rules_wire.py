@@ -12,7 +12,7 @@ from websockets.exceptions import ConnectionClosed
 
 import actors
 from tests.hostile.wire_helpers import assert_real_upload_completes, rendered_log, server
-from tests.wire import Page, Wire
+from tests.server.wire import Page, Wire
 
 pytestmark = pytest.mark.timeout(60)
 

@@ -8,7 +8,7 @@ import pytest
 
 from server.budgets import SocketBudgets
 from tests.hostile.wire_helpers import assert_real_upload_completes, server
-from tests.wire import Page, Upload, Wire, error, fetch_page, ok
+from tests.server.wire import Page, Upload, Wire, error, fetch_page, ok
 
 pytestmark = pytest.mark.timeout(60)
 

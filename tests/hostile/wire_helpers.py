@@ -14,7 +14,7 @@ import structlog
 
 import actors
 from server.app import create_app, serve_in_thread
-from tests.wire import Page, Upload, Wire, ok
+from tests.server.wire import Page, Upload, Wire, ok
 
 
 @contextmanager

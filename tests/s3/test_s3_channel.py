@@ -14,7 +14,8 @@ from uploads import UploadSession
 import writers.s3 as s3w
 from tests.helpers import WAIT
 from tests.s3.conftest import MiB
-from tests.uploads_helpers import Client, stop_session
+from uploads import UploadSession
+from uploads.inprocess import InProcessClient, stop_session
 from writers.s3 import S3Writer, s3_writer_factory
 
 pytestmark = pytest.mark.timeout(60)
@@ -29,7 +30,7 @@ def started(s3, max_entries: int = 1, **writer_opts):
     writer_opts.setdefault("client", s3.settings())
     factory = s3_writer_factory(s3.bucket, prefix=s3.prefix, part_size=PART, **writer_opts)
     session = UploadSession.start()
-    client = Client(session)
+    client = InProcessClient(session)
     client.call("allow_upload", "avatar", accept="any", max_entries=max_entries, max_file_size=200 * MiB, writer=factory)
     return session, client
 
@@ -93,7 +94,7 @@ def test_a_writer_error_closes_only_its_own_channel(s3):
         return (bad if entry["client_name"] == "bad.bin" else good)(name, entry, session)
 
     session = UploadSession.start()
-    client = Client(session)
+    client = InProcessClient(session)
     client.call("allow_upload", "avatar", accept="any", max_entries=2, max_file_size=200 * MiB, writer=factory)
     bad_data, good_data = payload(3 * PART, seed=1), payload(PART + 1000, seed=2)
     try:
@@ -185,7 +186,7 @@ def test_object_server_killed_mid_upload_fails_that_upload_only_and_its_abort_is
         return (writer, {**opts, "client": settings, "entry": entry})
 
     session = UploadSession.start()
-    client = Client(session)
+    client = InProcessClient(session)
     # The sibling idles while the object server is down and back: a chunk timeout
     # far above that wait, so only the killed server can end an upload here.
     client.call("allow_upload", "avatar", accept="any", max_entries=2, max_file_size=200 * MiB, writer=factory,

@@ -14,7 +14,7 @@ import writers.s3 as s3w
 from tests.s3.conftest import MiB
 from writers.s3 import S3Writer
 
-pytestmark = [pytest.mark.timeout(60), pytest.mark.substrates("pool")]  # no process here: one substrate is enough
+pytestmark = [pytest.mark.timeout(60), pytest.mark.pure]  # no process here
 WAIT = 20.0
 PART = 5 * MiB
 

@@ -6,7 +6,7 @@ import pytest
 
 from tests.objectstore import swift_store
 
-pytestmark = [pytest.mark.timeout(30), pytest.mark.substrates("pool")]
+pytestmark = [pytest.mark.timeout(30), pytest.mark.pure]
 
 
 def test_a_missing_swift_is_an_error_naming_the_install_command(monkeypatch, tmp_path):
