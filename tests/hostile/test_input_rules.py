@@ -11,7 +11,7 @@ import pytest
 
 import actors
 from tests.helpers import WAIT
-from uploads.inprocess import InProcessClient as Client, entry_fields, stop_session
+from uploads.inprocess import InProcessClient, entry_fields, stop_session
 from uploads import UploadSession
 from uploads.config import MAX_ENTRY_ERRORS, MAX_REFUSED_ENTRIES
 from writers import FaultyWriter, MemoryWriter
@@ -25,20 +25,20 @@ def memory(*_):
 
 def started(**allow):
     session = UploadSession.start()
-    client = Client(session)
+    client = InProcessClient(session)
     allow.setdefault("accept", "any")
     client.call("allow_upload", "avatar", **allow)
     return session, client
 
 
-def assert_upload_completes(client: Client, ref: str, data: bytes = b"hello world", chunk_size: int = 4) -> None:
+def assert_upload_completes(client: InProcessClient, ref: str, data: bytes = b"hello world", chunk_size: int = 4) -> None:
     """A real upload, start to end, on the same session: announce, join, send, consume."""
-    reply = client.call("preflight", client.name, [entry_fields(ref, f"{ref}.bin", len(data))])
+    reply = client.call("preflight", client.config, [entry_fields(ref, f"{ref}.bin", len(data))])
     assert "entries" in reply, reply
     channel = client.join(reply["entries"][ref])
     assert isinstance(channel, actors.ProcessRef), channel
     assert client.send(channel, data, chunk_size) == ["ok"] * max(1, -(-len(data) // chunk_size))
-    got = client.call("consume_uploaded_entry", client.name, ref, lambda meta: ("ok", meta["data"]))
+    got = client.call("consume_uploaded_entry", client.config, ref, lambda meta: ("ok", meta["data"]))
     assert got == data
 
 
