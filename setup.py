@@ -44,8 +44,8 @@ setup(
             "selenium>=4.20",
             "psutil>=5.9",  # tests/conftest.py checks for leaked threads and files
             "boto3>=1.34",  # tests/s3 drive S3Writer against a real Swift
-            "ruff>=0.17",  # the README's test command lints first
-            "mypy>=2.4",  # ... and checks types
+            "ruff>=0.17,<0.18",  # the README's test command lints first
+            "mypy>=2.4,<2.5",  # ... and checks types
         ],
         "s3": ["boto3>=1.34"],
     },
