@@ -10,7 +10,7 @@ Only sockets with something joined are kept.
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Mapping
+from collections.abc import Awaitable, Callable, Hashable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -105,3 +105,23 @@ class Slot:
         if self.held:
             self.held = False
             self.budgets.give_back(self.socket, page=self.page)
+
+    async def join_within(
+        self, join: Callable[[], Awaitable[tuple[str, Any]]], logger: Any, event: str
+    ) -> tuple[str, Any]:
+        """Run ``join`` holding this slot, given back unless the join succeeds;
+        past the budget refuse it with Phoenix's error reply and one ``event``
+        log line, starting nothing."""
+        refusal = self.take()
+        if refusal is not None:
+            budget = "pages" if refusal == "too_many_pages" else "topics"
+            logger.warning(event, budget=budget, limit=self.budgets.limit(refusal))
+            return "error", {"reason": refusal}
+        try:
+            reply = await join()
+        except BaseException:
+            self.give_back()
+            raise
+        if reply[0] != "ok":
+            self.give_back()
+        return reply

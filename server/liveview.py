@@ -144,17 +144,7 @@ class LiveViewHandler(TopicHandler):
     async def join(self, payload: dict) -> Reply:
         """Within the socket's budgets (else ``too_many_pages`` /
         ``too_many_topics``, and nothing is started), join the page."""
-        refusal = self._slot.take()
-        if refusal is not None:
-            return over_budget(self._log, "lv.budget_exceeded", refusal, self.context.budgets)
-        try:
-            reply = await self._join(payload)
-        except BaseException:
-            self._slot.give_back()
-            raise
-        if reply[0] != "ok":
-            self._slot.give_back()
-        return reply
+        return await self._slot.join_within(lambda: self._join(payload), self._log, "lv.budget_exceeded")
 
     async def _join(self, payload: dict) -> Reply:
         try:
@@ -396,13 +386,6 @@ class LiveViewHandler(TopicHandler):
 
 
 # ---------------------------------------------------------------- helpers
-
-
-def over_budget(logger: Any, event: str, refusal: str, budgets: SocketBudgets) -> Reply:
-    """The join's answer past a socket budget, with its one log line."""
-    budget = "pages" if refusal == "too_many_pages" else "topics"
-    logger.warning(event, budget=budget, limit=budgets.limit(refusal))  # type: ignore[arg-type]
-    return "error", {"reason": refusal}
 
 
 def _is_error(result: Any) -> bool:

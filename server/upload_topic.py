@@ -28,7 +28,7 @@ from actors.bridge import exit_future
 from uploads import CLIENT_LEFT, session_for_token
 
 from .budgets import Slot
-from .liveview import LiveContext, over_budget
+from .liveview import LiveContext
 from .transport import Channel, Reply, TopicHandler
 
 __all__ = ["UploadTopicHandler"]
@@ -53,17 +53,7 @@ class UploadTopicHandler(TopicHandler):
 
     async def join(self, payload: dict) -> Reply:
         """Within the socket's topic budget (else ``too_many_topics``), join the upload."""
-        refusal = self._slot.take()
-        if refusal is not None:
-            return over_budget(self._log, "lvu.budget_exceeded", refusal, self.context.budgets)
-        try:
-            reply = await self._join(payload)
-        except BaseException:
-            self._slot.give_back()
-            raise
-        if reply[0] != "ok":
-            self._slot.give_back()
-        return reply
+        return await self._slot.join_within(lambda: self._join(payload), self._log, "lvu.budget_exceeded")
 
     async def _join(self, payload: dict) -> Reply:
         session = session_for_token(payload.get("token"))
