@@ -12,8 +12,10 @@ cannot verify the old pages, so LiveView's client reloads them and they start
 empty; ``serve.random_secret`` says so at startup.
 
 Shutdown is graceful on SIGINT and SIGTERM
-(:class:`server.graceful.GracefulServer`): every channel is left first, then
-the sockets close and every process still alive is stopped.
+(:class:`server.graceful.GracefulServer`): it stops accepting at once, every
+channel is left, then the sockets close; connections still open at
+``--shutdown-timeout`` are closed by force, and every process still alive is
+stopped. A second signal exits at once.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ import structlog
 import uvicorn
 
 from server.app import create_app
-from server.graceful import GracefulServer
+from server.graceful import DEFAULT_SHUTDOWN_TIMEOUT, GracefulServer
 from server.session_token import SECRET_ENV
 
 __all__ = ["configure", "run", "secret_source", "upload_options"]
@@ -79,7 +81,8 @@ def run(args: argparse.Namespace) -> int:
         log_config=None,  # uvicorn's records go through our structlog handler
         lifespan="on",
     )
-    server = GracefulServer(config, transport=app.state.transport, owns_runtime=True)
+    server = GracefulServer(config, transport=app.state.transport, owns_runtime=True,
+                            shutdown_timeout=args.shutdown_timeout)
     log.info("serve.starting", host=args.host, port=args.port, uploads_dir=str(args.uploads_dir), secret=source,
              **{k: v for k, v in upload_options(args).items() if k != "accept"}, accept=args.accept)
     try:
@@ -105,4 +108,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
                         help=f"signs the pages, so pages open across a restart rejoin (default ${SECRET_ENV}; "
                              "without either, a random secret per process: those pages reload and start empty). "
                              f"Prefer {SECRET_ENV}: a flag shows in the process list")
+    parser.add_argument("--shutdown-timeout", type=float, default=DEFAULT_SHUTDOWN_TIMEOUT,
+                        help="seconds connections get on SIGTERM/SIGINT before they are closed by force "
+                             f"(default {DEFAULT_SHUTDOWN_TIMEOUT:g}; a second signal exits at once)")
     parser.set_defaults(run=run)

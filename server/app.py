@@ -223,6 +223,7 @@ def serve_in_thread(
     port: int = 0,
     start_timeout: float = 10.0,
     stop_timeout: float = 10.0,
+    shutdown_timeout: float = 5.0,
     **config: Any,
 ) -> Iterator[str]:
     """Run ``app`` under uvicorn in a background thread; yields its base URL.
@@ -230,7 +231,8 @@ def serve_in_thread(
     ``port=0`` picks a free port.  Startup is awaited on an event (set once
     uvicorn is listening, or as soon as its thread ends), and on exit the
     server is asked to stop and its thread joined, so nothing outlives the
-    block.  ``ws_max_size`` defaults to the app's ``max_message_size``.  On
+    block (connections still open ``shutdown_timeout`` seconds after the
+    stop is asked are aborted).  ``ws_max_size`` defaults to the app's ``max_message_size``.  On
     exit every channel is left with ``"shutdown"`` before sockets close, as
     ``liveupload serve`` does on SIGINT/SIGTERM.
     """
@@ -248,7 +250,8 @@ def serve_in_thread(
             finally:
                 started.set()
 
-    server = _Server(uvicorn.Config(app, host=host, port=port, **config), transport=getattr(state, "transport", None))
+    server = _Server(uvicorn.Config(app, host=host, port=port, **config), transport=getattr(state, "transport", None),
+                     shutdown_timeout=shutdown_timeout)
 
     def run() -> None:
         try:
