@@ -29,7 +29,9 @@ import uvicorn
 
 from server.app import create_app
 from server.graceful import DEFAULT_SHUTDOWN_TIMEOUT, GracefulServer
+from server.origin import default_allowed_hosts
 from server.session_token import SECRET_ENV
+from server.transport import DEFAULT_MAX_OUTBOUND_BYTES
 
 __all__ = ["configure", "run", "secret_source", "upload_options"]
 
@@ -67,8 +69,14 @@ def run(args: argparse.Namespace) -> int:
                     hint=f"pages open across a restart will reload and start empty; set --secret or {SECRET_ENV} "
                          "to keep them joined (they then say their unsaved uploads were lost)")
     try:
+        hosts = default_allowed_hosts(args.host, args.allowed_host)
+        if hosts is None:
+            log.warning("serve.host_check_off", host=args.host,
+                        hint="bound to every interface: pass --allowed-host NAME for each public name")
         app = create_app(upload_configs={"files": upload_options(args)}, uploads_dir=args.uploads_dir,
-                         secret=args.secret or None)  # None: create_app takes $LIVEUPLOAD_SECRET, else a random one
+                         secret=args.secret or None,  # None: create_app takes $LIVEUPLOAD_SECRET, else a random one
+                         allowed_origins=args.allowed_origin, allowed_hosts=hosts,
+                         idle_timeout=args.idle_timeout or None, max_outbound_bytes=args.max_outbound_bytes)
     except (TypeError, ValueError) as exc:
         log.error("serve.bad_options", error=str(exc))
         return 2
@@ -108,6 +116,18 @@ def configure(parser: argparse.ArgumentParser) -> None:
                         help=f"signs the pages, so pages open across a restart rejoin (default ${SECRET_ENV}; "
                              "without either, a random secret per process: those pages reload and start empty). "
                              f"Prefer {SECRET_ENV}: a flag shows in the process list")
+    parser.add_argument("--allowed-origin", action="append", default=[], metavar="ORIGIN",
+                        help="an origin (https://example.com) whose pages may open the socket besides the "
+                             "page's own; repeatable")
+    parser.add_argument("--allowed-host", action="append", default=[], metavar="NAME",
+                        help="a name the server answers to besides --host (and localhost when on loopback); "
+                             "repeatable; other Host headers are refused (DNS rebinding)")
+    parser.add_argument("--idle-timeout", type=float, default=60.0,
+                        help="seconds a socket may stay silent or leave a frame unsent before it is closed "
+                             "(default 60; Phoenix's client sends a heartbeat every 30; 0: never)")
+    parser.add_argument("--max-outbound-bytes", type=int, default=DEFAULT_MAX_OUTBOUND_BYTES,
+                        help=f"bytes queued for one socket before it is closed with 1008 "
+                             f"(default {DEFAULT_MAX_OUTBOUND_BYTES})")
     parser.add_argument("--shutdown-timeout", type=float, default=DEFAULT_SHUTDOWN_TIMEOUT,
                         help="seconds connections get on SIGTERM/SIGINT before they are closed by force "
                              f"(default {DEFAULT_SHUTDOWN_TIMEOUT:g}; a second signal exits at once)")

@@ -23,16 +23,24 @@ from typing import Any, AsyncIterator, Callable, Iterator, Mapping, Sequence
 import structlog
 import uvicorn
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import FileResponse, HTMLResponse, PlainTextResponse, Response
 from starlette.routing import Route, WebSocketRoute
 
 from .graceful import GracefulServer
 from .liveview import ConsumeHook, LiveContext, LiveViewHandler, normalise_upload_configs
+from .origin import UpgradeGuard
 from .page import Rendered, page_html, render_upload_page
 from .session_token import SECRET_ENV, PageSession, SessionSigner
 from .storage import SaveToDirectory
-from .transport import DEFAULT_MAX_MESSAGE_SIZE, TopicRegistry, Transport, max_message_size_for
+from .transport import (
+    DEFAULT_MAX_MESSAGE_SIZE,
+    DEFAULT_MAX_OUTBOUND_BYTES,
+    TopicRegistry,
+    Transport,
+    max_message_size_for,
+)
 from .upload_topic import UploadTopicHandler
 
 __all__ = [
@@ -98,6 +106,9 @@ def create_app(
     page_renderer: PageRenderer | None = None,
     max_message_size: int | None = None,
     idle_timeout: float | None = 60.0,
+    max_outbound_bytes: int = DEFAULT_MAX_OUTBOUND_BYTES,
+    allowed_origins: Sequence[str] = (),
+    allowed_hosts: Sequence[str] | None = None,
     token_max_age: float = 3600.0,
     stop_timeout: float = 10.0,
     title: str = "liveupload",
@@ -125,6 +136,12 @@ def create_app(
       full chunks would close the socket). Run uvicorn with ``ws_max_size`` set to
       ``app.state.max_message_size`` so oversized frames are refused before
       they are buffered.
+    * ``idle_timeout``: seconds a socket may stay silent, or leave a frame
+      unsent, before it is closed (``None``: never); ``max_outbound_bytes``:
+      bytes queued per socket before it is closed with 1008.
+    * ``allowed_origins``: origins (``https://example.com``) whose pages may
+      open the socket besides the page's own; ``allowed_hosts``: the names the
+      server answers to (``None``: any). See :mod:`server.origin`.
     * ``token_max_age``: seconds an entry token stays valid; ``stop_timeout``:
       how long a leaving page waits for its session to stop.
 
@@ -157,7 +174,8 @@ def create_app(
     registry.register("lvu:", lambda channel: UploadTopicHandler(channel, live))
     for prefix, factory in (handlers or {}).items():
         registry.register(prefix, factory)
-    transport = Transport(registry, max_message_size=max_message_size, idle_timeout=idle_timeout)
+    transport = Transport(registry, max_message_size=max_message_size, idle_timeout=idle_timeout,
+                          max_outbound_bytes=max_outbound_bytes)
 
     def default_renderer(page: PageSession) -> Rendered:
         return render_upload_page(
@@ -203,6 +221,7 @@ def create_app(
             WebSocketRoute("/live/websocket", transport.endpoint),
         ],
         lifespan=lifespan,
+        middleware=[Middleware(UpgradeGuard, allowed_origins=allowed_origins, allowed_hosts=allowed_hosts)],
     )
     app.state.signer = signer
     app.state.registry = registry
