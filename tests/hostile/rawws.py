@@ -4,11 +4,12 @@ to, through a receive buffer made small so a server's pushes back up fast."""
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import socket
 import struct
-from typing import Any
+from typing import Any, Callable
 from urllib.parse import urlsplit
 
 UPGRADE_PATH = "/live/websocket?vsn=2.0.0&_csrf_token=x"
@@ -78,15 +79,18 @@ class RawSocket:
         except OSError:
             return False
 
-    def flood(self, frames: bytes, limit: int) -> int:
-        """Send ``frames`` over and over until the server stops taking them
-        (it stopped reading: its pushes to us are stuck) or ``limit`` bytes
-        went out; the bytes sent before it stopped, 0 if it never did."""
+    def flood(self, frames: bytes | Callable[[int], bytes], limit: int) -> int:
+        """Send ``frames`` (or ``frames(round)``) over and over until the
+        server stops taking them (it stopped reading, or closed the socket)
+        or ``limit`` bytes went out; the bytes sent before it stopped, 0 if
+        it never did."""
         sent = 0
+        rounds = itertools.count()
         while sent < limit:
-            if not self.send(frames):
-                return sent
-            sent += len(frames)
+            batch = frames(next(rounds)) if callable(frames) else frames
+            if not self.send(batch):
+                return sent or 1
+            sent += len(batch)
         return 0
 
     def read_all(self) -> bytes:
