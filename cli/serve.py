@@ -28,6 +28,8 @@ import structlog
 import uvicorn
 
 from server.app import create_app
+from server.descriptors import quiet_descriptor_exhaustion, raise_nofile_limit
+from server.http_deadline import DEFAULT_REQUEST_TIMEOUT, with_request_timeout
 from server.graceful import DEFAULT_SHUTDOWN_TIMEOUT, GracefulServer
 from server.origin import default_allowed_hosts
 from server.session_token import SECRET_ENV
@@ -36,6 +38,10 @@ from server.transport import DEFAULT_MAX_OUTBOUND_BYTES
 __all__ = ["configure", "run", "secret_source", "upload_options"]
 
 log = structlog.get_logger("liveupload.server")
+
+#: Descriptors kept for files (uploads' temp files, saved files, assets) when
+#: the connection limit is derived from the descriptor limit.
+DESCRIPTOR_HEADROOM = 256
 
 
 def upload_options(args: argparse.Namespace) -> dict[str, Any]:
@@ -80,10 +86,18 @@ def run(args: argparse.Namespace) -> int:
     except (TypeError, ValueError) as exc:
         log.error("serve.bad_options", error=str(exc))
         return 2
+    nofile = raise_nofile_limit()
+    quiet_descriptor_exhaustion()
+    max_connections = args.max_connections
+    if max_connections is None:  # auto: refuse new connections before the descriptors run out
+        max_connections = max(nofile[0] - DESCRIPTOR_HEADROOM, 64) if nofile else 0
     config = uvicorn.Config(
         app,
         host=args.host,
         port=args.port,
+        http=with_request_timeout(args.request_timeout),  # h11 with a deadline on unfinished requests
+        limit_concurrency=max_connections or None,
+        timeout_keep_alive=5,
         ws_max_size=app.state.max_message_size,
         ws_per_message_deflate=False,  # upload chunks are binary: zlib costs ~1.7 ms per 64 KB and halves throughput
         log_config=None,  # uvicorn's records go through our structlog handler
@@ -91,7 +105,7 @@ def run(args: argparse.Namespace) -> int:
     )
     server = GracefulServer(config, transport=app.state.transport, owns_runtime=True,
                             shutdown_timeout=args.shutdown_timeout)
-    log.info("serve.starting", host=args.host, port=args.port, uploads_dir=str(args.uploads_dir), secret=source,
+    log.info("serve.starting", host=args.host, port=args.port, max_connections=max_connections, uploads_dir=str(args.uploads_dir), secret=source,
              **{k: v for k, v in upload_options(args).items() if k != "accept"}, accept=args.accept)
     try:
         server.run()
@@ -128,6 +142,12 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-outbound-bytes", type=int, default=DEFAULT_MAX_OUTBOUND_BYTES,
                         help=f"bytes queued for one socket before it is closed with 1008 "
                              f"(default {DEFAULT_MAX_OUTBOUND_BYTES})")
+    parser.add_argument("--request-timeout", type=float, default=DEFAULT_REQUEST_TIMEOUT,
+                        help="seconds a connection may take to send complete request headers or its WebSocket "
+                             f"upgrade (default {DEFAULT_REQUEST_TIMEOUT:g})")
+    parser.add_argument("--max-connections", type=int, default=None,
+                        help="open connections (pages, sockets, requests) before new ones are closed at once "
+                             f"(default: the descriptor limit less {DESCRIPTOR_HEADROOM}; 0: no limit)")
     parser.add_argument("--shutdown-timeout", type=float, default=DEFAULT_SHUTDOWN_TIMEOUT,
                         help="seconds connections get on SIGTERM/SIGINT before they are closed by force "
                              f"(default {DEFAULT_SHUTDOWN_TIMEOUT:g}; a second signal exits at once)")

@@ -389,13 +389,15 @@ class Connection:
         if idle is None or self._dropped is not None:
             return
         now = self.loop.time()
-        if self._send_since is not None and now - self._send_since >= idle:
+        stuck = self._send_since is not None
+        if stuck and min(now - self._send_since, now - self._last_seen) >= idle * 0.99 or \
+                stuck and now - self._send_since >= idle:
             self._log.info("ws.write_timeout", seconds=idle, queued_bytes=self.outbound_bytes)
             self.drop(1008, "peer not reading")
             return
         if now - self._last_seen >= idle:
             self._log.info("ws.idle_timeout", seconds=idle)
-            if self._send_since is not None or not self.open:
+            if not self.open:
                 self.drop(1000, "idle timeout")
             else:
                 self._idle_close = self.loop.create_task(self.close(1000, "idle timeout"))

@@ -7,6 +7,7 @@ from __future__ import annotations
 import itertools
 import json
 import os
+import select
 import socket
 import struct
 from typing import Any, Callable
@@ -92,6 +93,12 @@ class RawSocket:
                 return sent or 1
             sent += len(batch)
         return 0
+
+    def wait_closed(self, timeout: float) -> bool:
+        """Wait, reading nothing, until the server closes or resets the socket."""
+        poller = select.poll()
+        poller.register(self.sock, select.POLLRDHUP)  # POLLHUP and POLLERR are always reported
+        return bool(poller.poll(int(timeout * 1000)))
 
     def read_all(self) -> bytes:
         """Everything until the server closes the socket (or the timeout)."""
