@@ -105,7 +105,8 @@ def run(args: argparse.Namespace) -> int:
     )
     server = GracefulServer(config, transport=app.state.transport, owns_runtime=True,
                             shutdown_timeout=args.shutdown_timeout)
-    log.info("serve.starting", host=args.host, port=args.port, max_connections=max_connections, uploads_dir=str(args.uploads_dir), secret=source,
+    log.info("serve.starting", host=args.host, port=args.port, max_connections=max_connections,
+             uploads_dir=str(args.uploads_dir), secret=source,
              **{k: v for k, v in upload_options(args).items() if k != "accept"}, accept=args.accept)
     try:
         server.run()
