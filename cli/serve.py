@@ -12,8 +12,10 @@ cannot verify the old pages, so LiveView's client reloads them and they start
 empty; ``serve.random_secret`` says so at startup.
 
 Shutdown is graceful on SIGINT and SIGTERM
-(:class:`server.graceful.GracefulServer`): every channel is left first, then
-the sockets close and every process still alive is stopped.
+(:class:`server.graceful.GracefulServer`): it stops accepting at once, every
+channel is left, then the sockets close; connections still open at
+``--shutdown-timeout`` are closed by force, and every process still alive is
+stopped. A second signal exits at once.
 """
 
 from __future__ import annotations
@@ -26,12 +28,20 @@ import structlog
 import uvicorn
 
 from server.app import create_app
-from server.graceful import GracefulServer
+from server.descriptors import quiet_descriptor_exhaustion, raise_nofile_limit
+from server.graceful import DEFAULT_SHUTDOWN_TIMEOUT, GracefulServer
+from server.http_deadline import DEFAULT_REQUEST_TIMEOUT, with_request_timeout
+from server.origin import default_allowed_hosts
 from server.session_token import SECRET_ENV
+from server.transport import DEFAULT_MAX_OUTBOUND_BYTES
 
 __all__ = ["configure", "run", "secret_source", "upload_options"]
 
 log = structlog.get_logger("liveupload.server")
+
+#: Descriptors kept for files (uploads' temp files, saved files, assets) when
+#: the connection limit is derived from the descriptor limit.
+DESCRIPTOR_HEADROOM = 256
 
 
 def upload_options(args: argparse.Namespace) -> dict[str, Any]:
@@ -65,22 +75,38 @@ def run(args: argparse.Namespace) -> int:
                     hint=f"pages open across a restart will reload and start empty; set --secret or {SECRET_ENV} "
                          "to keep them joined (they then say their unsaved uploads were lost)")
     try:
+        hosts = default_allowed_hosts(args.host, args.allowed_host)
+        if hosts is None:
+            log.warning("serve.host_check_off", host=args.host,
+                        hint="bound to every interface: pass --allowed-host NAME for each public name")
         app = create_app(upload_configs={"files": upload_options(args)}, uploads_dir=args.uploads_dir,
-                         secret=args.secret or None)  # None: create_app takes $LIVEUPLOAD_SECRET, else a random one
+                         secret=args.secret or None,  # None: create_app takes $LIVEUPLOAD_SECRET, else a random one
+                         allowed_origins=args.allowed_origin, allowed_hosts=hosts,
+                         idle_timeout=args.idle_timeout or None, max_outbound_bytes=args.max_outbound_bytes)
     except (TypeError, ValueError) as exc:
         log.error("serve.bad_options", error=str(exc))
         return 2
+    nofile = raise_nofile_limit()
+    quiet_descriptor_exhaustion()
+    max_connections = args.max_connections
+    if max_connections is None:  # auto: refuse new connections before the descriptors run out
+        max_connections = max(nofile[0] - DESCRIPTOR_HEADROOM, 64) if nofile else 0
     config = uvicorn.Config(
         app,
         host=args.host,
         port=args.port,
+        http=with_request_timeout(args.request_timeout),  # h11 with a deadline on unfinished requests
+        limit_concurrency=max_connections or None,
+        timeout_keep_alive=5,
         ws_max_size=app.state.max_message_size,
         ws_per_message_deflate=False,  # upload chunks are binary: zlib costs ~1.7 ms per 64 KB and halves throughput
         log_config=None,  # uvicorn's records go through our structlog handler
         lifespan="on",
     )
-    server = GracefulServer(config, transport=app.state.transport, owns_runtime=True)
-    log.info("serve.starting", host=args.host, port=args.port, uploads_dir=str(args.uploads_dir), secret=source,
+    server = GracefulServer(config, transport=app.state.transport, owns_runtime=True,
+                            shutdown_timeout=args.shutdown_timeout)
+    log.info("serve.starting", host=args.host, port=args.port, max_connections=max_connections,
+             uploads_dir=str(args.uploads_dir), secret=source,
              **{k: v for k, v in upload_options(args).items() if k != "accept"}, accept=args.accept)
     try:
         server.run()
@@ -105,4 +131,25 @@ def configure(parser: argparse.ArgumentParser) -> None:
                         help=f"signs the pages, so pages open across a restart rejoin (default ${SECRET_ENV}; "
                              "without either, a random secret per process: those pages reload and start empty). "
                              f"Prefer {SECRET_ENV}: a flag shows in the process list")
+    parser.add_argument("--allowed-origin", action="append", default=[], metavar="ORIGIN",
+                        help="an origin (https://example.com) whose pages may open the socket besides the "
+                             "page's own; repeatable")
+    parser.add_argument("--allowed-host", action="append", default=[], metavar="NAME",
+                        help="a name the server answers to besides --host (and localhost when on loopback); "
+                             "repeatable; other Host headers are refused (DNS rebinding)")
+    parser.add_argument("--idle-timeout", type=float, default=60.0,
+                        help="seconds a socket may stay silent or leave a frame unsent before it is closed "
+                             "(default 60; Phoenix's client sends a heartbeat every 30; 0: never)")
+    parser.add_argument("--max-outbound-bytes", type=int, default=DEFAULT_MAX_OUTBOUND_BYTES,
+                        help=f"bytes queued for one socket before it is closed with 1008 "
+                             f"(default {DEFAULT_MAX_OUTBOUND_BYTES})")
+    parser.add_argument("--request-timeout", type=float, default=DEFAULT_REQUEST_TIMEOUT,
+                        help="seconds a connection may take to send complete request headers or its WebSocket "
+                             f"upgrade (default {DEFAULT_REQUEST_TIMEOUT:g})")
+    parser.add_argument("--max-connections", type=int, default=None,
+                        help="open connections (pages, sockets, requests) before new ones are closed at once "
+                             f"(default: the descriptor limit less {DESCRIPTOR_HEADROOM}; 0: no limit)")
+    parser.add_argument("--shutdown-timeout", type=float, default=DEFAULT_SHUTDOWN_TIMEOUT,
+                        help="seconds connections get on SIGTERM/SIGINT before they are closed by force "
+                             f"(default {DEFAULT_SHUTDOWN_TIMEOUT:g}; a second signal exits at once)")
     parser.set_defaults(run=run)

@@ -24,6 +24,7 @@ from typing import Any
 import structlog
 import uvicorn
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import FileResponse, HTMLResponse, PlainTextResponse, Response
 from starlette.routing import Route, WebSocketRoute
@@ -31,10 +32,17 @@ from starlette.routing import Route, WebSocketRoute
 from .budgets import DEFAULT_MAX_PAGES_PER_SOCKET, SocketBudgets
 from .graceful import GracefulServer
 from .liveview import ConsumeHook, LiveContext, LiveViewHandler, normalise_upload_configs
+from .origin import UpgradeGuard
 from .page import Rendered, page_html, render_upload_page
 from .session_token import SECRET_ENV, PageSession, SessionSigner
 from .storage import SaveToDirectory
-from .transport import DEFAULT_MAX_MESSAGE_SIZE, TopicRegistry, Transport, max_message_size_for
+from .transport import (
+    DEFAULT_MAX_MESSAGE_SIZE,
+    DEFAULT_MAX_OUTBOUND_BYTES,
+    TopicRegistry,
+    Transport,
+    max_message_size_for,
+)
 from .upload_topic import UploadTopicHandler
 from .uvicorn_log import quiet_client_errors
 
@@ -101,6 +109,9 @@ def create_app(
     page_renderer: PageRenderer | None = None,
     max_message_size: int | None = None,
     idle_timeout: float | None = 60.0,
+    max_outbound_bytes: int = DEFAULT_MAX_OUTBOUND_BYTES,
+    allowed_origins: Sequence[str] = (),
+    allowed_hosts: Sequence[str] | None = None,
     token_max_age: float = 3600.0,
     stop_timeout: float = 10.0,
     max_pages_per_socket: int = DEFAULT_MAX_PAGES_PER_SOCKET,
@@ -130,6 +141,12 @@ def create_app(
       full chunks would close the socket). Run uvicorn with ``ws_max_size`` set to
       ``app.state.max_message_size`` so oversized frames are refused before
       they are buffered.
+    * ``idle_timeout``: seconds a socket may stay silent, or leave a frame
+      unsent, before it is closed (``None``: never); ``max_outbound_bytes``:
+      bytes queued per socket before it is closed with 1008.
+    * ``allowed_origins``: origins (``https://example.com``) whose pages may
+      open the socket besides the page's own; ``allowed_hosts``: the names the
+      server answers to (``None``: any). See :mod:`server.origin`.
     * ``token_max_age``: seconds an entry token stays valid; ``stop_timeout``:
       how long a leaving page waits for its session to stop.
     * ``max_pages_per_socket`` / ``max_topics_per_socket``: pages, and topics
@@ -168,7 +185,8 @@ def create_app(
     for prefix, factory in (handlers or {}).items():
         registry.register(prefix, factory)
     quiet_client_errors()  # a non-UTF-8 text frame: one warning, not uvicorn's traceback
-    transport = Transport(registry, max_message_size=max_message_size, idle_timeout=idle_timeout)
+    transport = Transport(registry, max_message_size=max_message_size, idle_timeout=idle_timeout,
+                          max_outbound_bytes=max_outbound_bytes)
 
     def default_renderer(page: PageSession) -> Rendered:
         return render_upload_page(
@@ -214,6 +232,7 @@ def create_app(
             WebSocketRoute("/live/websocket", transport.endpoint),
         ],
         lifespan=lifespan,
+        middleware=[Middleware(UpgradeGuard, allowed_origins=allowed_origins, allowed_hosts=allowed_hosts)],
     )
     app.state.signer = signer
     app.state.registry = registry
@@ -234,6 +253,7 @@ def serve_in_thread(
     port: int = 0,
     start_timeout: float = 10.0,
     stop_timeout: float = 10.0,
+    shutdown_timeout: float = 5.0,
     **config: Any,
 ) -> Iterator[str]:
     """Run ``app`` under uvicorn in a background thread; yields its base URL.
@@ -241,7 +261,8 @@ def serve_in_thread(
     ``port=0`` picks a free port.  Startup is awaited on an event (set once
     uvicorn is listening, or as soon as its thread ends), and on exit the
     server is asked to stop and its thread joined, so nothing outlives the
-    block.  ``ws_max_size`` defaults to the app's ``max_message_size``.  On
+    block (connections still open ``shutdown_timeout`` seconds after the
+    stop is asked are aborted).  ``ws_max_size`` defaults to the app's ``max_message_size``.  On
     exit every channel is left with ``"shutdown"`` before sockets close, as
     ``liveupload serve`` does on SIGINT/SIGTERM.
     """
@@ -259,7 +280,8 @@ def serve_in_thread(
             finally:
                 started.set()
 
-    server = _Server(uvicorn.Config(app, host=host, port=port, **config), transport=getattr(state, "transport", None))
+    server = _Server(uvicorn.Config(app, host=host, port=port, **config), transport=getattr(state, "transport", None),
+                     shutdown_timeout=shutdown_timeout)
 
     def run() -> None:
         try:

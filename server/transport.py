@@ -49,6 +49,8 @@ __all__ = [
     "Transport",
     "UNMATCHED_TOPIC",
     "DEFAULT_MAX_MESSAGE_SIZE",
+    "DEFAULT_MAX_OUTBOUND_BYTES",
+    "ForceClose",
     "max_message_size_for",
     "LEAVE_REASONS",
 ]
@@ -75,6 +77,16 @@ def max_message_size_for(chunk_size: int) -> int:
 
 
 DEFAULT_MAX_MESSAGE_SIZE = max_message_size_for(64_000)
+
+#: Bytes a socket may have queued for sending (handed to :meth:`Connection.send`
+#: and not yet taken by the server) before it is closed with 1008.
+DEFAULT_MAX_OUTBOUND_BYTES = 8 * 1024 * 1024
+#: Seconds a polite close may wait for the peer before the socket is dropped.
+CLOSE_SECONDS = 2.0
+
+#: ``force_close(scope) -> bool``: abort the socket of this ASGI scope at once
+#: (the server's hook, e.g. :class:`server.graceful.GracefulServer`'s).
+ForceClose = Callable[[Mapping[str, Any]], bool]
 
 
 # ------------------------------------------------------------------ handlers
@@ -237,15 +249,15 @@ class _TopicState:
             self.queue.put_nowait(_WAKE)
 
 
-#: What a send, receive or close raises once the peer is gone: Starlette's
-#: disconnect, its state errors (``RuntimeError``), or the server's ``OSError``.
-_SOCKET_GONE = (WebSocketDisconnect, RuntimeError, OSError)
-
-
 def _reply_frame(join_ref: str | None, ref: str | None, topic: str, status: str, response: Any) -> str | bytes:
     if isinstance(response, (bytes, bytearray, memoryview)):
         return protocol.encode_binary_reply(join_ref, ref, topic, status, bytes(response))
     return protocol.encode_reply(join_ref, ref, topic, status, response)
+
+
+#: What a send, receive or close raises once the peer is gone: Starlette's
+#: disconnect, its state errors (``RuntimeError``), or the server's ``OSError``.
+_SOCKET_GONE = (WebSocketDisconnect, RuntimeError, OSError)
 
 
 def _check_reply(result: Any) -> tuple[str, dict | bytes | bytearray | memoryview]:
@@ -278,36 +290,127 @@ class Connection:
         self._tasks: set[asyncio.Task] = set()  # every topic worker still running
         self.open = False
         self._send_lock = asyncio.Lock()
+        self.outbound_bytes = 0  # bytes handed to send() and not yet given to the server
+        self._send_since: float | None = None  # when the send in progress started
+        self._last_seen = self.loop.time()  # when the peer last sent a frame
+        self._watchdog: asyncio.TimerHandle | None = None
+        self._idle_close: asyncio.Task | None = None
+        self._dropped: str | None = None  # why the socket was closed by force
+        self._runner: asyncio.Task | None = None
         self._log = log.bind(conn=self.id, peer=self.peer)
 
     # ---------------------------------------------------------------- I/O
 
     async def send(self, frame: str | bytes) -> bool:
-        """Send one frame; False (and the connection marked closed) on failure."""
+        """Send one frame; False (and the connection marked closed) on failure.
+
+        Never waits unboundedly: a frame waits behind at most the
+        connection's outbound budget (past it the socket is closed with 1008),
+        and a peer that stops reading for ``idle_timeout`` is dropped by the
+        connection's watchdog, which ends every send still waiting."""
         if not self.open:
             return False
-        async with self._send_lock:
-            if not self.open:
+        size = len(frame)
+        self.outbound_bytes += size
+        try:
+            if self.outbound_bytes > self.transport.max_outbound_bytes:
+                self._overflow()
                 return False
+            async with self._send_lock:
+                if not self.open:
+                    return False
+                self._send_since = self.loop.time()
+                try:
+                    if isinstance(frame, str):
+                        await self.websocket.send_text(frame)
+                    else:
+                        await self.websocket.send_bytes(frame)
+                    return True
+                except _SOCKET_GONE as exc:  # the peer went away mid-send
+                    self.open = False
+                    self._log.debug("ws.send_failed", error=repr(exc))
+                    return False
+                finally:
+                    self._send_since = None
+        finally:
+            self.outbound_bytes -= size
+
+    def _overflow(self) -> None:
+        """Over the outbound budget: logged once, the socket dropped."""
+        if self._dropped is None:
+            self._log.warning("ws.outbound_budget_exceeded", queued_bytes=self.outbound_bytes,
+                              limit=self.transport.max_outbound_bytes)
+        self.drop(1008, "outbound budget exceeded")
+
+    def drop(self, code: int, reason: str) -> None:
+        """Close by force, now, whatever the peer does: its bytes still queued
+        are discarded and every send waiting on it ends (never blocks)."""
+        self.open = False
+        if self._dropped is not None:
+            return
+        self._dropped = reason
+        self._stop_watchdog()
+        aborted = False
+        if self.transport.force_close is not None:
             try:
-                if isinstance(frame, str):
-                    await self.websocket.send_text(frame)
-                else:
-                    await self.websocket.send_bytes(frame)
-                return True
-            except _SOCKET_GONE as exc:  # the peer went away mid-send
-                self.open = False
-                self._log.debug("ws.send_failed", error=repr(exc))
-                return False
+                aborted = bool(self.transport.force_close(self.websocket.scope))
+            except Exception as exc:  # noqa: BLE001 - the server's abort hook: whatever it raises, the socket is dropped below
+                self._log.debug("ws.force_close_failed", error=repr(exc))
+        if not aborted and self._runner is not None and not self._runner.done():
+            # No server hook to abort the socket: end the ASGI app instead.
+            self._runner.cancel()
+        self._log.info("ws.dropped", code=code, reason=reason, aborted=aborted)
 
     async def close(self, code: int = 1000, reason: str = "") -> None:
+        """Close politely; a peer that does not take the close frame within
+        :data:`CLOSE_SECONDS` is dropped (:meth:`drop`)."""
         if not self.open:
             return
         self.open = False
         try:
-            await self.websocket.close(code=code, reason=reason)
+            await asyncio.wait_for(self.websocket.close(code=code, reason=reason), CLOSE_SECONDS)
+        except asyncio.TimeoutError:
+            self.drop(code, reason or "close timeout")
         except _SOCKET_GONE as exc:
             self._log.debug("ws.close_failed", error=repr(exc))
+
+    # ----------------------------------------------------------- watchdog
+
+    def _arm_watchdog(self) -> None:
+        """One timer per connection, re-armed to the next deadline only when
+        it fires: no timer per frame."""
+        idle = self.transport.idle_timeout
+        if idle is None or self._dropped is not None:
+            return
+        self._watchdog = self.loop.call_at(self._last_seen + idle, self._watch)
+
+    def _stop_watchdog(self) -> None:
+        if self._watchdog is not None:
+            self._watchdog.cancel()
+            self._watchdog = None
+
+    def _watch(self) -> None:
+        self._watchdog = None
+        idle = self.transport.idle_timeout
+        if idle is None or self._dropped is not None:
+            return
+        now = self.loop.time()
+        send_since = self._send_since
+        if send_since is not None and now - send_since >= idle * 0.99:  # 0.99: the timer's own jitter
+            self._log.info("ws.write_timeout", seconds=idle, queued_bytes=self.outbound_bytes)
+            self.drop(1008, "peer not reading")
+            return
+        if now - self._last_seen >= idle:
+            self._log.info("ws.idle_timeout", seconds=idle)
+            if not self.open:
+                self.drop(1000, "idle timeout")
+            else:
+                self._idle_close = self.loop.create_task(self.close(1000, "idle timeout"))
+            return
+        deadline = self._last_seen + idle
+        if self._send_since is not None:
+            deadline = min(deadline, self._send_since + idle)
+        self._watchdog = self.loop.call_at(deadline, self._watch)
 
     # ------------------------------------------------------------- reading
 
@@ -333,27 +436,30 @@ class Connection:
         self.open = True
         self.transport.connections.add(self)
         self._log.info("ws.connected", path=ws.url.path)
+        self._runner = asyncio.current_task()
+        self._last_seen = self.loop.time()
+        self._arm_watchdog()
         end_reason = "disconnect"
         try:
             end_reason = await self._read_loop()
+        except asyncio.CancelledError:
+            if self._dropped is None:
+                raise
+            # Dropped with no server hook to abort the socket: end as a disconnect.
+            uncancel = getattr(asyncio.current_task(), "uncancel", None)  # Python >= 3.11
+            if uncancel is not None:
+                uncancel()
         finally:
+            self._stop_watchdog()
             await self._teardown(end_reason)
             self.transport.connections.discard(self)
 
     async def _read_loop(self) -> str:
         ws = self.websocket
         limit = self.transport.max_message_size
-        idle = self.transport.idle_timeout
         while True:
             try:
-                if idle is None:
-                    message = await ws.receive()
-                else:
-                    message = await asyncio.wait_for(ws.receive(), idle)
-            except asyncio.TimeoutError:
-                self._log.info("ws.idle_timeout", seconds=idle)
-                await self.close(1000, "idle timeout")
-                return "disconnect"
+                message = await ws.receive()
             except _SOCKET_GONE as exc:
                 self._log.debug("ws.receive_failed", error=repr(exc))
                 self.open = False
@@ -362,6 +468,7 @@ class Connection:
                 self.open = False
                 self._log.info("ws.disconnected", code=message.get("code"))
                 return "disconnect"
+            self._last_seen = self.loop.time()
             text = message.get("text")
             data = message.get("bytes")
             size = len(text.encode("utf-8", "surrogatepass")) if text is not None else len(data or b"")
@@ -464,7 +571,6 @@ class Connection:
         tlog = self._log.bind(topic=channel.topic, join_ref=channel.join_ref)
         try:
             try:
-                # A join is always a JSON (dict) push: binary frames carry only chunks.
                 status, response = _check_reply(await handler.join(join.payload))  # type: ignore[arg-type]
             except asyncio.CancelledError:
                 raise
@@ -479,7 +585,7 @@ class Connection:
             channel.joined = True  # from here on, leave() will be called
             try:
                 frame = _reply_frame(join.join_ref, join.ref, channel.topic, "ok", response)
-            except (ProtocolError, ValueError):  # not JSON, or a field too long or not UTF-8
+            except (protocol.ProtocolError, ValueError, TypeError):
                 tlog.exception("channel.join_crashed", why="join reply cannot be encoded")
                 channel._request_stop(_Stop("crash", None))
                 frame = protocol.encode_reply(
@@ -602,9 +708,12 @@ class Transport:
         topic_queue_size: int = 32,
         shutdown_timeout: float = 5.0,
         connect: Callable[[Connection], Any] | None = None,
+        max_outbound_bytes: int = DEFAULT_MAX_OUTBOUND_BYTES,
     ) -> None:
         if max_message_size <= 0:
             raise ValueError("max_message_size must be positive")
+        if max_outbound_bytes <= 0:
+            raise ValueError("max_outbound_bytes must be positive")
         if topic_queue_size <= 0:
             raise ValueError("topic_queue_size must be positive")
         self.registry = registry if registry is not None else TopicRegistry()
@@ -613,15 +722,23 @@ class Transport:
         self.topic_queue_size = topic_queue_size
         self.shutdown_timeout = shutdown_timeout
         self.connect = connect
+        self.max_outbound_bytes = max_outbound_bytes
+        self.force_close: ForceClose | None = None
         self.connections: set[Connection] = set()
 
     async def endpoint(self, websocket: WebSocket) -> None:
         await Connection(self, websocket).run()
 
     async def shutdown(self, code: int = 1001) -> None:
-        """End every topic with ``leave("shutdown")`` and close every socket."""
+        """End every topic with ``leave("shutdown")`` and close every socket
+        (all at once; a peer that does not take its close frame is dropped)."""
+        conns = list(self.connections)
+        await asyncio.gather(*(conn.stop_all("shutdown") for conn in conns))
+        await asyncio.gather(*(conn.close(code, "server shutdown") for conn in conns))
+
+    def drop_all(self, code: int = 1001, reason: str = "server shutdown") -> int:
+        """Close every socket by force now (:meth:`Connection.drop`); how many."""
         conns = list(self.connections)
         for conn in conns:
-            await conn.stop_all("shutdown")
-        for conn in conns:
-            await conn.close(code, "server shutdown")
+            conn.drop(code, reason)
+        return len(conns)

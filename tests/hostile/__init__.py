@@ -1,0 +1,1 @@
+"""Hostile clients on loopback: each test a bounded scaled-down attack."""

@@ -1,0 +1,80 @@
+"""File descriptors: as many as the system allows, and quiet at the limit.
+
+:func:`raise_nofile_limit` lifts the soft ``RLIMIT_NOFILE`` to the hard one
+(each connection costs a descriptor). At the limit asyncio's accept loop
+backs off and retries, logging each time through the ``asyncio`` logger;
+:class:`RateLimitFilter` lets one such line through per interval, with the
+count of those held back, so existing connections keep being served and the
+log does not drown.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+import structlog
+
+try:
+    import resource
+except ImportError:  # not on POSIX
+    resource = None  # type: ignore[assignment]
+
+__all__ = ["raise_nofile_limit", "RateLimitFilter", "quiet_descriptor_exhaustion"]
+
+log = structlog.get_logger("liveupload.server")
+
+#: What the loggers say when descriptors (or buffers) run out.
+EXHAUSTION_MARKS = ("Too many open files", "out of system resource", "No buffer space available")
+
+
+def raise_nofile_limit() -> tuple[int, int] | None:
+    """Raise the soft descriptor limit to the hard one; ``(soft, hard)`` now
+    (logged with the soft limit before), ``None`` where there are no rlimits."""
+    if resource is None:
+        return None
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    target = hard if hard != resource.RLIM_INFINITY else max(soft, 1 << 20)
+    if soft != target:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+        except (ValueError, OSError) as exc:
+            log.warning("serve.nofile_unchanged", soft=soft, hard=hard, error=str(exc))
+            return soft, hard
+    log.info("serve.nofile", soft_before=soft, soft=target, hard=hard)
+    return target, hard
+
+
+class RateLimitFilter(logging.Filter):
+    """Lets one record about descriptor exhaustion through per ``interval``
+    seconds (telling how many were held back); others pass untouched."""
+
+    def __init__(self, interval: float = 10.0) -> None:
+        super().__init__()
+        self.interval = interval
+        self.held = 0
+        self.last = float("-inf")
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        text = record.getMessage()
+        if record.exc_info and record.exc_info[1] is not None:
+            text += " " + str(record.exc_info[1])
+        if not any(mark in text for mark in EXHAUSTION_MARKS):
+            return True
+        now = time.monotonic()
+        if now - self.last < self.interval:
+            self.held += 1
+            return False
+        if self.held:
+            record.msg = f"{record.msg} ({self.held} more like it in the last {self.interval:g} s held back)"
+        self.last, self.held = now, 0
+        return True
+
+
+def quiet_descriptor_exhaustion(interval: float = 10.0,
+                                loggers: tuple[str, ...] = ("asyncio", "uvicorn.error")) -> RateLimitFilter:
+    """Install one :class:`RateLimitFilter` on ``loggers``; returns it."""
+    limiter = RateLimitFilter(interval)
+    for name in loggers:
+        logging.getLogger(name).addFilter(limiter)
+    return limiter
