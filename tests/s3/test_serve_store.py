@@ -24,7 +24,7 @@ import writers.s3 as s3w
 from cli.s3 import parse_duration
 from server.app import create_app, serve_in_thread
 from server.storage import KeepInStore
-from tests.objectstore.swift_store import ACCESS_KEY, REGION, SECRET_KEY
+from benchmarks.objectstore.swift_store import ACCESS_KEY, REGION, SECRET_KEY
 from tests.test_js_client import _missing as node_missing
 from tests.test_js_client import run_node
 from tests.test_server import serve_process

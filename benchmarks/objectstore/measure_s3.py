@@ -1,6 +1,6 @@
 """Measure S3Writer against boto3's own ``upload_fileobj`` on a private Swift.
 
-    PYTHONPATH=. .venv/bin/python -m tests.objectstore.measure_s3 [MB] [ROUNDS]
+    PYTHONPATH=. .venv/bin/python -m benchmarks.objectstore.measure_s3 [MB] [ROUNDS]
 
 Prints MB/s for one upload of MB megabytes (default 50) fed in 64 KB chunks
 through ``S3Writer`` (as a channel would), and for ``upload_fileobj`` of the
@@ -21,7 +21,7 @@ import boto3
 from boto3.s3.transfer import TransferConfig
 
 import writers.s3 as s3w
-from tests.objectstore.swift_store import SwiftStore
+from benchmarks.objectstore.swift_store import SwiftStore
 
 MB = 1_000_000
 MiB = 1024 * 1024
