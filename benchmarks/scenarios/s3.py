@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import functools
 import io
-import math
+import logging
 import os
 import shutil
 import tempfile
@@ -271,6 +271,9 @@ def run(params: Params, progress: Progress) -> dict[str, Any]:
     rows: list[dict[str, Any]] = []
     run_id = uuid.uuid4().hex[:8]
     progress.note("s3: starting the store")
+    # Hundreds of concurrent PUTs overflow the client's connection pool on purpose
+    # (a connection per channel thread); urllib3 would warn for every one.
+    logging.getLogger("urllib3.connectionpool").setLevel(logging.ERROR)
     with _store(params) as (settings, bucket):
         progress.tick("s3: store up")
         client = s3w.client_for(settings)
