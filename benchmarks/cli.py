@@ -97,7 +97,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--server-chunks", type=int, metavar="C", help="chunks per upload in the server scenario")
     parser.add_argument("--server-client-processes", type=int, metavar="P", help="OS processes the server's clients run in (default 2; --full 4)")
     parser.add_argument("--s3-big-uploads", type=int, metavar="N", help="concurrent 16 MB uploads in the s3 scenario (default 10; --full 100)")
-    parser.add_argument("--s3-small-uploads", type=int, metavar="M", help="concurrent 256 KB uploads in the s3 scenario (default 300; --full 1,000)")
+    parser.add_argument("--s3-small-uploads", type=int, metavar="M", help="concurrent 256 KB uploads in the s3 scenario (default 100; --full 1,000)")
     parser.add_argument(
         "--markdown",
         nargs="?",

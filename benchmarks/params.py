@@ -97,7 +97,7 @@ class Params:
     # s3 (a Swift started by the scenario)
     s3_big_uploads: int = 10
     s3_big_bytes: int = 16_000_000
-    s3_small_uploads: int = 300
+    s3_small_uploads: int = 100
     s3_small_bytes: int = 256_000
     s3_part_size: int = 8 * 1024 * 1024
     s3_parts_in_flight: int = 2
