@@ -36,6 +36,7 @@ setup(
         "bench": [
             "matplotlib>=3.8",
             "psutil>=5.9",
+            "boto3>=1.34",  # `liveupload bench s3`
         ],
         "test": [
             "pytest>=8",

@@ -25,7 +25,7 @@ from benchmarks.params import PRESETS, Params
 from benchmarks.plots import write_plots
 from benchmarks.progress import NoProgress, ProgressBar
 from benchmarks.report import render, write_json
-from benchmarks.scenarios import NAMES, load
+from benchmarks.scenarios import DEFAULT, NAMES, load
 
 __all__ = ["configure", "run", "params_from_args", "run_scenarios"]
 
@@ -57,7 +57,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
         action=_Scenarios,
         default=[],
         metavar="SCENARIO",
-        help=f"which to run: {', '.join(NAMES)} (default: all)",
+        help=f"which to run: {', '.join(NAMES)} (default: all but s3, which needs OpenStack Swift installed)",
     )
     size = parser.add_mutually_exclusive_group()
     size.add_argument(
@@ -167,6 +167,18 @@ def configure(parser: argparse.ArgumentParser) -> None:
         help="OS processes the server's clients run in (default 2; --full 4)",
     )
     parser.add_argument(
+        "--s3-big-uploads",
+        type=int,
+        metavar="N",
+        help="concurrent 16 MB uploads in the s3 scenario (default 10; --full 100)",
+    )
+    parser.add_argument(
+        "--s3-small-uploads",
+        type=int,
+        metavar="M",
+        help="concurrent 256 KB uploads in the s3 scenario (default 100; --full 1,000)",
+    )
+    parser.add_argument(
         "--markdown",
         nargs="?",
         const="-",
@@ -205,6 +217,8 @@ _OVERRIDES = (
     "server_uploads",
     "server_chunks",
     "server_client_processes",
+    "s3_big_uploads",
+    "s3_small_uploads",
 )
 
 
@@ -254,7 +268,7 @@ def run(args: argparse.Namespace) -> int:
         return 2
     if args.markdown in NAMES:  # `--markdown spawn`: a scenario, not a file
         args.scenario, args.markdown = [*args.scenario, args.markdown], "-"
-    names = [n for n in NAMES if n in args.scenario] if args.scenario else list(NAMES)
+    names = [n for n in NAMES if n in args.scenario] if args.scenario else list(DEFAULT)
     total = sum(load(name).steps(params) for name in names)
     progress = NoProgress() if args.no_progress else ProgressBar(total)
     try:

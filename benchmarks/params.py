@@ -94,7 +94,16 @@ class Params:
     server_chunks: int = 10
     """Chunks per upload (of ``chunk_bytes`` each)."""
 
+    # s3 (a Swift started by the scenario)
+    s3_big_uploads: int = 10
+    s3_big_bytes: int = 16_000_000
+    s3_small_uploads: int = 100
+    s3_small_bytes: int = 256_000
+    s3_part_size: int = 8 * 1024 * 1024
+    s3_parts_in_flight: int = 2
+
     extra: dict[str, Any] = field(default_factory=dict)
+    """Anything else; ``extra["s3_store"]``: ``{"settings", "bucket"}`` of a running store for ``s3``."""
 
     @property
     def uploads(self) -> list[int]:
@@ -127,6 +136,8 @@ PRESETS: dict[str, Params] = {
         server_uploads=10,
         server_client_processes=2,
         server_chunks=5,
+        s3_big_uploads=2,
+        s3_small_uploads=20,
     ),
     "default": Params(),
     "full": Params(
@@ -144,5 +155,7 @@ PRESETS: dict[str, Params] = {
         server_uploads=100,
         server_client_processes=4,
         server_chunks=50,
+        s3_big_uploads=100,
+        s3_small_uploads=1_000,
     ),
 }

@@ -41,6 +41,12 @@ BLOCKING_P99_INCREASE_MS = 5.0
 """Blocking load: a bystander's ask p99 rises by at most this."""
 BLOCKING_VS_THREAD = 0.8
 """Blocking load: the blockers' chunks/s at least this times the thread substrate's."""
+# issue 19: the S3 writer
+S3_VS_BOTO3 = 0.8
+"""S3Writer through channels: MB/s at least this times boto3's ``upload_fileobj`` of the same bytes."""
+S3_THREADS = 64
+"""OS threads in the process with 1,000 concurrent small S3 uploads, at most."""
+
 ISSUE_POOL_PROCESSES = 1_000_000
 ISSUE_POOL_SPAWN_SMALL = 10_000
 ISSUE_POOL_CHANNELS = 100_000

@@ -21,7 +21,8 @@ __all__ = ["COMMANDS", "build_parser", "main"]
 #: Subcommand -> (its module, one line of help).
 COMMANDS: dict[str, tuple[str, str]] = {
     "demo": ("cli.demo", "a short demonstration of the process runtime"),
-    "serve": ("cli.serve", "serve the upload page and save uploads under ./saved"),
+    "serve": ("cli.serve", "serve the upload page and save uploads under ./saved (or --store s3://...)"),
+    "s3": ("cli.s3", "S3 store maintenance: abort stale multipart uploads (s3 cleanup)"),
     "send": ("cli.send", "upload files to a liveupload server over LiveView's protocol"),
     "bench": ("benchmarks.cli", "measure the runtime against its baselines and limits"),
     "crashtest": ("benchmarks.crashdrill.cli", "randomized supervision crash drill"),

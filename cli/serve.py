@@ -1,8 +1,17 @@
-"""``liveupload serve``: the upload page under uvicorn, saving into a folder.
+"""``liveupload serve``: the upload page under uvicorn, saving into a folder
+or streaming into an S3 bucket.
 
 Runs :func:`server.app.create_app` with one upload named ``files`` whose
 options come from the flags, and the default consume hook (completed uploads
 are copied into ``--uploads-dir`` under sanitised, de-duplicated names).
+
+With ``--store s3://bucket/prefix`` every upload streams into the bucket
+through ``writers.s3.S3Writer`` (endpoint and credentials from the standard
+AWS variables, see :mod:`cli.store`), consuming leaves the object where it is
+(:class:`server.storage.KeepInStore`) and the page lists it by key and size.
+The bucket is checked before the server starts: if it cannot be reached the
+command prints one line saying why and exits with status 2. On the way out
+``writers.s3.shutdown`` stops the S3 I/O pool and the abort-retry process.
 
 Pages are signed with ``--secret`` (default: ``$LIVEUPLOAD_SECRET``). With
 a fixed secret, a page left open while the server restarts rejoins the new
@@ -22,6 +31,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 from typing import Any
 
 import structlog
@@ -33,7 +43,16 @@ from server.graceful import DEFAULT_SHUTDOWN_TIMEOUT, GracefulServer
 from server.http_deadline import DEFAULT_REQUEST_TIMEOUT, with_request_timeout
 from server.origin import default_allowed_hosts
 from server.session_token import SECRET_ENV
+from server.storage import KeepInStore
 from server.transport import DEFAULT_MAX_OUTBOUND_BYTES
+
+try:  # --store needs boto3 (the ``s3`` extra); serving into a folder does not
+    from cli import store as s3_store
+    from writers import s3 as s3_writer
+except ModuleNotFoundError as exc:
+    if exc.name not in ("boto3", "botocore"):
+        raise
+    s3_store = s3_writer = None  # type: ignore[assignment]  # --store then says to install the s3 extra
 
 __all__ = ["configure", "run", "secret_source", "upload_options"]
 
@@ -68,7 +87,31 @@ def secret_source(args: argparse.Namespace) -> str:
     return "env" if os.environ.get(SECRET_ENV) else "random"
 
 
+def _fail(message: str) -> int:
+    print(f"liveupload serve: {message}", file=sys.stderr, flush=True)
+    return 2
+
+
 def run(args: argparse.Namespace) -> int:
+    if args.store is None:
+        return _serve(args, {}, None)
+    if s3_store is None:
+        return _fail("--store needs boto3: pip install 'liveupload[s3]'")
+    s3_store.quiet_client_logs()
+    try:
+        store = s3_store.parse_store(args.store)
+    except ValueError as exc:
+        return _fail(str(exc))
+    try:
+        problem = s3_store.check_store(store)
+        if problem:
+            return _fail(problem)
+        return _serve(args, s3_store.upload_options(store), store)
+    finally:
+        s3_writer.shutdown()  # the I/O pool, the abort-retry process, the clients' connections
+
+
+def _serve(args: argparse.Namespace, extra: dict[str, Any], store: Any) -> int:
     source = secret_source(args)
     if source == "random":
         log.warning("serve.random_secret",
@@ -79,7 +122,8 @@ def run(args: argparse.Namespace) -> int:
         if hosts is None:
             log.warning("serve.host_check_off", host=args.host,
                         hint="bound to every interface: pass --allowed-host NAME for each public name")
-        app = create_app(upload_configs={"files": upload_options(args)}, uploads_dir=args.uploads_dir,
+        app = create_app(upload_configs={"files": {**upload_options(args), **extra}}, uploads_dir=args.uploads_dir,
+                         consume=KeepInStore() if store is not None else None,
                          secret=args.secret or None,  # None: create_app takes $LIVEUPLOAD_SECRET, else a random one
                          allowed_origins=args.allowed_origin, allowed_hosts=hosts,
                          idle_timeout=args.idle_timeout or None, max_outbound_bytes=args.max_outbound_bytes)
@@ -105,8 +149,8 @@ def run(args: argparse.Namespace) -> int:
     )
     server = GracefulServer(config, transport=app.state.transport, owns_runtime=True,
                             shutdown_timeout=args.shutdown_timeout)
-    log.info("serve.starting", host=args.host, port=args.port, max_connections=max_connections,
-             uploads_dir=str(args.uploads_dir), secret=source,
+    where = {"store": str(store)} if store is not None else {"uploads_dir": str(args.uploads_dir)}
+    log.info("serve.starting", host=args.host, port=args.port, max_connections=max_connections, **where, secret=source,
              **{k: v for k, v in upload_options(args).items() if k != "accept"}, accept=args.accept)
     try:
         server.run()
@@ -119,6 +163,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--host", default="127.0.0.1", help="interface to listen on (default 127.0.0.1)")
     parser.add_argument("--port", type=int, default=4000, help="port (default 4000; 0 picks a free one)")
     parser.add_argument("--uploads-dir", default="saved", help="where completed uploads are saved (default ./saved)")
+    parser.add_argument("--store", default=None, metavar="s3://BUCKET/PREFIX",
+                        help="stream uploads into this S3 bucket instead of --uploads-dir (endpoint and credentials "
+                             "from AWS_ENDPOINT_URL_S3, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY...)")
     parser.add_argument("--accept", default="any",
                         help='"any" or a comma-separated list of extensions and MIME types, e.g. ".jpg,image/*"')
     parser.add_argument("--max-entries", type=int, default=10, help="files per upload (default 10)")

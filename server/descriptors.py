@@ -18,7 +18,7 @@ import structlog
 try:
     import resource
 except ImportError:  # not on POSIX
-    resource = None  # type: ignore[assignment]
+    resource = None  # type: ignore[assignment]  # not on this platform: the limit stays as it is
 
 __all__ = ["raise_nofile_limit", "RateLimitFilter", "quiet_descriptor_exhaustion"]
 

@@ -106,7 +106,7 @@ class GracefulServer(uvicorn.Server):
                 pass
         # uvicorn's own shutdown, with a timer that aborts what is still open at the deadline.
         force = loop.call_at(deadline, self._force_at_deadline)
-        self.config.timeout_graceful_shutdown = max(deadline - loop.time(), 0.0) + _TASK_GRACE  # type: ignore[assignment]
+        self.config.timeout_graceful_shutdown = max(deadline - loop.time(), 0.0) + _TASK_GRACE  # type: ignore[assignment]  # uvicorn types it int | None; asyncio takes a float
         try:
             await super().shutdown(sockets=None)
         finally:

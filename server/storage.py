@@ -7,6 +7,10 @@ folder (no separators, no ``..``, no hidden or device names), and an existing
 file is never overwritten: ``cat.png`` becomes ``cat (1).png``. The name is
 reserved with ``O_CREAT | O_EXCL`` so concurrent sessions cannot pick the
 same one.
+
+:class:`KeepInStore` is the hook for writers that already put the bytes where
+they belong (``S3Writer``: ``{"bucket", "key", "size", "etag"}``): it copies
+nothing and lists the object by key and size.
 """
 
 from __future__ import annotations
@@ -20,7 +24,7 @@ from typing import Any
 
 import structlog
 
-__all__ = ["SaveToDirectory", "safe_filename"]
+__all__ = ["KeepInStore", "SaveToDirectory", "safe_filename"]
 
 log = structlog.get_logger("liveupload.server")
 
@@ -112,3 +116,21 @@ class SaveToDirectory:
                 continue
             return path, os.fdopen(fd, "wb")
         raise OSError(f"no free name for {name!r} in {folder}")
+
+
+class KeepInStore:
+    """Consume hook for a writer that stored the entry itself (an S3 object):
+    ``hook(upload_name, meta, entry) -> {"name": key, "size", "bucket", "key", "etag"}``.
+
+    Nothing is copied: the object stays where the writer put it, and the page
+    lists it by its key and size.
+    """
+
+    def __call__(self, upload: str, meta: Mapping[str, Any], entry: Mapping[str, Any]) -> dict[str, Any]:
+        if "key" not in meta:
+            raise TypeError(f"cannot keep an entry whose writer meta is {sorted(meta)}: need 'key'")
+        size = meta.get("size", entry.get("client_size", 0))
+        log.info("upload.stored", upload=upload, client_name=entry.get("client_name", ""),
+                 bucket=meta.get("bucket"), key=meta["key"], size=size)
+        return {"name": meta["key"], "size": size, "bucket": meta.get("bucket"), "key": meta["key"],
+                "etag": meta.get("etag")}

@@ -571,7 +571,7 @@ class Connection:
         tlog = self._log.bind(topic=channel.topic, join_ref=channel.join_ref)
         try:
             try:
-                status, response = _check_reply(await handler.join(join.payload))  # type: ignore[arg-type]
+                status, response = _check_reply(await handler.join(join.payload))  # type: ignore[arg-type]  # a join payload is a dict: checked by the codec
             except asyncio.CancelledError:
                 raise
             except Exception:  # noqa: BLE001 - the application's join: its bug refuses this join only

@@ -53,7 +53,7 @@ class Signer:
             raise InvalidToken("missing")
         try:
             # itsdangerous annotates max_age as int but only compares it with the age: seconds as a float work.
-            return self._serializer.loads(token, max_age=self.max_age)  # type: ignore[arg-type]
+            return self._serializer.loads(token, max_age=self.max_age)  # type: ignore[arg-type]  # itsdangerous types max_age as int, takes None
         except SignatureExpired:
             raise InvalidToken("expired") from None
         except BadData:

@@ -13,10 +13,14 @@ from __future__ import annotations
 import importlib
 from types import ModuleType
 
-NAMES = ("channels", "spawn", "blocking", "crash", "server")
-"""The scenarios, in the order a full run takes them."""
+NAMES = ("channels", "spawn", "blocking", "crash", "server", "s3")
+"""The scenarios, in the order a run of several takes them."""
 
-__all__ = ["NAMES", "load"]
+DEFAULT = tuple(name for name in NAMES if name != "s3")
+"""What ``liveupload bench`` runs when no scenario is named: all but ``s3``,
+which needs OpenStack Swift installed (``liveupload bench s3`` runs it)."""
+
+__all__ = ["DEFAULT", "NAMES", "load"]
 
 
 def load(name: str) -> ModuleType:

@@ -175,7 +175,7 @@ def _negotiated(sockets: list[bool]) -> None:
         return sock
 
     # A patch in the client's own process, to measure it: mypy rightly objects to assigning a method.
-    channels.Socket.open = classmethod(open_)  # type: ignore[method-assign, assignment]
+    channels.Socket.open = classmethod(open_)  # type: ignore[method-assign, assignment]  # a patch in the client's process
 
 
 def _timed_chunks(latencies: list[float]) -> None:

@@ -56,7 +56,7 @@ def test_a_second_signal_exits_at_once(tmp_path):
         raw = never_reading_client(served.url)
         try:
             served.proc.send_signal(signal.SIGTERM)
-            for line in served.proc.stderr:  # type: ignore[union-attr]
+            for line in served.proc.stderr:
                 served.lines.append(line)
                 if "serve.stopping" in line:
                     break

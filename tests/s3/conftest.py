@@ -19,7 +19,7 @@ import botocore.exceptions
 import pytest
 
 import writers.s3
-from tests.objectstore.swift_store import SwiftError, SwiftStore
+from benchmarks.objectstore.swift_store import SwiftError, SwiftStore
 
 BUCKET = "liveupload-tests"
 MiB = 1024 * 1024

@@ -10,7 +10,6 @@ import threading
 import pytest
 
 import actors
-from uploads import UploadSession
 import writers.s3 as s3w
 from tests.helpers import WAIT
 from tests.s3.conftest import MiB
@@ -79,6 +78,28 @@ def test_a_stopped_session_aborts_its_uploads_in_flight(s3):
     for channel in channels:  # each saw its owner go and closed its writer with "cancel"
         actors.await_exit(channel, WAIT)
     assert s3.multipart_uploads() == [] and s3.objects() == {}
+
+
+def test_a_killed_session_leaves_no_parts_behind(s3):
+    """A kill runs nothing in the session: each channel sees its owner go
+    (its monitor), closes its writer with "cancel", and the upload is aborted."""
+    files = {f"k{i}.bin": payload(2 * PART, seed=10 + i) for i in range(2)}
+    session, client = started(s3, max_entries=2)
+    channels = []
+    try:
+        reply = client.preflight(files)
+        for i, data in enumerate(files.values()):
+            channels.append(client.join(reply["entries"][str(i)]))
+            assert set(client.send(channels[-1], data[: PART + 64_000], 64_000)) == {"ok"}
+        assert len(s3.multipart_uploads()) == 2
+        actors.exit(session, actors.KILL)
+        assert actors.await_exit(session, WAIT) == "killed"
+        for channel in channels:
+            assert actors.await_exit(channel, WAIT) in (("shutdown", "owner_down"), "shutdown")
+        assert s3w.wait_no_pending_aborts(WAIT)  # an abort that failed would be retried: none did
+        assert s3.multipart_uploads() == [] and s3.objects() == {}
+    finally:
+        stop_session(session)
 
 
 def test_a_writer_error_closes_only_its_own_channel(s3):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.objectstore import swift_store
+from benchmarks.objectstore import swift_store
 
 pytestmark = [pytest.mark.timeout(30), pytest.mark.pure]
 

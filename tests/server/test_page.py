@@ -86,7 +86,7 @@ def test_rendered_validates_shape():
     with pytest.raises(ValueError, match="len\\(statics\\) == len\\(dynamics\\) \\+ 1"):
         Rendered(["a"], ["x"])
     with pytest.raises(TypeError):
-        Rendered([1, 2], ["x"])  # type: ignore[list-item]
+        Rendered([1, 2], ["x"])
 
 
 def test_diff_only_changed_keys_and_full_on_new_statics():
@@ -330,7 +330,7 @@ def test_session_for_another_view_is_refused():
     with pytest.raises(InvalidSession, match="static token belongs to another view"):
         signer.verify_join(f"lv:{a.view_id}", payload)
     with pytest.raises(InvalidSession):
-        signer.verify_join("lv:", "not a mapping")  # type: ignore[arg-type]
+        signer.verify_join("lv:", "not a mapping")
 
 
 def test_expired_session_is_stale():

@@ -136,7 +136,7 @@ def test_decode_text_malformed(frame, match):
 
 def test_decode_text_rejects_non_str():
     with pytest.raises(ProtocolError, match="must be str"):
-        decode_text(b'["1","1","t","e",{}]')  # type: ignore[arg-type]
+        decode_text(b'["1","1","t","e",{}]')
 
 
 def test_protocol_error_is_a_value_error():

@@ -14,7 +14,7 @@ import pytest
 from benchmarks import cli, stats, substrates
 from benchmarks.clients import chunks_for
 from benchmarks.params import upload_counts
-from benchmarks.scenarios import NAMES
+from benchmarks.scenarios import DEFAULT
 
 # The harness runs every substrate itself: once is enough.
 pytestmark = pytest.mark.substrates("pool")
@@ -66,7 +66,7 @@ def test_harness_runs_every_scenario_and_writes_its_figures(tmp_path, capsys):
     for key in ("cpu_count", "cpu_model", "memory_total_bytes", "python", "os"):
         assert machine[key], key
     assert machine["versions"]["pykka"]
-    assert set(results["scenarios"]) == set(NAMES)
+    assert set(results["scenarios"]) == set(DEFAULT)
     assert not any("error" in section for section in results["scenarios"].values())
 
     channels = results["scenarios"]["channels"]

@@ -1,6 +1,6 @@
 """Measure S3Writer against boto3's own ``upload_fileobj`` on a private Swift.
 
-    PYTHONPATH=. .venv/bin/python -m tests.objectstore.measure_s3 [MB] [ROUNDS]
+    PYTHONPATH=. .venv/bin/python -m benchmarks.objectstore.measure_s3 [MB] [ROUNDS]
 
 Prints MB/s for one upload of MB megabytes (default 50) fed in 64 KB chunks
 through ``S3Writer`` (as a channel would), and for ``upload_fileobj`` of the
@@ -17,11 +17,10 @@ import sys
 import tempfile
 import time
 
-import boto3
 from boto3.s3.transfer import TransferConfig
 
 import writers.s3 as s3w
-from tests.objectstore.swift_store import SwiftStore
+from benchmarks.objectstore.swift_store import SwiftStore
 
 MB = 1_000_000
 MiB = 1024 * 1024
@@ -29,7 +28,9 @@ MiB = 1024 * 1024
 
 def through_writer(settings: dict, bucket: str, data: bytes, parts_in_flight: int) -> tuple[float, int]:
     writer = s3w.S3Writer()
-    _, state = writer.init({"bucket": bucket, "key": "measure/writer", "client": settings, "parts_in_flight": parts_in_flight})
+    _, state = writer.init(
+        {"bucket": bucket, "key": "measure/writer", "client": settings, "parts_in_flight": parts_in_flight}
+    )
     peak = 0
     start = time.perf_counter()
     view = memoryview(data)
@@ -61,7 +62,11 @@ def main(argv: list[str]) -> None:
         client = s3w.client_for(settings)
         client.create_bucket(Bucket="measure")
         data = os.urandom(size)
-        best = {"writer(2 in flight)": [], "writer(4 in flight)": [], "boto3 upload_fileobj": []}
+        best: dict[str, list[float]] = {
+            "writer(2 in flight)": [],
+            "writer(4 in flight)": [],
+            "boto3 upload_fileobj": [],
+        }
         peaks = {}
         for _ in range(rounds):
             for label, n in (("writer(2 in flight)", 2), ("writer(4 in flight)", 4)):
@@ -71,7 +76,10 @@ def main(argv: list[str]) -> None:
             best["boto3 upload_fileobj"].append(through_boto3(client, "measure", data))
         for label, times in best.items():
             extra = f", peak held {peaks[label] / MiB:.1f} MiB" if label in peaks else ""
-            print(f"{label}: best {size / min(times) / MB:.0f} MB/s, median {size / sorted(times)[len(times) // 2] / MB:.0f} MB/s{extra}")
+            print(
+                f"{label}: best {size / min(times) / MB:.0f} MB/s, "
+                f"median {size / sorted(times)[len(times) // 2] / MB:.0f} MB/s{extra}"
+            )
     finally:
         s3w.shutdown()
         store.stop()

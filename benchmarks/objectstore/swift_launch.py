@@ -22,10 +22,18 @@ def build_rings(conf_dir, ports):
 
     for kind in ("account", "container", "object"):
         builder = RingBuilder(part_power=6, replicas=1, min_part_hours=1)
-        builder.add_dev({
-            "id": 0, "region": 1, "zone": 1, "ip": "127.0.0.1", "port": ports[kind],
-            "device": "d0", "weight": 100, "meta": "",
-        })
+        builder.add_dev(
+            {
+                "id": 0,
+                "region": 1,
+                "zone": 1,
+                "ip": "127.0.0.1",
+                "port": ports[kind],
+                "device": "d0",
+                "weight": 100,
+                "meta": "",
+            }
+        )
         builder.rebalance()
         builder.get_ring().save(os.path.join(conf_dir, f"{kind}.ring.gz"))
 

@@ -21,7 +21,16 @@ import subprocess
 import time
 from dataclasses import dataclass, field
 
-__all__ = ["ACCESS_KEY", "SECRET_KEY", "REGION", "SERVERS", "SWIFT_PYTHON", "SwiftError", "SwiftStore", "check_prerequisites"]
+__all__ = [
+    "ACCESS_KEY",
+    "SECRET_KEY",
+    "REGION",
+    "SERVERS",
+    "SWIFT_PYTHON",
+    "SwiftError",
+    "SwiftStore",
+    "check_prerequisites",
+]
 
 SWIFT_PYTHON = "/usr/bin/python3"
 LAUNCHER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "swift_launch.py")
@@ -55,10 +64,14 @@ def check_prerequisites(directory: str) -> None:
         raise SwiftError(f"OpenStack Swift is not installed; {INSTALL_HINT}")
     probe = subprocess.run(
         [SWIFT_PYTHON, "-I", "-c", _PROBE],
-        capture_output=True, text=True, timeout=60,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     if probe.returncode != 0:
-        raise SwiftError(f"{SWIFT_PYTHON} cannot import Swift's servers and s3api ({probe.stderr.strip()}); {INSTALL_HINT}")
+        raise SwiftError(
+            f"{SWIFT_PYTHON} cannot import Swift's servers and s3api ({probe.stderr.strip()}); {INSTALL_HINT}"
+        )
     path = os.path.join(directory, ".xattr-probe")
     with open(path, "wb"):
         pass
@@ -99,17 +112,23 @@ log_level = WARNING
 log_name = {name}
 """
 
-_STORAGE = _COMMON + """
+_STORAGE = (
+    _COMMON
+    + """
 [pipeline:main]
 pipeline = {name}-server
 
 [app:{name}-server]
 use = egg:swift#{name}
 """
+)
 
-_PROXY = _COMMON + """
+_PROXY = (
+    _COMMON
+    + """
 [pipeline:main]
-pipeline = catch_errors gatekeeper healthcheck proxy-logging cache listing_formats bulk s3api tempauth copy slo dlo versioned_writes proxy-logging proxy-server
+pipeline = catch_errors gatekeeper healthcheck proxy-logging cache listing_formats bulk s3api tempauth copy slo dlo
+    versioned_writes proxy-logging proxy-server
 
 [app:proxy-server]
 use = egg:swift#proxy
@@ -154,6 +173,7 @@ use = egg:swift#dlo
 [filter:versioned_writes]
 use = egg:swift#versioned_writes
 """
+)
 
 _SWIFT_CONF = """[swift-hash]
 swift_hash_path_suffix = liveupload-tests
@@ -205,11 +225,13 @@ class SwiftStore:
         for sub in ("etc", "log"):
             os.makedirs(os.path.join(self.root, sub), exist_ok=True)
         names = (*SERVERS, "memcache")
-        self.ports = dict(zip(names, _free_ports(len(names))))
+        self.ports = dict(zip(names, _free_ports(len(names)), strict=True))
         self._write_configs()
         rings = subprocess.run(
             [SWIFT_PYTHON, "-I", LAUNCHER, "rings", self.conf_dir, json.dumps(self.ports)],
-            capture_output=True, text=True, timeout=60,
+            capture_output=True,
+            text=True,
+            timeout=60,
         )
         if rings.returncode != 0:
             raise SwiftError(f"building Swift's rings failed: {rings.stderr.strip()}")
@@ -229,7 +251,10 @@ class SwiftStore:
             os.makedirs(os.path.join(devices, "d0"), exist_ok=True)
             template = _PROXY if server == "proxy" else _STORAGE
             text = template.format(
-                port=self.ports[server], conf=self.conf_dir, devices=devices, name=server,
+                port=self.ports[server],
+                conf=self.conf_dir,
+                devices=devices,
+                name=server,
                 memcache_port=self.ports["memcache"],
             )
             with open(os.path.join(self.conf_dir, f"{server}-server.conf"), "w") as f:
@@ -245,8 +270,11 @@ class SwiftStore:
         with open(self.log_path(server), "ab") as log:
             self.procs[server] = subprocess.Popen(
                 [SWIFT_PYTHON, "-I", LAUNCHER, "serve", self.conf_dir, server, str(os.getpid())],
-                stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                start_new_session=True, close_fds=True,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+                close_fds=True,
             )
 
     def stop_server(self, server: str, *, kill: bool = False, timeout: float = 5.0) -> None:
@@ -288,7 +316,9 @@ class SwiftStore:
                 return
             except OSError:
                 if time.monotonic() > deadline:
-                    raise SwiftError(f"the {server} server did not listen within {timeout} s; see {self.log_path(server)}")
+                    raise SwiftError(
+                        f"the {server} server did not listen within {timeout} s; see {self.log_path(server)}"
+                    ) from None
                 time.sleep(0.05)  # polling a port that is not open yet: nothing to wait on
 
     def wait_ready(self, timeout: float) -> float:
@@ -300,9 +330,11 @@ class SwiftStore:
         start = time.monotonic()
         deadline = start + timeout
         client = boto3.client(
-            "s3", **self.client_settings(),
-            config=Config(s3={"addressing_style": "path"}, retries={"total_max_attempts": 1},
-                          connect_timeout=1, read_timeout=5),
+            "s3",
+            **self.client_settings(),
+            config=Config(
+                s3={"addressing_style": "path"}, retries={"total_max_attempts": 1}, connect_timeout=1, read_timeout=5
+            ),
         )
         try:
             last: Exception | None = None

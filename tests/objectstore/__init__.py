@@ -1,1 +1,0 @@
-"""Real object stores for the tests (OpenStack Swift with its S3 API)."""
