@@ -9,7 +9,11 @@ a fixed secret, a page left open while the server restarts rejoins the new
 process and says that its unsaved uploads were lost. Without one, a random
 secret is made per process (nothing is written to disk): the new process
 cannot verify the old pages, so LiveView's client reloads them and they start
-empty; ``serve.random_secret`` says so at startup.
+empty; ``serve`` says so in its first lines (and logs ``serve.random_secret``).
+
+Before serving it checks that Phoenix's scripts are installed and that the
+port is free (:mod:`cli.startup`); if not, it says what to do and exits 1.
+It then prints the address to open, and runs until Ctrl-C.
 
 Shutdown is graceful on SIGINT and SIGTERM
 (:class:`server.graceful.GracefulServer`): every channel is left first, then
@@ -20,11 +24,13 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 from typing import Any
 
 import structlog
 import uvicorn
 
+from cli import startup
 from server.app import create_app
 from server.graceful import GracefulServer
 from server.session_token import SECRET_ENV
@@ -60,16 +66,24 @@ def secret_source(args: argparse.Namespace) -> str:
 
 def run(args: argparse.Namespace) -> int:
     source = secret_source(args)
-    if source == "random":
-        log.warning("serve.random_secret",
-                    hint=f"pages open across a restart will reload and start empty; set --secret or {SECRET_ENV} "
-                         "to keep them joined (they then say their unsaved uploads were lost)")
     try:
         app = create_app(upload_configs={"files": upload_options(args)}, uploads_dir=args.uploads_dir,
                          secret=args.secret or None)  # None: create_app takes $LIVEUPLOAD_SECRET, else a random one
     except (TypeError, ValueError) as exc:
         log.error("serve.bad_options", error=str(exc))
         return 2
+    try:
+        startup.check_scripts(app.state.node_modules)
+        sock = startup.listen(args.host, args.port)
+    except startup.Refusal as exc:
+        print(exc, file=sys.stderr)
+        return startup.CANNOT_START
+    for line in startup.first_lines(startup.url_for(sock), secret_source=source):
+        print(line, file=sys.stderr, flush=True)
+    if source == "random":
+        log.warning("serve.random_secret",
+                    hint=f"pages open across a restart will reload and start empty; set --secret or {SECRET_ENV} "
+                         "to keep them joined (they then say their unsaved uploads were lost)")
     config = uvicorn.Config(
         app,
         host=args.host,
@@ -83,9 +97,11 @@ def run(args: argparse.Namespace) -> int:
     log.info("serve.starting", host=args.host, port=args.port, uploads_dir=str(args.uploads_dir), secret=source,
              **{k: v for k, v in upload_options(args).items() if k != "accept"}, accept=args.accept)
     try:
-        server.run()
+        server.run(sockets=[sock])  # already listening: a taken port was said in words above
     except KeyboardInterrupt:  # uvicorn re-raises the SIGINT it handled, after the graceful stop
         pass
+    finally:
+        sock.close()
     return 0 if server.started else 1
 
 

@@ -42,7 +42,9 @@ __all__ = [
     "create_app",
     "find_node_modules",
     "liveview_version",
+    "missing_assets",
     "serve_in_thread",
+    "INSTALL_COMMAND",
     "ASSETS",
     "DEFAULT_UPLOAD_CONFIGS",
 ]
@@ -60,6 +62,9 @@ ASSETS: dict[str, str] = {
 #: One upload named ``files``: any type, up to 10 files, Phoenix's defaults otherwise.
 DEFAULT_UPLOAD_CONFIGS: Mapping[str, Mapping[str, Any]] = {"files": {"accept": "any", "max_entries": 10}}
 
+#: What installs Phoenix's scripts into ``node_modules``, run from the repository root.
+INSTALL_COMMAND = "npm ci --omit=dev"
+
 PageRenderer = Callable[[PageSession], Rendered]
 
 
@@ -76,6 +81,12 @@ def find_node_modules(explicit: str | os.PathLike[str] | None = None) -> Path:
     if repo.is_dir():
         return repo
     return Path.cwd() / "node_modules"
+
+
+def missing_assets(node_modules: Path) -> list[Path]:
+    """The files of :data:`ASSETS` not installed under ``node_modules``; without
+    them the page cannot connect (its form would fall back to a plain GET)."""
+    return [node_modules / rel for rel in ASSETS.values() if not (node_modules / rel).is_file()]
 
 
 def liveview_version(node_modules: Path) -> str | None:
@@ -195,9 +206,10 @@ def create_app(
             return PlainTextResponse("not found", status_code=404)
         path = modules / rel
         if not path.is_file():
-            log.error("asset.missing", asset=name, path=str(path), hint="run `npm ci` in the repo")
+            log.error("asset.missing", asset=name, path=str(path),
+                      hint=f"run `{INSTALL_COMMAND}` in the repository root")
             return PlainTextResponse(
-                f"{name} is not installed (looked in {modules}); run `npm ci`", status_code=404
+                f"{name} is not installed (looked in {modules}); run `{INSTALL_COMMAND}`", status_code=404
             )
         return FileResponse(path, media_type="text/javascript; charset=utf-8")
 
