@@ -1,8 +1,8 @@
-"""The ASGI application: the upload page at ``/``, Phoenix's own client
-scripts at ``/assets/*`` (served from ``node_modules``, never copied into the
-repo) and the Phoenix Channels socket at ``/live/websocket``, with the
-``lv:`` (:mod:`server.liveview`) and ``lvu:`` (:mod:`server.upload_topic`)
-topics wired to the upload actors.
+"""The ASGI application: the upload page at ``/`` (its icon also at
+``/favicon.ico``), Phoenix's own client scripts at ``/assets/*`` (served
+from ``node_modules``, never copied into the repo) and the Phoenix Channels
+socket at ``/live/websocket``, with the ``lv:`` (:mod:`server.liveview`)
+and ``lvu:`` (:mod:`server.upload_topic`) topics wired to the upload actors.
 
 Embedding: ``create_app(upload_configs={name: allow_upload options},
 consume=hook)`` returns a Starlette app that can be mounted in any Starlette
@@ -31,7 +31,7 @@ from starlette.routing import Route, WebSocketRoute
 from .budgets import DEFAULT_MAX_PAGES_PER_SOCKET, SocketBudgets
 from .graceful import GracefulServer
 from .liveview import ConsumeHook, LiveContext, LiveViewHandler, normalise_upload_configs
-from .page import Rendered, page_html, render_upload_page
+from .page import FAVICON_SVG, Rendered, page_html, render_upload_page
 from .session_token import SECRET_ENV, PageSession, SessionSigner
 from .storage import SaveToDirectory
 from .transport import DEFAULT_MAX_MESSAGE_SIZE, TopicRegistry, Transport, max_message_size_for
@@ -213,6 +213,9 @@ def create_app(
             )
         return FileResponse(path, media_type="text/javascript; charset=utf-8")
 
+    async def favicon(_request: Request) -> Response:
+        return Response(FAVICON_SVG, media_type="image/svg+xml", headers={"cache-control": "max-age=86400"})
+
     @asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:
         yield
@@ -223,6 +226,7 @@ def create_app(
         routes=[
             Route("/", index, methods=["GET"]),
             Route("/assets/{name}", asset, methods=["GET"]),
+            Route("/favicon.ico", favicon, methods=["GET"]),
             WebSocketRoute("/live/websocket", transport.endpoint),
         ],
         lifespan=lifespan,
