@@ -19,7 +19,7 @@ setup(
             "benchmarks", "benchmarks.*",
         ]
     ),
-    package_data={"server.page": ["templates/*.j2", "templates/live/*.j2", "static/*.css"]},
+    package_data={"server.page": ["templates/*.j2", "templates/live/*.j2", "static/*.css", "static/*.svg"]},
     install_requires=[
         "pykka>=4.1,<5",
         "structlog>=24.1",

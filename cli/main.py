@@ -13,10 +13,11 @@ import argparse
 import importlib
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 import actors
 
-__all__ = ["COMMANDS", "build_parser", "main"]
+__all__ = ["COMMANDS", "add_global_flags", "build_parser", "main"]
 
 #: Subcommand -> (its module, one line of help).
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -32,14 +33,21 @@ COMMANDS: dict[str, tuple[str, str]] = {
 def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     """The parser; only ``command``'s module is imported to add its arguments."""
     parser = argparse.ArgumentParser(prog="liveupload", description="BEAM-style upload runtime on Pykka")
-    parser.add_argument("--log-level", default="info", help="debug, info, warning, error (default info)")
-    parser.add_argument("--log-json", action="store_true", help="log as JSON lines")
+    add_global_flags(parser, default="info", json_default=False)
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name, (module, help_text) in COMMANDS.items():
         sub = commands.add_parser(name, help=help_text, description=help_text)
+        # Also after the subcommand; SUPPRESS keeps a flag given before it from being reset.
+        add_global_flags(sub, default=argparse.SUPPRESS, json_default=argparse.SUPPRESS)
         if name == command:
             importlib.import_module(module).configure(sub)
     return parser
+
+
+def add_global_flags(parser: argparse.ArgumentParser, *, default: Any, json_default: Any) -> None:
+    """``--log-level`` and ``--log-json``, accepted before or after the subcommand."""
+    parser.add_argument("--log-level", default=default, help="debug, info, warning, error (default info)")
+    parser.add_argument("--log-json", action="store_true", default=json_default, help="log as JSON lines")
 
 
 def chosen_command(argv: Sequence[str]) -> str | None:

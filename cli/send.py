@@ -68,7 +68,8 @@ def run(args: argparse.Namespace) -> int:
 
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("files", nargs="+", metavar="FILE", help="files to upload")
-    parser.add_argument("--url", default="http://127.0.0.1:4000/", help="the upload page (default http://127.0.0.1:4000/)")
+    parser.add_argument("--url", default="http://127.0.0.1:4000/",
+                        help="the upload page, or its socket ws://HOST/live/websocket (default http://127.0.0.1:4000/)")
     parser.add_argument("--concurrency", type=_positive, default=4, help="files uploaded at once (default 4)")
     parser.add_argument("--upload", default=None, help="the file input's name, if the page has several")
     parser.add_argument("--timeout", type=float, default=30.0, help="seconds to wait for a reply (default 30)")

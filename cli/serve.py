@@ -18,7 +18,11 @@ a fixed secret, a page left open while the server restarts rejoins the new
 process and says that its unsaved uploads were lost. Without one, a random
 secret is made per process (nothing is written to disk): the new process
 cannot verify the old pages, so LiveView's client reloads them and they start
-empty; ``serve.random_secret`` says so at startup.
+empty; ``serve`` says so in its first lines (and logs ``serve.random_secret``).
+
+Before serving it checks that Phoenix's scripts are installed and that the
+port is free (:mod:`cli.startup`); if not, it says what to do and exits 1.
+It then prints the address to open, and runs until Ctrl-C.
 
 Shutdown is graceful on SIGINT and SIGTERM
 (:class:`server.graceful.GracefulServer`): it stops accepting at once, every
@@ -37,6 +41,7 @@ from typing import Any
 import structlog
 import uvicorn
 
+from cli import startup
 from server.app import create_app
 from server.descriptors import quiet_descriptor_exhaustion, raise_nofile_limit
 from server.graceful import DEFAULT_SHUTDOWN_TIMEOUT, GracefulServer
@@ -113,10 +118,6 @@ def run(args: argparse.Namespace) -> int:
 
 def _serve(args: argparse.Namespace, extra: dict[str, Any], store: Any) -> int:
     source = secret_source(args)
-    if source == "random":
-        log.warning("serve.random_secret",
-                    hint=f"pages open across a restart will reload and start empty; set --secret or {SECRET_ENV} "
-                         "to keep them joined (they then say their unsaved uploads were lost)")
     try:
         hosts = default_allowed_hosts(args.host, args.allowed_host)
         if hosts is None:
@@ -135,6 +136,18 @@ def _serve(args: argparse.Namespace, extra: dict[str, Any], store: Any) -> int:
     max_connections = args.max_connections
     if max_connections is None:  # auto: refuse new connections before the descriptors run out
         max_connections = max(nofile[0] - DESCRIPTOR_HEADROOM, 64) if nofile else 0
+    try:
+        startup.check_scripts(app.state.node_modules)
+        sock = startup.listen(args.host, args.port)
+    except startup.Refusal as exc:
+        print(exc, file=sys.stderr)
+        return startup.CANNOT_START
+    for line in startup.first_lines(startup.url_for(sock), secret_source=source):
+        print(line, file=sys.stderr, flush=True)
+    if source == "random":
+        log.warning("serve.random_secret",
+                    hint=f"pages open across a restart will reload and start empty; set --secret or {SECRET_ENV} "
+                         "to keep them joined (they then say their unsaved uploads were lost)")
     config = uvicorn.Config(
         app,
         host=args.host,
@@ -153,9 +166,11 @@ def _serve(args: argparse.Namespace, extra: dict[str, Any], store: Any) -> int:
     log.info("serve.starting", host=args.host, port=args.port, max_connections=max_connections, **where, secret=source,
              **{k: v for k, v in upload_options(args).items() if k != "accept"}, accept=args.accept)
     try:
-        server.run()
+        server.run(sockets=[sock])  # already listening: a taken port was said in words above
     except KeyboardInterrupt:  # uvicorn re-raises the SIGINT it handled, after the graceful stop
         pass
+    finally:
+        sock.close()
     return 0 if server.started else 1
 
 

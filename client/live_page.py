@@ -15,9 +15,29 @@ from websockets.exceptions import WebSocketException
 from client.channels import ServerError, Socket
 from client.page_view import PageView, RenderedState, read_page
 
-__all__ = ["LivePage"]
+__all__ = ["LivePage", "page_url"]
 
 log = structlog.get_logger("liveupload.client")
+
+
+#: The socket URL's scheme -> the page's.
+_PAGE_SCHEMES = {"ws": "http", "wss": "https", "http": "http", "https": "https"}
+
+
+def page_url(url: str) -> str:
+    """The page's address for ``url``: the page itself (``http(s)://...``), or
+    its socket as LiveView's docs write it (``ws(s)://HOST[/prefix]/live/websocket``,
+    with or without ``/websocket``), which maps to ``http(s)://HOST[/prefix]/``."""
+    parts = urllib.parse.urlsplit(url)
+    scheme = _PAGE_SCHEMES.get(parts.scheme.lower())
+    if scheme is None or not parts.netloc:
+        raise ServerError(f"{url} is neither a page (http://, https://) nor a socket (ws://, wss://) address")
+    path = parts.path
+    if parts.scheme.lower() in ("ws", "wss"):
+        path = path.rstrip("/")
+        path = path.removesuffix("/websocket").removesuffix("/live") + "/"
+        return urllib.parse.urlunsplit((scheme, parts.netloc, path, "", ""))
+    return url
 
 
 def _fetch(url: str, timeout: float) -> str:
@@ -41,7 +61,9 @@ class LivePage:
 
     @classmethod
     async def open(cls, url: str, *, timeout: float = 30.0) -> LivePage:
-        """Fetch the page at ``url`` and join its LiveView."""
+        """Fetch the page at ``url`` (or the page of the socket at ``url``,
+        see :func:`page_url`) and join its LiveView."""
+        url = page_url(url)
         try:
             html = await asyncio.to_thread(_fetch, url, timeout)
         except OSError as exc:

@@ -7,7 +7,8 @@ diffs) for the flat trees this server renders. :func:`read_page` parses HTML
 a :class:`PageView`: what a client needs to join (the LiveView root's
 attributes, the CSRF token, the socket path), the form's event names, the
 live file inputs (with their ref lists and the limits the page states), the
-entries with their state and errors, the saved files and the notice. It is
+entries with their state and errors, the saved files (each as ``name (N
+bytes)``, N read exactly from the size's ``data-bytes``) and the notice. It is
 the one parser of the page, for the client and the tests alike.
 """
 
@@ -121,6 +122,7 @@ class _Reader(HTMLParser):
         self._text: list[str] = []
         self._list: str | None = None  # id/class of the <ul> we are in
         self._script = False
+        self._exact = False  # inside a size whose exact bytes were taken from data-bytes
 
     def handle_starttag(self, tag: str, attr_list: list[tuple[str, str | None]]) -> None:
         attrs = {k: (v if v is not None else "") for k, v in attr_list}
@@ -151,6 +153,9 @@ class _Reader(HTMLParser):
             self.view.entries[self._entry.ref] = self._entry
         elif tag == "li" and self._list == "saved":
             self._start_text("saved")
+        elif tag == "span" and self._text_into == "saved" and attrs.get("data-bytes", "").isdigit():
+            self._text.append(f"{attrs['data-bytes']} bytes")  # the exact size, not the rounded words
+            self._exact = True
         elif tag == "li" and self._list == "upload-errors":
             self._start_text("upload_error")
         elif tag == "span" and "error" in classes and self._entry is not None:
@@ -162,6 +167,8 @@ class _Reader(HTMLParser):
 
     def handle_endtag(self, tag: str) -> None:
         self._script = False
+        if tag == "span":
+            self._exact = False
         if tag == "fieldset":
             self._fieldset = {}
         elif tag == "ul":
@@ -178,7 +185,7 @@ class _Reader(HTMLParser):
             match = _SOCKET_PATH.search(data)
             if match:
                 self.view.socket_path = json.loads(match.group(1))
-        if self._text_into is not None:
+        if self._text_into is not None and not self._exact:
             self._text.append(data)
 
     def _start_text(self, into: str) -> None:

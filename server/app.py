@@ -1,8 +1,8 @@
-"""The ASGI application: the upload page at ``/``, Phoenix's own client
-scripts at ``/assets/*`` (served from ``node_modules``, never copied into the
-repo) and the Phoenix Channels socket at ``/live/websocket``, with the
-``lv:`` (:mod:`server.liveview`) and ``lvu:`` (:mod:`server.upload_topic`)
-topics wired to the upload actors.
+"""The ASGI application: the upload page at ``/`` (its icon also at
+``/favicon.ico``), Phoenix's own client scripts at ``/assets/*`` (served
+from ``node_modules``, never copied into the repo) and the Phoenix Channels
+socket at ``/live/websocket``, with the ``lv:`` (:mod:`server.liveview`)
+and ``lvu:`` (:mod:`server.upload_topic`) topics wired to the upload actors.
 
 Embedding: ``create_app(upload_configs={name: allow_upload options},
 consume=hook)`` returns a Starlette app that can be mounted in any Starlette
@@ -33,7 +33,7 @@ from .budgets import DEFAULT_MAX_PAGES_PER_SOCKET, SocketBudgets
 from .graceful import GracefulServer
 from .liveview import ConsumeHook, LiveContext, LiveViewHandler, normalise_upload_configs
 from .origin import UpgradeGuard
-from .page import Rendered, page_html, render_upload_page
+from .page import FAVICON_SVG, Rendered, page_html, render_upload_page
 from .session_token import SECRET_ENV, PageSession, SessionSigner
 from .storage import SaveToDirectory
 from .transport import (
@@ -50,7 +50,9 @@ __all__ = [
     "create_app",
     "find_node_modules",
     "liveview_version",
+    "missing_assets",
     "serve_in_thread",
+    "INSTALL_COMMAND",
     "ASSETS",
     "DEFAULT_UPLOAD_CONFIGS",
 ]
@@ -68,6 +70,9 @@ ASSETS: dict[str, str] = {
 #: One upload named ``files``: any type, up to 10 files, Phoenix's defaults otherwise.
 DEFAULT_UPLOAD_CONFIGS: Mapping[str, Mapping[str, Any]] = {"files": {"accept": "any", "max_entries": 10}}
 
+#: What installs Phoenix's scripts into ``node_modules``, run from the repository root.
+INSTALL_COMMAND = "npm ci --omit=dev"
+
 PageRenderer = Callable[[PageSession], Rendered]
 
 
@@ -84,6 +89,12 @@ def find_node_modules(explicit: str | os.PathLike[str] | None = None) -> Path:
     if repo.is_dir():
         return repo
     return Path.cwd() / "node_modules"
+
+
+def missing_assets(node_modules: Path) -> list[Path]:
+    """The files of :data:`ASSETS` not installed under ``node_modules``; without
+    them the page cannot connect (its form would fall back to a plain GET)."""
+    return [node_modules / rel for rel in ASSETS.values() if not (node_modules / rel).is_file()]
 
 
 def liveview_version(node_modules: Path) -> str | None:
@@ -213,11 +224,15 @@ def create_app(
             return PlainTextResponse("not found", status_code=404)
         path = modules / rel
         if not path.is_file():
-            log.error("asset.missing", asset=name, path=str(path), hint="run `npm ci` in the repo")
+            log.error("asset.missing", asset=name, path=str(path),
+                      hint=f"run `{INSTALL_COMMAND}` in the repository root")
             return PlainTextResponse(
-                f"{name} is not installed (looked in {modules}); run `npm ci`", status_code=404
+                f"{name} is not installed (looked in {modules}); run `{INSTALL_COMMAND}`", status_code=404
             )
         return FileResponse(path, media_type="text/javascript; charset=utf-8")
+
+    async def favicon(_request: Request) -> Response:
+        return Response(FAVICON_SVG, media_type="image/svg+xml", headers={"cache-control": "max-age=86400"})
 
     @asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:
@@ -229,6 +244,7 @@ def create_app(
         routes=[
             Route("/", index, methods=["GET"]),
             Route("/assets/{name}", asset, methods=["GET"]),
+            Route("/favicon.ico", favicon, methods=["GET"]),
             WebSocketRoute("/live/websocket", transport.endpoint),
         ],
         lifespan=lifespan,

@@ -5,20 +5,23 @@
 * :mod:`server.page.fragments`: the page's content as such a tree, from
   ``templates/live/`` (``slot()`` marks each dynamic);
 * :mod:`server.page.error_text`: upload errors as codes and in words;
+* :mod:`server.page.sizes`: file sizes in human units;
 * :mod:`server.page.document`: the HTML document for ``/``
-  (``templates/page.html.j2``, ``page.js.j2``, ``static/page.css``);
+  (``templates/page.html.j2``, ``page.js.j2``, ``static/page.css``,
+  ``static/favicon.svg``);
 * :mod:`server.page.templating`: the Jinja2 environment (markupsafe escaping).
 
 The page's signed session is :mod:`server.session_token`.
 """
 
-from server.page.document import CONNECTION_LOST, PAGE_CSS, page_html
+from server.page.document import CONNECTION_LOST, FAVICON_SVG, PAGE_CSS, page_html
 from server.page.error_text import explain_error, format_error
 from server.page.fragments import LIVE_FILE_UPLOAD_HOOK, PageEvents, entry_refs, render_upload_page
 from server.page.rendered import Rendered
 
 __all__ = [
     "CONNECTION_LOST",
+    "FAVICON_SVG",
     "LIVE_FILE_UPLOAD_HOOK",
     "PAGE_CSS",
     "PageEvents",

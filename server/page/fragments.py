@@ -5,9 +5,11 @@
 saved files) into what ``templates/live/content.html.j2`` shows: per config,
 its options stated in words, a drop zone (``phx-drop-target``) around the
 labelled live file input, one ``<li>`` per entry (``live/fragments.html.j2``:
-name, size, a labelled ``<progress>``, errors as codes plus
+name, size in human units (exact bytes in its ``title`` and
+``data-bytes``), a labelled ``<progress>``, errors as codes plus
 :func:`explain_error`'s words, a cancel ``<button>``) and the config-level
-errors. An entry whose upload crashed on the server (cancelled with errors)
+errors, and a polite live region announcing progress at a few milestones
+(:func:`progress_status`). An entry whose upload crashed on the server (cancelled with errors)
 stays listed as failed, with its error and a ``dismiss`` button, until
 removed. The template marks each dynamic with ``slot(value)``; the text
 between the marks is the statics. Every value is escaped by markupsafe.
@@ -23,10 +25,12 @@ from markupsafe import Markup, escape
 
 from .error_text import explain_error, format_error
 from .rendered import Rendered
+from .sizes import exact_size, human_size
 from .templating import ENVIRONMENT, macros
 
 __all__ = [
     "LIVE_FILE_UPLOAD_HOOK",
+    "MILESTONES",
     "ConfigView",
     "EntryView",
     "PageEvents",
@@ -36,6 +40,7 @@ __all__ = [
     "entry_refs",
     "entry_view",
     "errors_html",
+    "progress_status",
     "render_upload_page",
     "saved_html",
 ]
@@ -130,6 +135,8 @@ class EntryView:
     upload: str
     name: str
     size: Any
+    size_words: str
+    size_exact: str
     progress: int
     state: EntryState
     errors: list[tuple[str, str]]
@@ -142,7 +149,8 @@ class ConfigView:
     attributes (``ref``: the input's id and ``data-phx-upload-ref``;
     ``accept``: ``None`` for any type; ``multiple`` when ``max_entries`` > 1;
     ``limits``: the data attributes ``liveupload send`` reads; ``options``:
-    the options in words) and its dynamics (``refs``, ``entries``, ``errors``)."""
+    the options in words) and its dynamics (``refs``, ``entries``, ``errors``,
+    ``status``: :func:`progress_status`)."""
 
     ref: str
     name: str
@@ -154,14 +162,17 @@ class ConfigView:
     refs: dict[str, str]
     entries: Markup
     errors: Markup
+    status: str
 
 
 @dataclass(frozen=True)
 class SavedView:
-    """One saved file: its name and size, or why it was not saved."""
+    """One saved file: its name and size (raw, in human units, in bytes), or why it was not saved."""
 
     name: Any
     size: Any
+    size_words: str
+    size_exact: str
     error: Any
 
 
@@ -189,11 +200,49 @@ def entry_view(config: Mapping[str, Any], entry: Mapping[str, Any]) -> EntryView
         upload=config.get("name", config["ref"]),
         name=entry.get("client_name", ""),
         size=entry.get("client_size", 0),
+        size_words=_size_words(entry.get("client_size", 0)),
+        size_exact=_size_exact(entry.get("client_size", 0)),
         progress=progress,
         state=state,
         errors=[(format_error(e), explain_error(e, config)) for e in raw],
         action=action,
     )
+
+
+def _size_words(size: Any) -> str:
+    return human_size(size) if isinstance(size, int) and size >= 0 else f"{size} bytes"
+
+
+def _size_exact(size: Any) -> str:
+    return exact_size(size) if isinstance(size, int) and size >= 0 else f"{size} bytes"
+
+
+#: Percentages at which progress is announced (each once: the text changes only there).
+MILESTONES = (25, 50, 75)
+
+
+def progress_status(config: Mapping[str, Any]) -> str:
+    """What the config's polite live region says: ``"Uploading 2 files: 50%"``
+    at each of :data:`MILESTONES` of the bytes of its uploading entries, then
+    ``"2 files uploaded"`` once all are done; empty while nothing has started
+    (a screen reader announces the text only when it changes)."""
+    entries = [e for e in config.get("entries") or () if _active(e) and not _has_errors(e)]
+    started = [e for e in entries if e.get("done") or int(e.get("progress", 0) or 0) > 0]
+    if not started:
+        return ""
+    files = f"{len(entries)} file" + ("" if len(entries) == 1 else "s")
+    if all(e.get("done") for e in entries):
+        return f"{files} uploaded"
+    sent = sum(_weight(e) * (100 if e.get("done") else int(e.get("progress", 0) or 0)) for e in entries)
+    percent = sent // sum(_weight(e) for e in entries)
+    reached = max((m for m in MILESTONES if percent >= m), default=0)
+    return f"Uploading {files}: {reached}%" if reached else f"Uploading {files}"
+
+
+def _weight(entry: Mapping[str, Any]) -> int:
+    """The entry's share of its config's progress: its size in bytes (at least 1)."""
+    size = entry.get("client_size", 0)
+    return size if isinstance(size, int) and size > 0 else 1
 
 
 def entries_html(config: Mapping[str, Any], events: PageEvents = PageEvents()) -> Markup:
@@ -215,7 +264,8 @@ def saved_html(saved: Iterable[Mapping[str, Any]]) -> Markup:
     """The saved files (dicts with ``name`` and ``size``, or ``error`` when the
     file could not be saved) as ``<li>`` items."""
     return _FRAGMENTS.saved(
-        [SavedView(name=f["name"], size=f.get("size", 0), error=f.get("error")) for f in saved]
+        [SavedView(name=f["name"], size=f.get("size", 0), size_words=_size_words(f.get("size", 0)),
+                   size_exact=_size_exact(f.get("size", 0)), error=f.get("error")) for f in saved]
     )
 
 
@@ -256,6 +306,7 @@ def config_view(config: Mapping[str, Any], events: PageEvents = PageEvents()) ->
         refs=entry_refs(config.get("entries") or ()),
         entries=entries_html(config, events),
         errors=errors_html(config.get("errors") or (), config),
+        status=progress_status(config),
     )
 
 
@@ -277,8 +328,8 @@ def render_upload_page(
     with ``name`` and ``size``.  ``notice``: a status line (escaped).
 
     Dynamics, per config in order: active refs, done refs, preflighted refs,
-    error refs, entries HTML, config errors HTML; then the saved list and the
-    notice.  Statics depend only on the configs, so diffs between renders of
+    error refs, entries HTML, config errors HTML, progress status; then the
+    saved list and the notice.  Statics depend only on the configs, so diffs between renders of
     the same configs carry dynamics only.
     """
     dynamics: list[Markup] = []

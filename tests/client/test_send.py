@@ -12,8 +12,9 @@ from typing import Any
 
 import pytest
 
-from server.app import create_app, serve_in_thread
 from client import FileResult, ServerError, upload_files
+from client.live_page import page_url
+from server.app import create_app, serve_in_thread
 from server.storage import SaveToDirectory, safe_filename
 from tests.server.server_helpers import journal_writer
 from writers import FaultyWriter, Journal
@@ -76,6 +77,35 @@ def test_send_exits_non_zero_when_any_file_fails(tmp_path):
     assert lines[1] == f"failed {big}: too_large"
     assert lines[2].startswith(f"failed {tmp_path / 'missing.bin'}: ")
     assert saved(tmp_path) == {"good.bin": good.read_bytes()}
+
+
+@pytest.mark.substrates("pool")
+def test_send_takes_the_socket_url_as_well_as_the_page_s(tmp_path):
+    (path,) = make_files(tmp_path / "in", ws_bin=1_000)
+    with serve_in_thread(app_for(tmp_path)) as url:
+        proc = send_cli(url.replace("http://", "ws://") + "/live/websocket", str(path), "--no-progress")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert proc.stdout.splitlines() == ["saved ws.bin (1000 bytes)"]
+
+
+@pytest.mark.pure
+@pytest.mark.parametrize(("url", "page"), [
+    ("http://h:4000/", "http://h:4000/"),
+    ("https://h/upload/", "https://h/upload/"),
+    ("ws://h:4000/live/websocket", "http://h:4000/"),
+    ("wss://h/live/websocket", "https://h/"),
+    ("ws://h/upload/live/websocket/", "http://h/upload/"),
+    ("ws://h/upload/live", "http://h/upload/"),
+])
+def test_page_url_maps_a_socket_address_to_its_page(url, page):
+    assert page_url(url) == page
+
+
+@pytest.mark.pure
+@pytest.mark.parametrize("url", ["ftp://h/", "h:4000", "/live/websocket"])
+def test_page_url_names_an_address_it_cannot_use(url):
+    with pytest.raises(ServerError, match="neither a page"):
+        page_url(url)
 
 
 @pytest.mark.pure

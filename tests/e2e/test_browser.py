@@ -110,7 +110,10 @@ def test_pick_several_files_and_upload_them(browser, tmp_path):
         open_page(browser, url)
         pick(browser, files)
         wait_for(browser, lambda d: len(css(d, "li.entry")) == 3, what="three entries")
-        assert texts(browser, "li.entry .size") == ["12345 bytes", "2000 bytes", "1 bytes"]
+        assert texts(browser, "li.entry .size") == ["12.1 KB", "2.0 KB", "1 byte"]
+        sizes = browser.execute_script(
+            "return Array.from(document.querySelectorAll('li.entry .size')).map(s => s.title)")
+        assert sizes == ["12345 bytes", "2000 bytes", "1 byte"]  # the exact size, on hover
         # Each progress bar is labelled for assistive technology.
         bars = browser.execute_script(
             "return Array.from(document.querySelectorAll('li.entry progress'))"
@@ -119,7 +122,14 @@ def test_pick_several_files_and_upload_them(browser, tmp_path):
                         ["upload progress of c.dat", 0, 100]]
         submit(browser)
         wait_for(browser, lambda d: len(css(d, "#saved li")) == 3, what="three saved files")
-        assert texts(browser, "#saved li") == ["a.bin (12345 bytes)", "b.txt (2000 bytes)", "c.dat (1 bytes)"]
+        assert texts(browser, "#saved li") == ["a.bin (12.1 KB)", "b.txt (2.0 KB)", "c.dat (1 byte)"]
+        # The saved list is labelled by its heading, and the page has its own icon.
+        label = browser.execute_script(
+            "return document.getElementById(document.getElementById('saved').getAttribute('aria-labelledby'))"
+            ".textContent")
+        assert label == "Saved files"
+        icon = browser.execute_script("return document.querySelector('link[rel=icon]').href")
+        assert icon.startswith("data:image/svg+xml,")
         assert texts(browser, "#notice") == ["saved 3 file(s)"]
         assert css(browser, "li.entry") == []
     assert saved(tmp_path) == {p.name: p.read_bytes() for p in files}
@@ -203,7 +213,7 @@ def test_a_finished_upload_removed_before_saving_is_not_saved(browser, tmp_path)
         wait_for(browser, lambda d: list(entry_states(d)) == ["keep.bin"], what="drop.bin to go")
         wait_released(journal, "drop.bin")
         submit(browser)
-        wait_for(browser, lambda d: texts(d, "#saved li") == ["keep.bin (5000 bytes)"], what="keep.bin saved")
+        wait_for(browser, lambda d: texts(d, "#saved li") == ["keep.bin (4.9 KB)"], what="keep.bin saved")
     # Its writer had closed with "done" when the last byte came; removing it released the file.
     assert journal.closes("drop.bin") == ["done"]
     [path] = [item[2] for item in journal.items() if item[:2] == ("path", "drop.bin")]
@@ -227,7 +237,7 @@ def test_a_writer_failure_shows_its_error_while_a_sibling_completes(browser, tmp
         css(browser, 'li.entry[data-state="error"] button.cancel')[0].send_keys(Keys.ENTER)
         wait_for(browser, lambda d: list(entry_states(d)) == ["good.bin"], what="the failed entry to go")
         submit(browser)
-        wait_for(browser, lambda d: texts(d, "#saved li") == ["good.bin (9000 bytes)"], what="good.bin saved")
+        wait_for(browser, lambda d: texts(d, "#saved li") == ["good.bin (8.8 KB)"], what="good.bin saved")
     assert saved(tmp_path) == {"good.bin": files[0].read_bytes()}
 
 
@@ -253,7 +263,7 @@ def test_a_writer_that_raises_shows_its_entry_failed_while_a_sibling_completes(b
         assert file_input.get_attribute("data-phx-error-refs") == ""
         # The failed entry does not hold the submit: the sibling is saved.
         submit(browser)
-        wait_for(browser, lambda d: texts(d, "#saved li") == ["good.bin (9000 bytes)"], what="good.bin saved")
+        wait_for(browser, lambda d: texts(d, "#saved li") == ["good.bin (8.8 KB)"], what="good.bin saved")
         assert texts(browser, "#notice") == ["saved 1 file(s)"]
         assert entry_states(browser) == {"bad.bin": "error"}  # still shown until dismissed
         dismiss = css(browser, 'li.entry[data-state="error"] button.cancel')[0]
@@ -326,7 +336,7 @@ def test_the_server_stopped_and_restarted_while_the_page_is_open(browser, tmp_pa
         pick(browser, more)
         wait_for(browser, lambda d: len(css(d, "li.entry")) == 1, what="the new entry")
         submit(browser)
-        wait_for(browser, lambda d: texts(d, "#saved li") == ["after.bin (3000 bytes)"], what="after.bin saved")
+        wait_for(browser, lambda d: texts(d, "#saved li") == ["after.bin (2.9 KB)"], what="after.bin saved")
     assert saved(tmp_path) == {"after.bin": more[0].read_bytes()}
 
 

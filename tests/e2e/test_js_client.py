@@ -168,7 +168,7 @@ def test_one_file_arrives_byte_identical(tmp_path):
     assert "multiple" not in selected
     assert selected["data-phx-active-refs"] == "0" and selected["data-phx-preflighted-refs"] == ""
     assert _saved(tmp_path) == _sent(files)
-    assert result["final"]["saved"] == ["photo.jpg (4321 bytes)"]
+    assert result["final"]["saved"] == ["photo.jpg (4.2 KB)"]
     assert result["final"]["entries"] == []
     assert result["final"]["notice"] == "saved 1 file(s)"
     assert _events(result["frames"], "lvu:") == ["phx_join"]
@@ -190,7 +190,7 @@ def test_several_files_with_max_entries_above_one(tmp_path):
         result = run_node("steps.mjs", url + "/", spec)
     assert result["snapshots"]["selected"]["inputs"][0]["data-phx-active-refs"] == "0,1,2"
     assert _saved(tmp_path) == _sent(files)
-    assert result["final"]["saved"] == ["a.bin (2500 bytes)", "b.bin (1000 bytes)", "c.bin (17 bytes)"]
+    assert result["final"]["saved"] == ["a.bin (2.4 KB)", "b.bin (1000 bytes)", "c.bin (17 bytes)"]
     assert result["final"]["entries"] == []
     assert result["final"]["inputs"][0]["data-phx-active-refs"] == ""
 
@@ -231,7 +231,7 @@ def test_a_second_file_picked_in_a_single_file_input_replaces_the_first(tmp_path
     replaced = result["snapshots"]["replaced"]
     assert [e["text"].split()[0] for e in replaced["entries"]] == ["second.bin"]
     assert "too_many_files" not in replaced["html"]
-    assert result["final"]["saved"] == ["second.bin (1200 bytes)"]
+    assert result["final"]["saved"] == ["second.bin (1.2 KB)"]
     assert _saved(tmp_path) == {"second.bin": base64.b64decode(second[0]["base64"])}
 
 
@@ -363,5 +363,5 @@ def test_the_real_client_works_with_the_app_mounted_under_a_prefix(tmp_path):
     spec = {"steps": [{"select": files}, {"waitFor": "li.entry"}, {"submit": None}, {"waitFor": "#saved li"}]}
     with serve_in_thread(parent, ws_max_size=uploads.state.max_message_size) as url:
         result = run_node("steps.mjs", url + "/upload/", spec)
-    assert result["final"]["saved"] == ["m.bin (1234 bytes)"]
+    assert result["final"]["saved"] == ["m.bin (1.2 KB)"]
     assert _saved(tmp_path) == _sent(files)

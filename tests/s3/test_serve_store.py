@@ -23,6 +23,7 @@ import pytest
 import writers.s3 as s3w
 from cli.s3 import parse_duration
 from server.app import create_app, serve_in_thread
+from server.page.sizes import human_size
 from server.storage import KeepInStore
 from benchmarks.objectstore.swift_store import ACCESS_KEY, REGION, SECRET_KEY
 from tests.e2e.test_js_client import _missing as node_missing
@@ -118,9 +119,9 @@ def test_two_serve_nodes_on_one_store_put_every_upload_in_the_bucket(s3, tmp_pat
             assert key.startswith(s3.prefix + "/")
             assert objects[key] == len(data)
             assert hashlib.sha256(s3.read(key)).hexdigest() == hashlib.sha256(data).hexdigest()
-            assert f"{key} ({len(data)} bytes)" in listed  # the page lists the object by key and size
+            assert f"{key} ({human_size(len(data))})" in listed  # the page lists the object by key and size
     assert s3.multipart_uploads() == []
-    assert not list((tmp_path / "a").glob("uploads/*")) and not list((tmp_path / "b").glob("uploads/*"))
+    assert not list((tmp_path / "a").glob("uploads/*")) and not list((tmp_path / "b").glob("uploads/*"))  # --uploads-dir of serve_process
     log_text = "".join(lines_a + lines_b)
     assert log_text.count("upload.stored") == 6, log_text
 
@@ -168,7 +169,7 @@ def test_create_app_takes_the_s3_writer_through_upload_configs(s3):
     assert not isinstance(results[url], BaseException), results[url]
     objects = s3.objects()
     assert sorted(objects.values()) == [5, 70_000]
-    assert sorted(results[url]["final"]["saved"]) == sorted(f"{k} ({n} bytes)" for k, n in objects.items())
+    assert sorted(results[url]["final"]["saved"]) == sorted(f"{k} ({human_size(n)})" for k, n in objects.items())
 
 
 # ----------------------------------------------------------------- s3 cleanup

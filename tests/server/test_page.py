@@ -3,6 +3,7 @@ input's attributes, the signed page tokens, and the HTTP routes."""
 
 from __future__ import annotations
 
+import urllib.parse
 from contextlib import contextmanager
 from html.parser import HTMLParser
 from pathlib import Path
@@ -14,8 +15,10 @@ import pytest
 from server.app import ASSETS, create_app, find_node_modules, liveview_version, serve_in_thread
 from markupsafe import Markup, escape
 
+from client.page_view import read_page
 from server.page import (
     CONNECTION_LOST,
+    FAVICON_SVG,
     PAGE_CSS,
     PageEvents,
     Rendered,
@@ -25,6 +28,8 @@ from server.page import (
     page_html,
     render_upload_page,
 )
+from server.page.fragments import progress_status
+from server.page.sizes import human_size
 from server.session_token import InvalidSession, SessionSigner
 
 pytestmark = [pytest.mark.timeout(10), pytest.mark.pure]
@@ -238,20 +243,59 @@ def test_the_connection_lost_alert_is_outside_the_view_and_filled_by_the_script(
     assert "failed" in CONNECTION_LOST
 
 
-def test_progress_diff_touches_only_the_entries_slot():
+def test_progress_diff_touches_only_the_entries_slot_between_milestones():
     before = render_upload_page([config(entries=[entry("0", preflighted=True, progress=10)])])
-    after = render_upload_page([config(entries=[entry("0", preflighted=True, progress=55)])])
+    after = render_upload_page([config(entries=[entry("0", preflighted=True, progress=20)])])
     diff = after.diff(before)
-    assert list(diff) == ["4"] and "55%" in diff["4"]
+    assert list(diff) == ["4"] and "20%" in diff["4"]
+    past = render_upload_page([config(entries=[entry("0", preflighted=True, progress=55)])])
+    assert past.diff(after) == {"4": past.dynamics[4], "6": "Uploading 1 file: 50%"}  # + the live region
     done = render_upload_page([config(entries=[entry("0", preflighted=True, done=True, progress=100)])])
-    assert set(done.diff(after)) == {"1", "4"}  # done refs + entries
-    assert done.diff(after)["1"] == "0"
+    assert set(done.diff(past)) == {"1", "4", "6"}  # done refs + entries + the live region
+    assert done.diff(past)["1"] == "0" and done.diff(past)["6"] == "1 file uploaded"
+
+
+def test_progress_is_announced_politely_at_milestones_and_on_completion():
+    def status(*entries: dict[str, Any]) -> str:
+        html = render_upload_page([config(max_entries=5, entries=list(entries))]).to_html()
+        (region,) = Collect(html).find("p", id="phx-F1-progress")
+        assert region["role"] == "status" and region["aria-live"] == "polite"
+        return progress_status(config(entries=list(entries)))
+
+    assert status() == "" and status(entry("0")) == ""  # nothing started
+    assert status(entry("0", progress=10)) == "Uploading 1 file"
+    # Milestones of the bytes sent, each entry weighted by its size.
+    big, small = entry("0", client_size=300, progress=60), entry("1", client_size=100, progress=0)
+    assert status(big, small) == "Uploading 2 files: 25%"  # 180/400 = 45%
+    assert status({**big, "progress": 90}, small) == "Uploading 2 files: 50%"  # 270/400
+    assert status({**big, "done": True, "progress": 100}, {**small, "progress": 100}) == "Uploading 2 files: 75%"
+    assert status({**big, "done": True, "progress": 100}, {**small, "done": True, "progress": 100}) == (
+        "2 files uploaded")
+    # Refused and cancelled entries are not counted.
+    assert status(entry("0", done=True, progress=100), entry("1", valid=False, errors=["too_large"]),
+                  entry("2", cancelled=True)) == "1 file uploaded"
+
+
+@pytest.mark.parametrize(("size", "words"), [
+    (0, "0 bytes"), (1, "1 byte"), (1023, "1023 bytes"), (1024, "1.0 KB"), (40_000, "39.1 KB"),
+    (1_048_575, "1.0 MB"), (8_000_000, "7.6 MB"), (5 * 1024**3, "5.0 GB"),
+])
+def test_sizes_in_human_units(size, words):
+    assert human_size(size) == words
+
+
+def test_entry_sizes_are_in_human_units_with_the_exact_bytes_in_the_title():
+    html = render_upload_page([config(entries=[entry("0", client_size=40_000)])]).to_html()
+    assert '<span class="size" title="40000 bytes" data-bytes="40000">39.1 KB</span>' in html
 
 
 def test_saved_list_and_notice():
     r = render_upload_page([config()], [{"name": "cat.png", "size": 150000}], notice="saved 1")
     html = r.to_html()
-    assert '<li class="saved">cat.png (150000 bytes)</li>' in html
+    assert ('<li class="saved">cat.png (<span class="size" title="150000 bytes" data-bytes="150000">146.5 KB</span>)'
+            '</li>') in html
+    assert '<h2 id="saved-heading">Saved files</h2><ul id="saved" aria-labelledby="saved-heading">' in html
+    assert read_page(html).saved == ["cat.png (150000 bytes)"]  # clients read the exact size
     assert '<p id="notice">saved 1</p>' in html
 
 
@@ -259,7 +303,7 @@ def test_several_configs_each_get_their_slots():
     r = render_upload_page([config(), config(name="docs", ref="phx-F2", max_entries=5)])
     doc = Collect(r.to_html())
     assert [i["id"] for i in doc.find("input", type="file")] == ["phx-F1", "phx-F2"]
-    assert len(r.dynamics) == 6 * 2 + 2
+    assert len(r.dynamics) == 7 * 2 + 2
 
 
 def test_hostile_names_are_escaped_everywhere():
@@ -397,6 +441,16 @@ def test_assets_are_served_from_node_modules(tmp_path: Path):
         assert http.get("/assets/phoenix_live_view.min.js").text == "/* phoenix_live_view.min.js */"
         assert http.get("/assets/..%2Fpackage.json").status_code == 404
         assert http.get("/assets/other.js").status_code == 404
+
+
+def test_the_page_has_an_icon_and_no_request_for_one_fails(tmp_path: Path):
+    html = page_html(SessionSigner("s").new_page(), render_upload_page([config()]))
+    (icon,) = Collect(html).find("link", rel="icon")
+    assert icon["href"] == "data:image/svg+xml," + urllib.parse.quote(FAVICON_SVG)
+    with http_client(create_app(secret="s", node_modules=tmp_path)) as http:
+        resp = http.get("/favicon.ico")
+    assert resp.status_code == 200 and resp.headers["content-type"].startswith("image/svg+xml")
+    assert resp.text == FAVICON_SVG and FAVICON_SVG.startswith("<svg")
 
 
 def test_missing_node_modules_is_a_clear_404(tmp_path: Path):
