@@ -43,6 +43,7 @@ import uvicorn
 
 from cli import startup
 from server.app import create_app
+from server.budgets import DEFAULT_MAX_PAGES_PER_SOCKET
 from server.descriptors import quiet_descriptor_exhaustion, raise_nofile_limit
 from server.graceful import DEFAULT_SHUTDOWN_TIMEOUT, GracefulServer
 from server.http_deadline import DEFAULT_REQUEST_TIMEOUT, with_request_timeout
@@ -127,7 +128,9 @@ def _serve(args: argparse.Namespace, extra: dict[str, Any], store: Any) -> int:
                          consume=KeepInStore() if store is not None else None,
                          secret=args.secret or None,  # None: create_app takes $LIVEUPLOAD_SECRET, else a random one
                          allowed_origins=args.allowed_origin, allowed_hosts=hosts,
-                         idle_timeout=args.idle_timeout or None, max_outbound_bytes=args.max_outbound_bytes)
+                         idle_timeout=args.idle_timeout or None, max_outbound_bytes=args.max_outbound_bytes,
+                         max_pages_per_socket=args.max_pages_per_socket,
+                         max_topics_per_socket=args.max_topics_per_socket)
     except (TypeError, ValueError) as exc:
         log.error("serve.bad_options", error=str(exc))
         return 2
@@ -202,6 +205,12 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--idle-timeout", type=float, default=60.0,
                         help="seconds a socket may stay silent or leave a frame unsent before it is closed "
                              "(default 60; Phoenix's client sends a heartbeat every 30; 0: never)")
+    parser.add_argument("--max-pages-per-socket", type=int, default=DEFAULT_MAX_PAGES_PER_SOCKET,
+                        help="pages (lv: topics) one socket may have joined at once; past it a join gets "
+                             f"too_many_pages (default {DEFAULT_MAX_PAGES_PER_SOCKET})")
+    parser.add_argument("--max-topics-per-socket", type=int, default=None,
+                        help="topics (lv: and lvu:) one socket may have joined at once; past it a join gets "
+                             "too_many_topics (default: every page uploading all it may)")
     parser.add_argument("--max-outbound-bytes", type=int, default=DEFAULT_MAX_OUTBOUND_BYTES,
                         help=f"bytes queued for one socket before it is closed with 1008 "
                              f"(default {DEFAULT_MAX_OUTBOUND_BYTES})")

@@ -8,6 +8,7 @@ import pytest
 
 from server.budgets import SocketBudgets
 from tests.hostile.wire_helpers import assert_real_upload_completes, server
+from tests.server.test_server import serve_process
 from tests.server.wire import Page, Upload, Wire, error, fetch_page, ok
 
 pytestmark = pytest.mark.timeout(60)
@@ -43,6 +44,18 @@ def test_pages_per_socket_past_the_budget_are_refused(tmp_path, logs):
         assert replies[-1]["status"] == "ok", replies[-1]
         wire.close()
         assert_real_upload_completes(url, tmp_path)
+
+
+@pytest.mark.pure  # the server runs in a child process
+def test_serve_flags_set_the_socket_budgets(tmp_path):
+    with serve_process(tmp_path, "--max-pages-per-socket", "1", "--max-topics-per-socket", "2") as (url, _lines):
+        wire = Wire(url)
+        page = Page(wire, fetch_page(url))
+        assert Page(wire, fetch_page(url), join=False).join() == error({"reason": "too_many_pages"})
+        tokens = page.upload_tokens({"a.txt": 10, "b.txt": 10})
+        assert Upload(page, "0", tokens["0"]).join_reply == ok()  # the page and this upload: 2 topics
+        assert Upload(page, "1", tokens["1"]).join_reply == error({"reason": "too_many_topics"})
+        wire.close()
 
 
 def test_topics_per_socket_past_the_budget_are_refused(tmp_path, logs):
