@@ -2,17 +2,12 @@
 
 from __future__ import annotations
 
-import os
-import re
 import subprocess
-import sys
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
 
-import pytest
-
-REPO = Path(__file__).resolve().parent.parent.parent
+from tests.server.server_helpers import serve_child
 
 
 class Served:
@@ -30,26 +25,5 @@ class Served:
 @contextmanager
 def serve(tmp_path: Path, *flags: str) -> Iterator[Served]:
     """``liveupload serve --port 0`` with its own temp folder; killed if still running at the end."""
-    temp = tmp_path / "tmp"
-    temp.mkdir(exist_ok=True)
-    env = {**os.environ, "TMPDIR": str(temp), "PYTHONPATH": str(REPO), "PYTHONUNBUFFERED": "1"}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "cli", "serve", "--port", "0", "--uploads-dir", str(tmp_path / "uploads"), *flags],
-        stderr=subprocess.PIPE, text=True, env=env, cwd=tmp_path,
-    )
-    lines: list[str] = []
-    try:
-        assert proc.stderr is not None
-        for line in proc.stderr:
-            lines.append(line)
-            match = re.search(r"serve\.listening.*?url=(\S+)", line)
-            if match:
-                url = match.group(1).rstrip("/")
-                break
-        else:
-            pytest.fail("serve never listened:\n" + "".join(lines))
+    with serve_child(tmp_path, *flags) as (proc, url, lines):
         yield Served(proc, url, lines)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.communicate()

@@ -12,8 +12,6 @@ from __future__ import annotations
 import os
 import re
 import signal
-import subprocess
-import sys
 import threading
 from contextlib import contextmanager
 from pathlib import Path
@@ -26,13 +24,12 @@ from websockets.exceptions import ConnectionClosed
 import actors
 from server.app import create_app, serve_in_thread
 from server.protocol import Message, encode_binary
-from tests.server.server_helpers import WAIT, journal_writer, wait_released
+from tests.server.server_helpers import WAIT, journal_writer, serve_child, wait_released
 from tests.server.wire import Page, Upload, Wire, error, fetch_page, ok
 from writers import FaultyWriter, Journal
 
 pytestmark = pytest.mark.timeout(30)
 
-REPO = Path(__file__).resolve().parents[2]
 UNMATCHED = {"reason": "unmatched topic"}
 INVALID_TOKEN = error({"reason": "invalid_token"})
 
@@ -552,39 +549,12 @@ def serve_process(tmp_path: Path, *flags: str, env: dict[str, str | None] | None
     """``liveupload serve`` in a child process on a free port; yields its URL and
     the log lines read so far (the rest are appended once it has stopped on
     ``stop_signal``)."""
-    temp = tmp_path / "tmp"
-    temp.mkdir(exist_ok=True)
-    child_env = {**os.environ, "TMPDIR": str(temp), "PYTHONPATH": str(REPO), "PYTHONUNBUFFERED": "1"}
-    for key, value in (env or {}).items():
-        if value is None:
-            child_env.pop(key, None)
-        else:
-            child_env[key] = value
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "cli", "serve", "--port", "0", "--uploads-dir", str(tmp_path / "uploads"),
-         *flags],
-        stderr=subprocess.PIPE, text=True, env=child_env, cwd=tmp_path,
-    )
-    lines: list[str] = []
-    try:
-        assert proc.stderr is not None
-        for line in proc.stderr:
-            lines.append(line)
-            match = re.search(r"serve\.listening.*?url=(\S+)", line)
-            if match:
-                url = match.group(1).rstrip("/")
-                break
-        else:
-            pytest.fail("serve never listened:\n" + "".join(lines))
+    with serve_child(tmp_path, *flags, env=env) as (proc, url, lines):
         yield url, lines
         proc.send_signal(stop_signal)
         _, rest = proc.communicate(timeout=20)
         lines.append(rest)
         assert proc.returncode in (0, -stop_signal), "".join(lines)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.communicate()
 
 
 @pytest.mark.pure  # the server runs in a child process
