@@ -63,16 +63,22 @@ def test_a_cancel_in_the_middle_leaves_no_parts(s3):
         stop_session(session)
 
 
-def test_a_stopped_session_aborts_its_uploads_in_flight(s3):
+def two_multipart_uploads_in_flight(s3, client) -> list:
+    """Two uploads past their first part (so each has a multipart upload open); their channels."""
     files = {f"f{i}.bin": payload(2 * PART, seed=i) for i in range(2)}
-    session, client = started(s3, max_entries=2)
+    reply = client.preflight(files)
     channels = []
+    for i, data in enumerate(files.values()):
+        channels.append(client.join(reply["entries"][str(i)]))
+        assert set(client.send(channels[-1], data[: PART + 64_000], 64_000)) == {"ok"}
+    assert len(s3.multipart_uploads()) == 2
+    return channels
+
+
+def test_a_stopped_session_aborts_its_uploads_in_flight(s3):
+    session, client = started(s3, max_entries=2)
     try:
-        reply = client.preflight(files)
-        for i, data in enumerate(files.values()):
-            channels.append(client.join(reply["entries"][str(i)]))
-            assert set(client.send(channels[-1], data[: PART + 64_000], 64_000)) == {"ok"}
-        assert len(s3.multipart_uploads()) == 2
+        channels = two_multipart_uploads_in_flight(s3, client)
     finally:
         stop_session(session)
     for channel in channels:  # each saw its owner go and closed its writer with "cancel"
@@ -83,15 +89,9 @@ def test_a_stopped_session_aborts_its_uploads_in_flight(s3):
 def test_a_killed_session_leaves_no_parts_behind(s3):
     """A kill runs nothing in the session: each channel sees its owner go
     (its monitor), closes its writer with "cancel", and the upload is aborted."""
-    files = {f"k{i}.bin": payload(2 * PART, seed=10 + i) for i in range(2)}
     session, client = started(s3, max_entries=2)
-    channels = []
     try:
-        reply = client.preflight(files)
-        for i, data in enumerate(files.values()):
-            channels.append(client.join(reply["entries"][str(i)]))
-            assert set(client.send(channels[-1], data[: PART + 64_000], 64_000)) == {"ok"}
-        assert len(s3.multipart_uploads()) == 2
+        channels = two_multipart_uploads_in_flight(s3, client)
         actors.exit(session, actors.KILL)
         assert actors.await_exit(session, WAIT) == "killed"
         for channel in channels:

@@ -9,6 +9,7 @@ of its own."""
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import threading
 from typing import Any
@@ -17,8 +18,9 @@ import pytest
 
 import actors
 from benchmarks.crashdrill import cli, invariants, make_plan, run_plan
-from benchmarks.crashdrill.plan import GROUP_SCENARIOS, UPLOAD_FAULTS
+from benchmarks.crashdrill.plan import GROUP_SCENARIOS, UPLOAD_FAULTS, UploadSpec, mid_upload_rounds
 from benchmarks.crashdrill.report import render_result
+from benchmarks.crashdrill.run import UploadRecord
 from benchmarks.leaks import new_descriptors, open_descriptors
 from supervision import ChildSpec, Supervisor, which_children
 from tests.helpers import WAIT
@@ -180,6 +182,21 @@ def test_a_supervised_session_stops_when_its_supervisor_shuts_it_down(logs):
             actors.exit(ref, "kill")
 
 
+def _stalled_in_the_last_chunk(journal: Journal, stall: threading.Event) -> tuple:
+    """A session whose one upload (3 bytes, one chunk) stalls inside ``write_chunk``
+    of its last chunk until ``stall`` is set: ``(session, client, channel, the
+    chunk's future)``, returned once the chunk is in the writer."""
+    session = UploadSession.start()
+    client = InProcessClient(session)
+    client.call("allow_upload", "avatar", accept="any", writer=lambda *_: (
+        FaultyWriter, {"journal": journal, "journal_release": True, "fault": "stall",
+                       "at_chunk": 1, "stall_seconds": WAIT, "stall_event": stall}))
+    channel = client.join(client.preflight({"a.bin": b"abc"})["entries"]["0"])
+    future = channel.ask(("chunk", b"abc"), block=False)
+    assert journal.wait(lambda items: ("chunk", 1) in items, WAIT)  # appended just before the stall
+    return session, client, channel, future
+
+
 def test_an_upload_completing_after_its_session_died_ends_cleanly(logs):
     """The last chunk is being written when the session dies: the channel closes its
     writer ``"done"`` and tells the session ``upload_done``; a ``tell`` to a dead
@@ -187,15 +204,8 @@ def test_an_upload_completing_after_its_session_died_ends_cleanly(logs):
     an ``ActorDeadError`` for the client) although nothing went wrong with the
     upload: the drill saw it on a session crash racing a completing upload."""
     journal, stall = Journal(), threading.Event()
-    session = UploadSession.start()
-    client = InProcessClient(session)
+    session, client, channel, future = _stalled_in_the_last_chunk(journal, stall)
     try:
-        client.call("allow_upload", "avatar", accept="any", writer=lambda *_: (
-            FaultyWriter, {"journal": journal, "journal_release": True, "fault": "stall",
-                           "at_chunk": 1, "stall_seconds": WAIT, "stall_event": stall}))
-        channel = client.join(client.preflight({"a.bin": b"abc"})["entries"]["0"])
-        future = channel.ask(("chunk", b"abc"), block=False)
-        assert journal.wait(lambda items: ("chunk", 1) in items, WAIT)
         actors.exit(session, "kill")
         assert actors.await_exit(session, WAIT) == "killed"
         stall.set()
@@ -209,7 +219,6 @@ def test_an_upload_completing_after_its_session_died_ends_cleanly(logs):
         actors.exit(session, "kill")
         for ref in actors.processes():
             actors.await_exit(ref, WAIT)
-
 
 
 def test_channel_killed_just_before_its_session_is_killed_is_released(tmp_path):
@@ -256,23 +265,15 @@ def test_channel_killed_just_before_its_session_is_killed_is_released(tmp_path):
             actors.await_exit(ref, WAIT)
 
 
-
 def test_a_channel_killed_mid_write_has_its_writer_released_after_its_last_callback():
     """A kill lands while ``write_chunk`` of the last chunk runs: the handler runs to
-    its end (the README's kill semantics) and closes the writer with ``"done"``,
+    its end (the runtime's kill semantics, docs/runtime.md) and closes the writer with ``"done"``,
     while the session, on the ``Down``, releases it from its own thread: ``release``
     comes before ``close`` and runs concurrently with the writer's callbacks,
     against the writer contract (``close`` then ``release``, one at a time)."""
     journal, stall = Journal(), threading.Event()
-    session = UploadSession.start()
-    client = InProcessClient(session)
+    session, client, channel, future = _stalled_in_the_last_chunk(journal, stall)
     try:
-        client.call("allow_upload", "avatar", accept="any", writer=lambda *_: (
-            FaultyWriter, {"journal": journal, "journal_release": True, "fault": "stall",
-                           "at_chunk": 1, "stall_seconds": WAIT, "stall_event": stall}))
-        channel = client.join(client.preflight({"a.bin": b"abc"})["entries"]["0"])
-        future = channel.ask(("chunk", b"abc"), block=False)
-        assert journal.wait(lambda items: ("chunk", 1) in items, WAIT)  # appended just before the stall
         actors.exit(channel, "kill")
         client.call("uploads")  # the session handled the Down, and released the writer
         stall.set()
@@ -292,9 +293,6 @@ def test_a_channel_killed_mid_write_has_its_writer_released_after_its_last_callb
 
 def _killed(fault: str, at: int, chunks: int, closes: list, *, session_died: bool) -> list[str]:
     """The ``closed_once`` violations of a killed channel whose writer's journal shows ``closes``."""
-    from benchmarks.crashdrill.plan import UploadSpec
-    from benchmarks.crashdrill.run import UploadRecord
-
     spec = UploadSpec(index=0, group=0, session=0, size=chunks * 10, chunks=chunks, writer="memory", fault=fault,
                       at_chunk=at, via=None, content_seed=1)
     record = UploadRecord(spec, channel="c", join="ok", exit="killed", session_died=session_died)
@@ -309,8 +307,6 @@ def test_a_killed_channel_may_close_cancel_once_only_when_the_kill_raced_its_ses
     runs ``terminate``, or the channel handles the session's ``Down``); a kill landing
     meanwhile makes the exit ``"killed"`` with that one close. The drill saw it (seed
     2968163397, 200 uploads: 3 runs in 15). Nothing else is accepted."""
-    from benchmarks.crashdrill.plan import UploadSpec
-
     kill = UploadSpec(index=0, group=0, session=0, size=40, chunks=4, writer="memory", fault="kill", at_chunk=2,
                       via=None, content_seed=1)
     assert invariants.killed_closes(kill, session_died=True) == ((), ("cancel",))
@@ -369,8 +365,6 @@ def test_the_descriptor_check_compares_sets_so_a_leak_offset_by_a_close_is_seen(
 
 @pytest.mark.pure
 def test_every_session_crash_is_planned_strictly_inside_its_sessions_uploads():
-    from benchmarks.crashdrill.plan import mid_upload_rounds
-
     events = 0
     for uploads in (1, 5, 16, 17, 48, 200):
         for seed in range(200):
@@ -392,8 +386,6 @@ def test_every_session_crash_is_planned_strictly_inside_its_sessions_uploads():
 def test_a_session_crash_fired_after_its_uploads_ended_is_a_violation():
     """The drill checks its crashes did fire mid-upload: a plan forced to fire late
     (past every upload of the session) is reported, by group and round."""
-    import dataclasses
-
     seed = next(s for s in range(1, 1000) if make_plan(s, 16).scenarios == ("session_crash",))
     plan = make_plan(seed, 16)
     late = dataclasses.replace(plan.events[0], after_round=plan.config.max_chunks + 1)
