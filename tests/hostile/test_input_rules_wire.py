@@ -94,7 +94,7 @@ def test_a_text_frame_that_is_not_utf8_logs_one_warning(tmp_path):
 def test_a_long_file_name_is_cut_where_it_is_echoed_and_kept_where_it_is_data(tmp_path):
     name = "N" * 20_000 + "-end.txt"
     data = b"a long name " * 10
-    with server(tmp_path, config={"chunk_size": 64_000}) as (url, app):
+    with server(tmp_path, config={"chunk_size": 64_000}) as (url, app), rendered_log() as log:
         wire = Wire(url)
         try:
             page = Page(wire)
@@ -118,3 +118,6 @@ def test_a_long_file_name_is_cut_where_it_is_echoed_and_kept_where_it_is_data(tm
             assert shown.startswith("N" * 60 + "…" + saved.name[-20:]) and len(shown) < 120
         finally:
             wire.close()
+        actors.log.flush_logging()
+        [saved_line] = [line for line in log.getvalue().splitlines() if "upload.saved" in line]
+        assert "client_name='" + "N" * 200 + "…(20008 chars)'" in saved_line and len(saved_line) < 1_000  # cut at 200
