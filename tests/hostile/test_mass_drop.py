@@ -29,7 +29,7 @@ from .rawws import RawSocket, text
 
 PAGES = 120
 SESSIONS = 100
-THREADS_ADDED = 8
+THREADS_ADDED = 12
 """Threads a mass stop may add, whatever the number of pages: the pool's own
 (its watchdog, a worker or two handed on while a page's socket task waits)."""
 WAIT = 10.0
