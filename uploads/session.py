@@ -28,8 +28,11 @@ from pykka import ActorDeadError
 
 import actors.names
 import actors.process
+import actors.timers
+from actors._pykka import ActorStop, Envelope
+from actors.mailbox import reject
 from actors.process import Process, ProcessRef
-from actors.reasons import Down, Exit, ExitReason, is_clean_exit
+from actors.reasons import KILL, NORMAL, SHUTDOWN, Down, Exit, ExitReason, MonitorRef, is_clean_exit
 from supervision import ChildSpec, DynamicSupervisor, start_child
 from uploads.channel import UploadChannel
 from uploads.client_data import ClientError, check_entries, parse_progress
@@ -87,15 +90,77 @@ class UploadSession(Process):
         self.channel_shutdown = channel_shutdown
         self.channels: dict[Any, tuple[str, str]] = {}  # channel ref -> (config name, entry ref)
         self.supervisor: ProcessRef | None = None
+        self._stopping: ExitReason | None = None  # the reason to exit with once the supervisor is gone
+        self._stopping_channels: dict[MonitorRef, ProcessRef] = {}  # channels told to stop, not yet Down
+        self._stop_timer: actors.timers.Timer | None = None  # kills the stragglers at channel_shutdown
         self._parent = actors.process.current_process()  # the supervisor that start_link'ed us, if any
 
     def on_start(self) -> None:
         self.supervisor = DynamicSupervisor.start_link()
         actors.names.register(_NAME_PREFIX + self.session_id, self.actor_ref)
 
+    def run_envelope(self, envelope: Envelope[Any] | None) -> ExitReason | None:
+        """A stop request (``session.stop()``) starts a stop that holds no thread
+        (:meth:`_begin_stop`); while it runs, calls are refused as if the session were
+        gone, and channel news is still heard."""
+        if envelope is not None and self._pending_exit is None:
+            if isinstance(envelope.message, ActorStop):
+                self._add_stop_waiter(envelope.reply_to)  # answered once the session is gone
+                self._begin_stop(NORMAL)
+                return self._pending_exit
+            if self._stopping is not None and envelope.reply_to is not None:
+                reject(envelope)  # ActorDeadError: the session is on its way out
+                return None
+        return super().run_envelope(envelope)
+
+    def _begin_stop(self, reason: ExitReason) -> None:
+        """Exit with ``reason`` once every channel has stopped, without waiting here.
+
+        Each channel gets the exit signal ``"shutdown"`` (it closes its writer
+        with ``"cancel"``) and a monitor, whose ``Down`` is a message like any
+        other; one at ``channel_shutdown`` kills those still running. With
+        every channel down, the supervisor (left with no child to wait for) is
+        told to shut down, and its ``Exit`` ends the session. Waiting in
+        ``terminate`` instead would hold a pool worker per stopping session
+        (the pool replaces a waiting worker): a thread per page when thousands
+        of pages drop at once.
+        """
+        if self._stopping is not None:
+            return
+        self._stopping = reason
+        for channel in list(self.channels):
+            if channel.is_alive():
+                self._stopping_channels[self.monitor(channel)] = channel
+                actors.process.exit(channel, SHUTDOWN)
+        if self._stopping_channels:
+            self._stop_timer = self.send_after(_StopDeadline(), self.channel_shutdown)
+        self._stop_when_channels_down()
+
+    def _stop_when_channels_down(self) -> None:
+        """The last channel told to stop is down: stop the supervisor (or exit)."""
+        if self._stopping_channels:
+            return
+        if self._stop_timer is not None:
+            actors.timers.cancel_timer(self._stop_timer)
+            self._stop_timer = None
+        supervisor = self.supervisor
+        if supervisor is None or not supervisor.is_alive():
+            self.exit(self._stopping if self._stopping is not None else NORMAL)
+        else:
+            actors.process.exit(supervisor, SHUTDOWN)  # its Exit, in _exit_signal, ends the stop
+
+    def _stop_deadline(self) -> None:
+        """``channel_shutdown`` passed: kill the channels still stopping (their
+        ``on_kill`` releases the writer), as a supervisor kills its stragglers."""
+        self._stop_timer = None
+        for channel in list(self._stopping_channels.values()):
+            log.warning("upload_channel_stop_timeout", channel=str(channel), seconds=self.channel_shutdown)
+            actors.process.exit(channel, KILL)  # its Down arrives as mail
+
     def terminate(self, reason: ExitReason) -> None:
         """Stop every channel before the session is gone: each closes its writer
-        with ``"cancel"``."""
+        with ``"cancel"``. After a stop (:meth:`_begin_stop`) the supervisor is already
+        gone; only a crash of the session waits for it here."""
         if self.supervisor is not None and self.supervisor.is_alive():
             actors.process.exit(self.supervisor, "shutdown")
             actors.process.await_exit(self.supervisor)
@@ -412,7 +477,12 @@ class UploadSession(Process):
             case ("cancelled", str(ref)):
                 return self._channel_ended(ref, None)
             case Down():
+                if self._stopping_channels.pop(message.ref, None) is not None:
+                    self._channel_down(message)
+                    return self._stop_when_channels_down()
                 return self._channel_down(message)
+            case _StopDeadline():
+                return self._stop_deadline()
             case Exit():
                 return self._exit_signal(message)
         raise ValueError(f"upload session: unexpected message {message!r}")
@@ -454,14 +524,17 @@ class UploadSession(Process):
 
     def _exit_signal(self, message: Exit) -> None:
         if message.sender is self.supervisor:
-            # Our supervisor ended (it gave up on restarts or was killed): so do we.
-            self.exit(message.reason if not is_clean_exit(message.reason) else ("shutdown", "supervisor_exited"))
+            if self._stopping is not None:
+                self.exit(self._stopping)  # every channel has stopped: the stop is done
+            else:
+                # Our supervisor ended (it gave up on restarts or was killed): so do we.
+                self.exit(message.reason if not is_clean_exit(message.reason) else ("shutdown", "supervisor_exited"))
         elif message.sender is None or message.sender is self._parent:
             # Our parent (a supervisor shutting us down) or an exit signal from outside
             # any process: obey it, as a gen_server obeys its parent, whatever the reason.
-            self.exit(message.reason)
+            self._begin_stop(message.reason)
         elif not is_clean_exit(message.reason) and message.sender not in self.channels:
-            self.exit(message.reason)  # a linked process we do not own crashed
+            self._begin_stop(message.reason)  # a linked process we do not own crashed
 
     # -- helpers ---------------------------------------------------------------------------
 
@@ -498,6 +571,10 @@ class UploadSession(Process):
                 self.on_change()
             except Exception:  # a listener's bug must not end the session (logged)
                 log.exception("upload_session_listener_failed")
+
+
+class _StopDeadline:
+    """Mail to a stopping session: its channels' time to stop is up."""
 
 
 class ChannelGone(RuntimeError):

@@ -199,7 +199,7 @@ def entry_view(config: Mapping[str, Any], entry: Mapping[str, Any]) -> EntryView
         config_ref=config["ref"],
         ref=entry["ref"],
         upload=config.get("name", config["ref"]),
-        name=entry.get("client_name", ""),
+        name=_display_name(entry.get("client_name", "")),
         size=entry.get("client_size", 0),
         size_words=_size_words(entry.get("client_size", 0)),
         size_exact=_size_exact(entry.get("client_size", 0)),
@@ -216,6 +216,19 @@ def _size_words(size: Any) -> str:
 
 def _size_exact(size: Any) -> str:
     return exact_size(size) if isinstance(size, int) and size >= 0 else f"{size} bytes"
+
+
+_NAME_HEAD, _NAME_TAIL = 60, 20
+
+
+def _display_name(name: Any) -> Any:
+    """A client's file name as the page shows it: over 81 characters, its
+    first 60 and last 20 (the extension) around an ellipsis, so a 60 KB name
+    costs each reply 81 characters. Only the echo is cut: the name the session
+    keeps, and the saved file's (``safe_filename``), are not."""
+    if not isinstance(name, str) or len(name) <= _NAME_HEAD + 1 + _NAME_TAIL:
+        return name
+    return f"{name[:_NAME_HEAD]}…{name[-_NAME_TAIL:]}"
 
 
 #: Percentages at which progress is announced (each once: the text changes only there).
@@ -272,7 +285,7 @@ def saved_html(saved: Iterable[Mapping[str, Any]]) -> Markup:
     """The saved files (dicts with ``name`` and ``size``, or ``error`` when the
     file could not be saved) as ``<li>`` items."""
     return _FRAGMENTS.saved(
-        [SavedView(name=f["name"], size=f.get("size", 0), size_words=_size_words(f.get("size", 0)),
+        [SavedView(name=_display_name(f["name"]), size=f.get("size", 0), size_words=_size_words(f.get("size", 0)),
                    size_exact=_size_exact(f.get("size", 0)), error=f.get("error")) for f in saved]
     )
 
