@@ -17,12 +17,13 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+import actors
 from server import protocol
 from server.liveview import LiveContext, LiveViewHandler, normalise_upload_configs
 from server.protocol import Message
 from server.session_token import SessionSigner
 
-__all__ = ["PageEventCost", "measure_progress_events"]
+__all__ = ["PageEventCost", "measure_progress_events", "measure_round_trip"]
 
 
 @dataclass
@@ -134,6 +135,31 @@ async def _run(entries: int, events: int) -> PageEventCost:
 def measure_progress_events(entries: int, events: int = 2_000) -> PageEventCost:
     """Per-event server CPU of ``events`` progress events on a page of ``entries`` entries."""
     return asyncio.run(_run(entries, events))
+
+
+class _Echo(actors.Process):
+    def ping(self, value: Any) -> Any:
+        return value
+
+
+async def _round_trips(count: int) -> float:
+    ref = _Echo.start()
+    try:
+        proxy = ref.proxy()
+        await proxy.ping(0)
+        started = time.process_time()
+        for i in range(count):
+            await proxy.ping(i)
+        return (time.process_time() - started) / count * 1e6
+    finally:
+        ref.stop()
+
+
+def measure_round_trip(count: int = 2_000) -> float:
+    """Server CPU (µs) of one bare ask of a process from the event loop, as the
+    handler asks its session once per event: the share of a progress event
+    that is the runtime's hop, not the page's or the session's work."""
+    return asyncio.run(_round_trips(count))
 
 
 if __name__ == "__main__":  # pragma: no cover - a quick look by hand

@@ -49,6 +49,7 @@ __all__ = [
     "entry_view",
     "errors_html",
     "progress_status",
+    "row_with_progress",
     "status_share",
     "status_words",
     "saved_html",
@@ -322,6 +323,20 @@ def entry_row(view: EntryView, cancel_event: str) -> tuple[str, ...]:
     for i in places:
         row[i] = percent
     return tuple(row)
+
+
+def row_with_progress(row: tuple[str, ...], progress: int) -> tuple[str, ...] | None:
+    """``row`` showing ``progress`` instead, for an entry whose progress alone
+    changed and stays above 0 (its state stays ``uploading``); ``None`` when
+    the template shows progress otherwise than as the bare number."""
+    places = _progress_places()
+    if not places:
+        return None
+    new = list(row)
+    percent = str(progress)
+    for i in places:
+        new[i] = percent
+    return tuple(new)
 
 
 _PROBE = EntryView(config_ref="c", ref="r", upload="u", name="n", size=0, size_words="0 bytes",

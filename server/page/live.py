@@ -21,7 +21,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, cast
 
-from markupsafe import Markup
+from markupsafe import Markup, escape
 
 from .fragments import (
     CONTENT,
@@ -38,6 +38,7 @@ from .fragments import (
     entry_statics,
     entry_view,
     errors_html,
+    row_with_progress,
     saved_html,
     status_share,
     status_words,
@@ -75,13 +76,13 @@ def _static_key(view: ConfigView) -> tuple[Any, ...]:
             None if view.accept is None else tuple(view.accept), view.multiple, view.auto_upload)
 
 
-def _layout(static_views: Sequence[ConfigView], events: PageEvents,
+def _layout(static_keys: tuple[Any, ...], static_views: Sequence[ConfigView], events: PageEvents,
             form_id: str) -> tuple[tuple[str, ...], tuple[_Probe, ...]]:
     """The root content's statics and which dynamic fills each gap, for configs
-    whose static parts are ``static_views`` (their dynamic fields unused);
-    made once per layout (the statics are then the same object, which makes
-    diffing them free)."""
-    key = (tuple(_static_key(v) for v in static_views), events, form_id)
+    whose static parts are ``static_views`` (their dynamic fields unused;
+    ``static_keys`` their :func:`_static_key`); made once per layout (the
+    statics are then the same object, which makes diffing them free)."""
+    key = (static_keys, events, form_id)
     layout = _LAYOUTS.get(key)
     if layout is None:
         if len(_LAYOUTS) >= _MAX_LAYOUTS:
@@ -128,6 +129,21 @@ class _Entry:
         self.flags = (_active(data), bool(data.get("done")), bool(data.get("preflighted")), _has_errors(data))
         self.share = status_share(data)
 
+    def progressed(self, data: Mapping[str, Any]) -> _Entry | None:
+        """This entry with ``data``, if only its progress changed (both above
+        0): its row with the new percentage, without making its view again."""
+        old = self.data
+        progress = data.get("progress")
+        if (self.row is None or not isinstance(progress, int) or progress <= 0 or not old.get("progress")
+                or len(old) != len(data) or any(v != data.get(k) for k, v in old.items() if k != "progress")):
+            return None
+        row = row_with_progress(self.row, progress)
+        if row is None:
+            return None
+        new = object.__new__(_Entry)
+        new.data, new.ref, new.row, new.flags, new.share = data, self.ref, row, self.flags, status_share(data)
+        return new
+
 
 class _Config:
     """One upload config: its static view, its entries in order, and its
@@ -140,7 +156,8 @@ class _Config:
         view = config_view({**self.config, "entries": []}, events)
         self.static_view = ConfigView(**{**view.__dict__, "refs": {}, "entries": Comprehension(("",)),
                                          "errors": Markup(""), "status": ""})
-        self.errors = errors_html(self.config.get("errors") or (), self.config)
+        self.static_key = _static_key(self.static_view)
+        self.errors = str(errors_html(self.config.get("errors") or (), self.config))
         self.entries: dict[str, _Entry] = {}
         for data in config.get("entries") or ():
             entry = _Entry(self.config, data, events)
@@ -153,8 +170,8 @@ class _Config:
         self._status: str | None = None
 
     def put_entry(self, data: Mapping[str, Any]) -> None:
-        entry = _Entry(self.config, data, self.events)
-        old = self.entries.get(entry.ref)
+        old = self.entries.get(str(data["ref"]))
+        entry = (old.progressed(data) if old is not None else None) or _Entry(self.config, data, self.events)
         self.entries[entry.ref] = entry
         tree = self._tree
         if tree is not None and old is not None and old.row is not entry.row:
@@ -183,13 +200,15 @@ class _Config:
         return self._tree
 
     def refs(self) -> dict[str, str]:
+        """The ref lists, escaped (refs come from the client)."""
         if self._refs is None:
-            self._refs = entry_refs([e.data for e in self.entries.values()])
+            refs = entry_refs([e.data for e in self.entries.values()])
+            self._refs = {kind: str(escape(value)) for kind, value in refs.items()}
         return self._refs
 
     def status(self) -> str:
         if self._status is None:
-            self._status = status_words(*self._totals)
+            self._status = str(escape(status_words(*self._totals)))
         return self._status
 
     def value(self, name: str) -> Dynamic:
@@ -212,11 +231,22 @@ class LivePage:
     def __init__(self, *, events: PageEvents = _EVENTS, form_id: str = "upload-form") -> None:
         self.events = events
         self.form_id = form_id
-        self.notice = ""
         self.renders = 0  # trees made (each join, reply with a diff, or push)
         self._configs: dict[str, _Config] = {}
-        self._saved: Markup = saved_html(())
+        self._saved = str(saved_html(()))
+        self._notice_text = ""
+        self._notice = ""  # escaped
         self._sent: Rendered | None = None
+
+    @property
+    def notice(self) -> str:
+        """The status line under the form (escaped when shown)."""
+        return self._notice_text
+
+    @notice.setter
+    def notice(self, text: str) -> None:
+        self._notice_text = text
+        self._notice = str(escape(text))
 
     # -- changes -----------------------------------------------------------
 
@@ -235,7 +265,7 @@ class LivePage:
 
     def set_saved(self, saved: Sequence[Mapping[str, Any]]) -> None:
         """The saved files (dicts with ``name`` and ``size``, or ``error``)."""
-        self._saved = saved_html(saved)
+        self._saved = str(saved_html(saved))
 
     # -- rendering ---------------------------------------------------------
 
@@ -243,16 +273,17 @@ class LivePage:
         """The whole tree as it is now (unchanged parts are the same objects)."""
         self.renders += 1
         configs = list(self._configs.values())
-        statics, order = _layout(tuple(c.static_view for c in configs), self.events, self.form_id)
-        dynamics: list[Any] = []
+        statics, order = _layout(tuple(c.static_key for c in configs), [c.static_view for c in configs],
+                                 self.events, self.form_id)
+        dynamics: list[Dynamic] = []
         for probe in order:
             if probe.config is not None:
                 dynamics.append(configs[probe.config].value(probe.name))
             elif probe.name == "saved":
                 dynamics.append(self._saved)
             else:
-                dynamics.append(self.notice)
-        return Rendered(statics, dynamics)
+                dynamics.append(self._notice)
+        return Rendered.of_parts(statics, tuple(dynamics))  # every part escaped where it was made
 
     def rendered(self) -> Rendered:
         """The whole tree, now what the client has (a join's ``rendered``)."""

@@ -163,6 +163,14 @@ class Rendered:
             for d in dynamics
         ))
 
+    @classmethod
+    def of_parts(cls, statics: tuple[str, ...], dynamics: tuple[Dynamic, ...]) -> Rendered:
+        """A tree from parts already checked and escaped (no copy, no check)."""
+        self = object.__new__(cls)
+        object.__setattr__(self, "statics", statics)
+        object.__setattr__(self, "dynamics", dynamics)
+        return self
+
     def to_html(self) -> str:
         """The full HTML (what the client renders into the view's root)."""
         out = [self.statics[0]]
