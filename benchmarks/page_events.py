@@ -75,14 +75,11 @@ class _Channel:
 async def _settle(handler: LiveViewHandler) -> None:
     """Wait until no push is pending (the session's news reaches the loop
     through ``call_soon_threadsafe``, so give it a few turns)."""
-    for _ in range(200):
-        task = getattr(handler, "_render_task", None) or getattr(handler, "_push_task", None)
+    for _ in range(3):
+        await asyncio.sleep(0.001)
+        task = handler._push_task
         if task is not None and not task.done():
             await asyncio.gather(task, return_exceptions=True)
-        await asyncio.sleep(0.001)
-        task = getattr(handler, "_render_task", None) or getattr(handler, "_push_task", None)
-        if task is None or task.done():
-            return
 
 
 async def _run(entries: int, events: int) -> PageEventCost:
