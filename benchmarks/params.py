@@ -94,6 +94,10 @@ class Params:
     server_chunks: int = 10
     """Chunks per upload (of ``chunk_bytes`` each)."""
 
+    # events
+    page_events: int = 2_000
+    """Progress events per point of the ``events`` scenario (10 and 100 entries on the page)."""
+
     # s3 (a Swift started by the scenario)
     s3_big_uploads: int = 10
     s3_big_bytes: int = 16_000_000
@@ -136,6 +140,7 @@ PRESETS: dict[str, Params] = {
         server_uploads=10,
         server_client_processes=2,
         server_chunks=5,
+        page_events=500,
         s3_big_uploads=2,
         s3_small_uploads=20,
     ),

@@ -21,6 +21,7 @@ import functools
 import inspect
 import secrets
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import structlog
@@ -40,7 +41,7 @@ from uploads.config import UploadConfig, UploadEntry, validate_accept
 from uploads.tokens import EntryTokens, session_id_of
 from writers import WriterFactory, default_writer_factory, instantiate
 
-__all__ = ["UploadSession", "session_for_token"]
+__all__ = ["SessionChange", "UploadSession", "session_for_token"]
 
 log = structlog.get_logger("liveupload.uploads")
 
@@ -70,6 +71,19 @@ def session_for_token(token: Any) -> ProcessRef | None:
     return None if session_id is None else actors.names.whereis(_NAME_PREFIX + session_id)
 
 
+@dataclass(frozen=True)
+class SessionChange:
+    """What one change of a session touched, as plain data, for a listener
+    that keeps its own copy (the page): one entry of upload ``upload``
+    (``entry``: its ``to_dict()`` now), or the whole config (``config``: its
+    ``to_dict()`` now, entries and errors included), or, with neither, the
+    config is gone. Reports come in the order the changes were made."""
+
+    upload: str
+    entry: dict[str, Any] | None = None
+    config: dict[str, Any] | None = None
+
+
 class UploadSession(Process):
     """Upload configs, entries and channels of one LiveView."""
 
@@ -79,6 +93,7 @@ class UploadSession(Process):
         self,
         *,
         on_change: Callable[[], Any] | None = None,
+        on_update: Callable[[SessionChange], Any] | None = None,
         token_max_age: float = 3600.0,
         channel_shutdown: float = 5.0,
     ) -> None:
@@ -87,6 +102,9 @@ class UploadSession(Process):
         self.tokens = EntryTokens(self.session_id, token_max_age)
         self.configs: dict[str, UploadConfig] = {}
         self.on_change = on_change
+        #: Called in the session's thread with a :class:`SessionChange` for every
+        #: change, before the call or message that made it returns.
+        self.on_update = on_update
         self.channel_shutdown = channel_shutdown
         self.channels: dict[Any, tuple[str, str]] = {}  # channel ref -> (config name, entry ref)
         self.supervisor: ProcessRef | None = None
@@ -199,6 +217,7 @@ class UploadSession(Process):
             max_entries_mode=max_entries_mode,  # type: ignore[arg-type]  # a str here, checked by UploadConfig
         )
         self.configs[name] = config
+        self._changed(config)
         return config.to_dict()
 
     def disallow_upload(self, name: str) -> None:
@@ -207,6 +226,8 @@ class UploadSession(Process):
         if any(e.channel is not None for e in config.entries):
             raise ValueError(f"cannot disallow_upload {name!r} while it has active entries")
         del self.configs[name]
+        self._report(SessionChange(name))
+        self._notify()
 
     # -- the client's entries -------------------------------------------------------
 
@@ -217,7 +238,7 @@ class UploadSession(Process):
         config = self._config(name)
         self._replace_sole_entry(config, check_entries(entries))
         self._put_entries(config, entries)
-        self._changed()
+        self._changed(config)
         return config.to_dict()
 
     def _replace_sole_entry(self, config: UploadConfig, entries: list[Mapping[str, Any]]) -> None:
@@ -249,15 +270,16 @@ class UploadSession(Process):
         config = self._config(name)
         self._replace_sole_entry(config, check_entries(entries))
         self._put_entries(config, entries)
-        self._changed()
         announced = {fields["ref"] for fields in entries}
         if config.errors:
+            self._changed(config)
             return {"ref": config.ref, "error": [[ref, error] for ref, error in config.errors]}
         tokens = {}
         for entry in config.entries:
             if entry.ref in announced:
                 entry.preflighted = True
                 tokens[entry.ref] = self.tokens.sign(config.ref, entry.ref, entry.id)
+        self._changed(config)
         return {"ref": config.ref, "config": config.client_config(), "entries": tokens, "errors": {}}
 
     def join(self, token: Any) -> Any:
@@ -280,7 +302,7 @@ class UploadSession(Process):
         except Exception as exc:  # the application's factory failed this entry only (logged)
             log.error("upload_writer_factory_failed", entry=entry.ref, reason=repr(exc), exc_info=exc)
             entry.add_error(("writer_failure", repr(exc)))
-            self._changed()
+            self._changed(config, entry)
             return _join_error("writer_error")
         spec = ChildSpec(
             id=("upload", config.ref, entry.ref),
@@ -316,7 +338,7 @@ class UploadSession(Process):
             return _join_error("writer_error")  # killed meanwhile: its Down records why
         except Exception as exc:  # noqa: BLE001 - init raised: the channel crashed, not us
             entry.add_error(("writer_failure", repr(exc)))
-            self._changed()
+            self._changed(config, entry)
             return _join_error("writer_error")
         if joined != "ok":
             return _join_error("writer_error")  # its ("writer_error", ...) news records why
@@ -336,8 +358,7 @@ class UploadSession(Process):
             entry.progress = max(entry.progress, 100 if entry.done else value)
         if config.progress is not None:
             config.progress(config.name, entry.to_dict(), self.actor_ref)
-        self._changed()
-        return entry.to_dict()
+        return self._changed(config, entry)
 
     @client_input
     def cancel_upload(self, name: str, entry_ref: str) -> None:
@@ -357,7 +378,7 @@ class UploadSession(Process):
                 log.warning("upload_cancel_close_failed", entry=entry_ref, reason=repr(entry_channel_reply))
         config.entries.remove(entry)
         config.validate()
-        self._changed()
+        self._changed(config)
 
     # -- reading ---------------------------------------------------------------------
 
@@ -462,7 +483,7 @@ class UploadSession(Process):
         config.entries.remove(entry)
         config.consumed_count += 1
         config.validate()
-        self._changed()
+        self._changed(config)
 
     # -- news from channels ----------------------------------------------------------------
 
@@ -492,7 +513,7 @@ class UploadSession(Process):
         if entry is not None:
             entry.done = True
             entry.progress = 100
-            self._changed()
+            self._entry_changed(entry)
 
     def _channel_ended(self, entry_ref: str, error: Any) -> None:
         """A channel told why it is ending: record its error, or that the entry
@@ -506,21 +527,21 @@ class UploadSession(Process):
             entry.cancelled = True  # ended before consumption: nothing left to consume
         else:
             entry.add_error(error)
-        self._changed()
+        self._entry_changed(entry)
 
     def _channel_down(self, down: Down) -> None:
         """A channel ended without a word: it crashed (or was killed)."""
         where = self.channels.pop(down.target, None)
         config = self.configs.get(where[0]) if where is not None else None
         entry = config.entry(where[1]) if config is not None and where is not None else None
-        if entry is None:
+        if config is None or entry is None:
             return
         entry.channel = None
         entry.monitor = None
         if not is_clean_exit(down.reason):
             entry.cancelled = True
             entry.add_error(("channel_crash", down.reason))
-            self._changed()
+            self._changed(config, entry)
 
     def _exit_signal(self, message: Exit) -> None:
         if message.sender is self.supervisor:
@@ -565,7 +586,31 @@ class UploadSession(Process):
                 return config
         return None
 
-    def _changed(self) -> None:
+    def _changed(self, config: UploadConfig, entry: UploadEntry | None = None) -> Any:
+        """Tell the listeners: ``on_update`` what changed (``entry`` alone, or
+        the whole ``config``), then ``on_change``. Returns the data reported
+        (the entry's or the config's ``to_dict()``)."""
+        data = entry.to_dict() if entry is not None else config.to_dict()
+        if entry is not None:
+            self._report(SessionChange(config.name, entry=data))
+        else:
+            self._report(SessionChange(config.name, config=data))
+        self._notify()
+        return data
+
+    def _entry_changed(self, entry: UploadEntry) -> None:
+        config = self.configs.get(entry.upload_config)
+        if config is not None:
+            self._changed(config, entry)
+
+    def _report(self, change: SessionChange) -> None:
+        if self.on_update is not None:
+            try:
+                self.on_update(change)
+            except Exception:  # a listener's bug must not end the session (logged)
+                log.exception("upload_session_listener_failed")
+
+    def _notify(self) -> None:
         if self.on_change is not None:
             try:
                 self.on_change()

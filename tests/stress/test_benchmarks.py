@@ -41,6 +41,7 @@ TINY = [
     "--server-uploads", "3",
     "--server-chunks", "2",
     "--server-client-processes", "2",
+    "--page-events", "50",
 ]
 
 
