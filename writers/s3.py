@@ -71,6 +71,7 @@ __all__ = [
     "default_key",
     "parts_waiting_for_budget",
     "pending_aborts",
+    "pool_size",
     "pool_threads",
     "retry_pending_aborts",
     "s3_reason",
@@ -87,10 +88,12 @@ MIN_PART_SIZE = 5 * 1024 * 1024
 MAX_PARTS = 10_000
 DEFAULT_PART_SIZE = 8 * 1024 * 1024
 DEFAULT_PARTS_IN_FLIGHT = 2
-DEFAULT_POOL_SIZE = 8
+DEFAULT_POOL_SIZE = 16
 DEFAULT_BUDGET_BYTES = 512 * 1024 * 1024
 DEFAULT_RETRY_INTERVAL = 30.0
 DEFAULT_PREFIX = "uploads"
+IO_THREAD_LINGER = 2.0
+"""Seconds an idle I/O thread waits for another job before it ends."""
 BUCKET_CHECK_TTL = 60.0
 """Seconds a successful bucket check at ``init`` is trusted for the same client and bucket."""
 
@@ -158,35 +161,57 @@ class _IOPool:
     """A bounded pool of I/O threads shared by every upload.
 
     At most ``max_workers`` threads; a thread is started when a job is queued
-    and fewer are running, and it ends as soon as the queue is empty, so an
-    idle process holds no thread (and a test leaves none behind).
+    and none is idle, and it ends once it has waited ``linger`` seconds with
+    no job, so an idle process soon holds no thread, while a busy one does not
+    start a thread per request (starting one is what a channel would wait
+    for). :meth:`join` ends idle threads at once (a test leaves none behind).
     """
 
-    def __init__(self, max_workers: int) -> None:
+    def __init__(self, max_workers: int, linger: float = IO_THREAD_LINGER) -> None:
         self.max_workers = max_workers
-        self._lock = threading.Lock()
+        self.linger = linger
+        self._cond = threading.Condition(threading.Lock())
         self._jobs: collections.deque[tuple[Future, Callable[..., Any], tuple]] = collections.deque()
         self._threads: set[threading.Thread] = set()
+        self._idle = 0
+        self._draining = False
         self._serial = 0
 
     def submit(self, future: Future, fn: Callable[..., Any], *args: Any) -> None:
         """Run ``fn(*args)`` on a pool thread; its outcome goes to ``future``."""
-        with self._lock:
+        with self._cond:
             self._jobs.append((future, fn, args))
-            if len(self._threads) < self.max_workers:
+            if self._idle >= len(self._jobs):
+                self._cond.notify()
+            elif len(self._threads) < self.max_workers:
                 self._serial += 1
                 thread = threading.Thread(target=self._work, name=f"s3-io-{self._serial}", daemon=True)
                 self._threads.add(thread)
                 thread.start()
 
+    def _next_job(self, me: threading.Thread) -> tuple[Future, Callable[..., Any], tuple] | None:
+        """The next job, waiting up to ``linger`` for one; None when this thread should end."""
+        with self._cond:
+            deadline = time.monotonic() + self.linger
+            while not self._jobs:
+                left = deadline - time.monotonic()
+                if self._draining or left <= 0:
+                    self._threads.discard(me)
+                    return None
+                self._idle += 1
+                try:
+                    self._cond.wait(left)
+                finally:
+                    self._idle -= 1
+            return self._jobs.popleft()
+
     def _work(self) -> None:
         me = threading.current_thread()
         while True:
-            with self._lock:
-                if not self._jobs:
-                    self._threads.discard(me)
-                    return
-                future, fn, args = self._jobs.popleft()
+            job = self._next_job(me)
+            if job is None:
+                return
+            future, fn, args = job
             if not future.set_running_or_notify_cancel():
                 continue
             try:
@@ -196,17 +221,25 @@ class _IOPool:
             else:
                 future.set_result(result)
                 del result
-            del future, fn, args  # hold nothing of a finished job while waiting for the lock
+            del job, future, fn, args  # hold nothing of a finished job while waiting for the next
 
     def threads(self) -> list[threading.Thread]:
-        with self._lock:
+        with self._cond:
             return list(self._threads)
 
     def join(self, timeout: float | None = None) -> bool:
-        """Wait for the running threads to end (they end when no job is left)."""
+        """Wait for the threads to end: each finishes the jobs queued, then ends
+        without lingering."""
         deadline = None if timeout is None else time.monotonic() + timeout
-        for thread in self.threads():
-            thread.join(None if deadline is None else max(0.0, deadline - time.monotonic()))
+        with self._cond:
+            self._draining = True
+            self._cond.notify_all()
+        try:
+            for thread in self.threads():
+                thread.join(None if deadline is None else max(0.0, deadline - time.monotonic()))
+        finally:
+            with self._cond:
+                self._draining = False
         return not self.threads()
 
 
@@ -338,6 +371,11 @@ def _on_pool(fn: Callable[..., Any], *args: Any) -> Future:
     future: Future = Future()
     _pool.submit(future, fn, *args)
     return future
+
+
+def pool_size() -> int:
+    """The most I/O threads the pool runs at once (see :func:`configure`)."""
+    return _pool.max_workers
 
 
 def pool_threads() -> int:
@@ -695,18 +733,17 @@ class S3Writer(UploadWriter):
     def _put_single(self, state: S3State) -> Pending:
         """A file under one part: one ``PutObject`` with its Content-MD5."""
         body, state.buffer = state.buffer, bytearray()
-        digest = hashlib.md5(body).digest()
-        state.finishing = _on_pool(_put_object, state.client, state.bucket, state.key, body, digest, state.content_type)
-        return Pending(state.finishing, lambda: self._put_done(state, digest.hex()))
+        state.finishing = _on_pool(_put_object, state.client, state.bucket, state.key, body, state.content_type)
+        return Pending(state.finishing, lambda: self._put_done(state))
 
-    def _put_done(self, state: S3State, expected: str) -> CloseResult:
+    def _put_done(self, state: S3State) -> CloseResult:
         assert state.finishing is not None
         state.settled = True
         exc = state.finishing.exception()
         if exc is not None:
             state.failure = _reason_of(exc)
             return ("error", state.failure)
-        got = state.finishing.result()
+        expected, got = state.finishing.result()
         if got != expected:
             _log.error("s3 etag mismatch", bucket=state.bucket, key=state.key, expected=expected, got=got)
             _delete_later(state)
@@ -782,8 +819,9 @@ def _upload_part(client: Any, bucket: str, key: str, upload_id: str, number: int
         _budget.release(len(body))
 
 
-def _put_object(client: Any, bucket: str, key: str, body: bytearray, digest: bytes, content_type: str) -> str:
-    """I/O thread: one ``PutObject`` with its Content-MD5; the ETag the store returned."""
+def _put_object(client: Any, bucket: str, key: str, body: bytearray, content_type: str) -> tuple[str, str]:
+    """I/O thread: one ``PutObject`` with its Content-MD5; (the MD5 in hex, the ETag the store returned)."""
+    digest = hashlib.md5(body).digest()
     response = _call(
         client.put_object,
         Bucket=bucket,
@@ -792,7 +830,7 @@ def _put_object(client: Any, bucket: str, key: str, body: bytearray, digest: byt
         ContentMD5=base64.b64encode(digest).decode(),
         ContentType=content_type,
     )
-    return str(response.get("ETag", "")).strip('"')
+    return digest.hex(), str(response.get("ETag", "")).strip('"')
 
 
 def _complete_upload(client: Any, bucket: str, key: str, upload_id: str, parts: list[dict]) -> str:
