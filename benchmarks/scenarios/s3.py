@@ -45,7 +45,7 @@ from boto3.s3.transfer import TransferConfig
 
 import writers.s3 as s3w
 from benchmarks.clients import drive_async
-from benchmarks.objectstore.swift_store import SwiftStore
+from benchmarks.objectstore.swift_store import SwiftStore, create_bucket
 from benchmarks.params import Params
 from benchmarks.progress import Progress
 from benchmarks.sessions import SessionFleet
@@ -153,8 +153,7 @@ def _store(params: Params) -> Iterator[tuple[dict[str, Any], str]]:
     try:
         store.start()
         settings = store.client_settings()
-        client = s3w.client_for(settings)
-        client.create_bucket(Bucket=BUCKET)
+        create_bucket(s3w.client_for(settings), BUCKET)
         yield settings, BUCKET
     finally:
         store.stop()
@@ -347,7 +346,7 @@ def _targets(params: Params, rows: list[dict[str, Any]], bound: int) -> list[dic
                     bound / MiB,
                     "MiB",
                     "buffer + parts queued or sending + the chunk, after each chunk "
-                    "(while write_chunk waits for a part it briefly holds a full buffer "
+                    "(while a chunk waits for a part, Pending, the upload holds a full buffer "
                     "and every part in flight: the bound itself)",
                 )
             )
