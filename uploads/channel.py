@@ -41,6 +41,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Final, Literal
 
@@ -74,6 +75,7 @@ OwnerNews = (
 )
 """What a channel tells its owner."""
 
+
 class _Deferred:
     def __repr__(self) -> str:
         return "DEFERRED"
@@ -90,7 +92,7 @@ class WriterWait:
     """A writer's ``Pending`` the channel waits for, and what it does with the result."""
 
     pending: Pending
-    then: Any  # (writer's result) -> Answer
+    then: Callable[[Any], Answer]  # the writer's result -> the chunk's answer
     serial: int
 
 
@@ -375,14 +377,14 @@ class UploadChannel(Process):
 
     # -- deferred replies --------------------------------------------------------------
 
-    def after_writer(self, result: Any, then: Any) -> Answer:
+    def after_writer(self, result: Any, then: Callable[[Any], Answer]) -> Answer:
         """``then(result)``, or, if the writer is pending, wait for it and answer later."""
         if isinstance(result, Pending):
             self.wait_for_writer(result, then)
             return DEFERRED
         return then(result)
 
-    def wait_for_writer(self, pending: Pending, then: Any) -> None:
+    def wait_for_writer(self, pending: Pending, then: Callable[[Any], Answer]) -> None:
         """Take over the chunk's reply and have the future's callback tell us when it is done."""
         if self.chunk_reply is None:
             self.chunk_reply = self.defer_reply()

@@ -4,12 +4,16 @@ Nothing remote happens until a part's worth of data has arrived: a file smaller
 than one part goes up as a single ``PutObject`` at ``close("done")``. Bigger
 files become a multipart upload whose parts are sent by a **shared, bounded
 pool of I/O threads** while the client keeps sending; ``write_chunk`` answers
-as soon as its chunk is buffered. When an upload already has
+as soon as its chunk is buffered. Every request to the store runs on that pool,
+and every wait for one is a :class:`writers.Pending` (the behaviour's extension
+for writers that wait on the network): the channel answers the chunk once the
+wait is over, holding no thread meanwhile, so the writer is not ``blocking``
+and its channels run on the shared scheduler. When an upload already has
 ``parts_in_flight`` parts on their way and its buffer holds a full part,
-``write_chunk`` waits (inside :func:`actors.blocking`) for one of them: that is
-the back-pressure the client feels. Memory per upload is bounded by
-``part_size * (parts_in_flight + 1)``, and a global byte budget bounds the
-bytes of all parts queued or in flight together.
+``write_chunk`` answers ``Pending`` until one of them is done: that is the
+back-pressure the client feels. Memory per upload is bounded by
+``part_size * (parts_in_flight + 1)`` plus one chunk, and a global byte budget
+bounds the bytes of all parts queued or in flight together.
 
 Integrity: each part (and a single ``PutObject``) carries its ``Content-MD5``,
 the part's ETag is checked against it, and the completed object's ETag is
