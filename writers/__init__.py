@@ -8,13 +8,16 @@ from .behaviour import (
     CloseReason,
     CloseResult,
     InitResult,
+    Pending,
     Reason,
     UploadWriter,
+    Waitable,
     WriteResult,
     WriterFactory,
     WriterSpec,
     WriterState,
     instantiate,
+    settle,
 )
 from .echo import LOG_LEVELS, EchoWriter
 from .faulty import CLOSE_ON, FAULTS, FaultConfig, FaultInjected, FaultyState, FaultyWriter
@@ -46,12 +49,14 @@ __all__ = [
     "LOG_LEVELS",
     "MemoryState",
     "MemoryWriter",
+    "Pending",
     "Reason",
     "TMPFILE_PREFIX",
     "TMPFILE_SUFFIX",
     "TmpFileState",
     "TmpFileWriter",
     "UploadWriter",
+    "Waitable",
     "WriteResult",
     "WriterFactory",
     "WriterSpec",
@@ -60,5 +65,6 @@ __all__ = [
     "instantiate",
     "journaling",
     "oserror_reason",
+    "settle",
 ]
 
