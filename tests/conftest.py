@@ -37,7 +37,7 @@ def _watched(target: str) -> bool:
     return target.startswith(("socket:", os.path.realpath(TMP_DIR)))
 
 
-SUBSTRATES = ("pool", "thread")
+SUBSTRATES = ("pool", "thread", "loop")
 
 
 def pytest_addoption(parser):
