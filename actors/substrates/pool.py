@@ -20,6 +20,12 @@ Idle processes cost no CPU: once no worker has run a message for
 ``QUIET_TICKS`` looks, the watchdog sleeps until a worker picks up the next
 one. An idle runtime holds no thread: the workers and the watchdog end when
 the last pooled process has exited, and start again with the next spawn.
+
+Event loops (the ``"loop"`` substrate, ``loop.py``) lean on the pool: while a
+loop's thread waits or is stuck, its processes run here (``run_elsewhere``),
+batch by batch through the same ``run_batch``; the watchdog watches the loops
+too (``watch``), and a loop with processes holds the pool (``acquire``) so
+that a worker is always there to take them.
 """
 
 from __future__ import annotations
