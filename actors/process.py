@@ -144,8 +144,15 @@ class Process(ThreadingActor):
 
     substrate: ClassVar[str | None] = None
     """Where instances run, by name (``actors.substrates``): ``"pool"`` (the shared
-    scheduler), ``"thread"`` (a dedicated OS thread), or ``None`` for the runtime's
-    default (``"pool"`` unless ``set_default_substrate`` changed it)."""
+    scheduler), ``"thread"`` (a dedicated OS thread), ``"loop"`` (an asyncio event
+    loop), or ``None`` for the runtime's default (``"pool"`` unless
+    ``set_default_substrate`` changed it)."""
+
+    prefer_loop: ClassVar[bool] = False
+    """Run on the event loop bound with ``actors.substrates.bind_loop`` when one is
+    and no substrate is chosen (by ``substrate`` or ``start(substrate=...)``):
+    for a process that the loop's coroutines ask message by message (an upload
+    channel), so that no ask crosses a thread. Elsewhere: the default substrate."""
 
     use_daemon_thread: ClassVar[bool] = False
 
@@ -183,7 +190,10 @@ class Process(ThreadingActor):
         return ProcessFuture()
 
     def _start_actor_loop(self, on: str | None = None) -> None:
-        substrates.get(on or self.substrate).spawn(self)
+        name = on or self.substrate
+        if name is None and self.prefer_loop and substrates.bound_loop() is not None:
+            name = "loop"
+        substrates.get(name).spawn(self)
 
     # -- starting -----------------------------------------------------------
 

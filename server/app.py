@@ -29,6 +29,8 @@ from starlette.requests import Request
 from starlette.responses import FileResponse, HTMLResponse, PlainTextResponse, Response
 from starlette.routing import Route, WebSocketRoute
 
+from actors import substrates
+
 from .budgets import DEFAULT_MAX_PAGES_PER_SOCKET, SocketBudgets
 from .graceful import GracefulServer
 from .liveview import ConsumeHook, LiveContext, LiveViewHandler, normalise_upload_configs
@@ -129,6 +131,7 @@ def create_app(
     max_topics_per_socket: int | None = None,
     title: str = "liveupload",
     debug: bool = False,
+    channels_on_loop: bool = True,
 ) -> Starlette:
     """Build the Starlette app.
 
@@ -164,6 +167,13 @@ def create_app(
       of both kinds, one socket may have joined at once (default 10 pages, and
       room for each to upload all its configs allow); past them a join gets
       ``too_many_pages`` / ``too_many_topics`` (see :mod:`server.budgets`).
+    * ``channels_on_loop``: while the app runs, its event loop is the ``"loop"``
+      substrate's bound loop (:func:`actors.substrates.bind_loop`), so upload
+      channels (``prefer_loop``) run on it and a chunk's ask and reply cross
+      no thread (writers with ``blocking = True`` keep their own thread). Only
+      one loop is bound per process: a second app running at the same time
+      sends its channels to the first one's loop. ``False``: channels run on
+      the runtime's default substrate, as every other process does.
 
     ``app.state`` carries ``signer``, ``registry``, ``transport``, ``live``
     (the :class:`~server.liveview.LiveContext`), ``node_modules``,
@@ -236,8 +246,13 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:
-        yield
-        await transport.shutdown()  # every page and upload left with "shutdown"
+        bound = channels_on_loop and substrates.bind_loop()
+        try:
+            yield
+            await transport.shutdown()  # every page and upload left with "shutdown"
+        finally:
+            if bound:  # channels still alive (finished, not yet consumed) go on on the pool
+                substrates.unbind_loop()
 
     app = Starlette(
         debug=debug,

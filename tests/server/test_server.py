@@ -584,10 +584,24 @@ def test_liveupload_serve_stops_gracefully_on_a_signal(tmp_path, signum):
 # ------------------------------------------------- a stalled writer
 
 
-def test_the_event_loop_serves_other_sockets_while_a_writer_stalls(tmp_path):
+class DeclaredStall(FaultyWriter):
+    """A stalling writer that says it blocks: its channel gets a thread of its own."""
+
+    blocking = True
+
+
+@pytest.mark.parametrize(
+    ("channels_on_loop", "stalling_writer"),
+    [(False, FaultyWriter), (True, DeclaredStall)],
+    ids=["channels-on-pool", "channels-on-loop-declared-blocking"],
+)
+def test_the_event_loop_serves_other_sockets_while_a_writer_stalls(tmp_path, channels_on_loop, stalling_writer):
     """A writer stuck in ``write_chunk`` holds only its own upload: the same
     socket's other topics and a second connection (heartbeat, a whole upload)
-    are served at once, long before the stall would end."""
+    are served at once, long before the stall would end. With channels on the
+    pool any writer may stall; with channels on the server's loop (the
+    default), a writer that stalls must declare ``blocking = True``, which
+    gives its channel a thread of its own (docs/runtime.md)."""
     journal = Journal()
     stall_started = Journal()
     stall = threading.Event()
@@ -595,13 +609,13 @@ def test_the_event_loop_serves_other_sockets_while_a_writer_stalls(tmp_path):
 
     def writer(name: str, entry: dict, session: Any) -> Any:
         if entry["client_name"] == "stuck.bin":
-            return (FaultyWriter, {"fault": "stall", "stall_event": stall, "stall_seconds": 60,
-                                   "journal": stall_started})
+            return (stalling_writer, {"fault": "stall", "stall_event": stall, "stall_seconds": 60,
+                                      "journal": stall_started})
         return good_writer(name, entry, session)
 
     (tmp_path / "tmp").mkdir()
     try:
-        with server(tmp_path, config={"writer": writer}) as (url, _app):
+        with server(tmp_path, config={"writer": writer}, channels_on_loop=channels_on_loop) as (url, _app):
             wire_a = Wire(url)
             page_a = Page(wire_a)
             stuck = Upload(page_a, "0", page_a.upload_tokens({"stuck.bin": 10})["0"])
