@@ -27,6 +27,7 @@ from .tmpfile import (
     TmpFileWriter,
     default_writer_factory,
     oserror_reason,
+    remove_dir_if_empty,
 )
 
 __all__ = [
@@ -60,5 +61,6 @@ __all__ = [
     "instantiate",
     "journaling",
     "oserror_reason",
+    "remove_dir_if_empty",
 ]
 
