@@ -182,6 +182,16 @@ class Channel:
         self.closed = False
         self._stop: _Stop | None = None
         self._state: _TopicState | None = None
+        self._ok_reply: protocol.OkReply | None = None  # made on the first plain "ok" reply
+
+    def reply_frame(self, ref: str | None, status: str, response: dict | bytes) -> str | bytes:
+        """The frame answering push ``ref``; the common ``("ok", {})`` (every
+        upload chunk's) is spliced from a reply encoded once per topic."""
+        if status == "ok" and type(response) is dict and not response:
+            if self._ok_reply is None:
+                self._ok_reply = protocol.OkReply(self.join_ref, self.topic)
+            return self._ok_reply.frame(ref)
+        return _reply_frame(self.join_ref, ref, self.topic, status, response)
 
     @property
     def loop(self) -> asyncio.AbstractEventLoop:
@@ -205,7 +215,7 @@ class Channel:
         if self.closed:
             log.debug("channel.reply_after_close", conn=self.connection.id, topic=self.topic, ref=ref)
             return False
-        return await self.connection.send(_reply_frame(self.join_ref, ref, self.topic, status, response))
+        return await self.connection.send(self.reply_frame(ref, status, response))
 
     def close(self) -> None:
         """Stop normally: ``phx_close`` to the client, then ``leave("closed")``."""
@@ -258,6 +268,23 @@ def _reply_frame(join_ref: str | None, ref: str | None, topic: str, status: str,
 #: What a send, receive or close raises once the peer is gone: Starlette's
 #: disconnect, its state errors (``RuntimeError``), or the server's ``OSError``.
 _SOCKET_GONE = (WebSocketDisconnect, RuntimeError, OSError)
+
+
+def _frame_size(text: str | None, data: bytes | None, limit: int) -> int:
+    """A received frame's size in bytes, as far as checking it against
+    ``limit`` needs: a text frame is encoded only when its length in
+    characters cannot settle it (UTF-8 takes 1 to 4 bytes a character), so
+    the usual small frame is never encoded just to be measured."""
+    if text is None:
+        return len(data or b"")
+    if len(text) * 4 <= limit or len(text) > limit:
+        return len(text)  # within the limit either way, or over it either way
+    return len(text.encode("utf-8", "surrogatepass"))
+
+
+def _exact_size(text: str | None, size: int) -> int:
+    """The size in bytes to log: a text frame's UTF-8 length, else ``size``."""
+    return len(text.encode("utf-8", "surrogatepass")) if text is not None else size
 
 
 def _check_reply(result: Any) -> tuple[str, dict | bytes | bytearray | memoryview]:
@@ -471,10 +498,10 @@ class Connection:
             self._last_seen = self.loop.time()
             text = message.get("text")
             data = message.get("bytes")
-            size = len(text.encode("utf-8", "surrogatepass")) if text is not None else len(data or b"")
+            size = _frame_size(text, data, limit)
             if size > limit:
                 kind = "text" if text is not None else "binary"
-                self._log.warning("frame.too_large", size=size, limit=limit, kind=kind)
+                self._log.warning("frame.too_large", size=_exact_size(text, size), limit=limit, kind=kind)
                 await self.close(1009, "message too big")
                 return "disconnect"
             try:
@@ -483,7 +510,7 @@ class Connection:
                 self._log.warning(
                     "frame.malformed",
                     kind="text" if text is not None else "binary",
-                    size=size,
+                    size=_exact_size(text, size),
                     error=str(exc),
                 )
                 continue
@@ -611,7 +638,7 @@ class Connection:
                     result = await handler.handle_in(msg.event, msg.payload, msg.ref)
                     if result is not None:
                         status, response = _check_reply(result)
-                        await self.send(_reply_frame(channel.join_ref, msg.ref, channel.topic, status, response))
+                        await self.send(channel.reply_frame(msg.ref, status, response))
                 except asyncio.CancelledError:
                     raise
                 except Exception:  # noqa: BLE001 - the application's handler: its bug ends this topic only

@@ -5,6 +5,8 @@
   Phoenix's: ``invalid_token``, ``already_registered``, ``disallowed``,
   ``writer_error``.
 * ``chunk`` (a binary push) -> asked of the channel, whose answer is the reply.
+  The chunk is the ``memoryview`` of the frame the codec made (never copied
+  on the way to the writer).
   The topic's worker awaits each reply before it reads the next message, so at
   most one chunk per upload is in flight.
 * The channel's exit is the topic's end (:meth:`UploadTopicHandler._upload_ended`,
@@ -78,7 +80,7 @@ class UploadTopicHandler(TopicHandler):
         if event != "chunk":
             self._log.warning("lvu.unknown_event", event_name=event)
             return "error", {"reason": "unknown event"}
-        if not isinstance(payload, bytes):
+        if not isinstance(payload, (bytes, memoryview)):
             self._log.warning("lvu.bad_chunk", why="chunks must be binary pushes")
             return "error", {"reason": "invalid chunk"}
         assert self.upload is not None

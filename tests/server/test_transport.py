@@ -512,3 +512,15 @@ def test_decoded_binary_frames_match_what_the_js_client_sends():
     # Layout as phoenix's serializer.binaryEncode builds it.
     frame = bytes([0, 2, 2, 5, 5]) + b"1213lvu:0chunk" + b"DATA"
     assert decode_binary(frame) == Message("12", "13", "lvu:0", "chunk", b"DATA")
+
+
+@pytest.mark.pure
+def test_a_text_frame_is_encoded_to_be_measured_only_when_its_length_cannot_settle_it():
+    from server.transport import _frame_size
+
+    assert _frame_size("a" * 250, None, 1_000) == 250  # 4 bytes a character at most: within the limit
+    assert _frame_size("a" * 1_001, None, 1_000) > 1_000  # 1 byte a character at least: over it
+    assert _frame_size("é" * 600, None, 1_000) == 1_200  # in between: measured exactly, and over it
+    assert _frame_size("a" * 600, None, 1_000) == 600
+    assert _frame_size("\ud800" * 300, None, 1_000) == 900  # a lone surrogate counts as its 3 bytes
+    assert _frame_size(None, b"x" * 5, 1_000) == 5
