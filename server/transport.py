@@ -111,8 +111,9 @@ class TopicHandler(abc.ABC):
         ``("error", {"reason": ...})`` refuses it (``leave`` is then not called)."""
 
     @abc.abstractmethod
-    async def handle_in(self, event: str, payload: dict | bytes, ref: str | None) -> Reply | None:
-        """Answer one pushed event.  ``None`` sends no reply now: the handler
+    async def handle_in(self, event: str, payload: dict | bytes | memoryview, ref: str | None) -> Reply | None:
+        """Answer one pushed event (a binary push's payload is a ``memoryview``
+        of its frame).  ``None`` sends no reply now: the handler
         may answer later with ``await self.channel.reply(ref, status, response)``.
         Raising crashes only this topic (``phx_error``, then ``leave("crash")``)."""
 
@@ -184,7 +185,7 @@ class Channel:
         self._state: _TopicState | None = None
         self._ok_reply: protocol.OkReply | None = None  # made on the first plain "ok" reply
 
-    def reply_frame(self, ref: str | None, status: str, response: dict | bytes) -> str | bytes:
+    def reply_frame(self, ref: str | None, status: str, response: dict | bytes | bytearray | memoryview) -> str | bytes:
         """The frame answering push ``ref``; the common ``("ok", {})`` (every
         upload chunk's) is spliced from a reply encoded once per topic."""
         if status == "ok" and type(response) is dict and not response:
