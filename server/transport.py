@@ -9,7 +9,11 @@ for the topic's prefix in a :class:`TopicRegistry` (``lv:``, ``lvu:``).
 Each joined topic gets its own worker task and bounded inbox, playing the
 part of a Phoenix channel process: messages of one topic are handled in
 order, a slow topic never holds up another one or the heartbeats, and a full
-inbox stops the socket reader (real back-pressure).  Bad input is answered
+inbox stops the socket reader (real back-pressure).  Events a handler lists
+in :attr:`TopicHandler.inline_events` (an upload's chunks) are handled by the
+socket's reader itself when nothing of their topic is pending, saving the hop
+to the worker; one that takes over :data:`INLINE_GRACE` hands the reading to
+a fresh reader, so the guarantees above hold.  Bad input is answered
 as Phoenix does and never ends the connection or another topic:
 
 * unknown topic on join, or a push to a topic not joined (or with a stale
@@ -102,8 +106,10 @@ class TopicHandler(abc.ABC):
 
     Made by a :data:`HandlerFactory` with the topic's :class:`Channel` (kept
     as ``self.channel``), which is how the handler pushes, replies later and
-    stops itself.  All three methods run in the topic's worker task, never
-    concurrently with each other; they must not block the event loop (await
+    stops itself.  All three methods run in the topic's worker task (or, for
+    :attr:`inline_events`, in a reader of the socket), never concurrently
+    with each other and in the order of the messages; they must not block
+    the event loop (await
     actors through the asyncio bridge instead).
     """
 
