@@ -2,8 +2,9 @@
 or streaming into an S3 bucket.
 
 Runs :func:`server.app.create_app` with one upload named ``files`` whose
-options come from the flags, and the default consume hook (completed uploads
-are copied into ``--uploads-dir`` under sanitised, de-duplicated names).
+options come from the flags, and the default consume hook: uploads are
+written in ``--uploads-dir/.partial`` and, once complete and submitted,
+renamed into ``--uploads-dir`` under sanitised, de-duplicated names (no copy).
 
 With ``--store s3://bucket/prefix`` every upload streams into the bucket
 through ``writers.s3.S3Writer`` (endpoint and credentials from the standard

@@ -142,7 +142,9 @@ def create_app(
     * ``consume``: ``hook(name, meta, entry) -> value``, called in the session's
       process for each completed entry when the form is submitted (see
       :data:`server.liveview.ConsumeHook`). Default: save into
-      ``uploads_dir`` under a sanitised, de-duplicated name.
+      ``uploads_dir`` under a sanitised, de-duplicated name; uploads naming no
+      ``writer`` are then written in ``uploads_dir/.partial`` and saved by a
+      rename, not a copy (see :mod:`server.storage`).
     * ``secret``: signs page session tokens (default ``$LIVEUPLOAD_SECRET`` or
       a random per-app secret, so tokens do not outlive the process: a page
       left open across a restart is then refused on rejoin and LiveView's
@@ -191,10 +193,13 @@ def create_app(
     signer = SessionSigner(secret)
     modules = find_node_modules(node_modules)
     version = liveview_version(modules)
+    if consume is None:  # the default hook; uploads naming no writer are written where it saves them
+        consume = saver = SaveToDirectory(uploads_dir)
+        configs = {name: {"writer": saver.writer, **options} for name, options in configs.items()}
     live = LiveContext(
         signer=signer,
         upload_configs=configs,
-        consume=consume if consume is not None else SaveToDirectory(uploads_dir),
+        consume=consume,
         liveview_version=version,
         token_max_age=token_max_age,
         stop_timeout=stop_timeout,

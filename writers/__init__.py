@@ -30,6 +30,7 @@ from .tmpfile import (
     TmpFileWriter,
     default_writer_factory,
     oserror_reason,
+    remove_dir_if_empty,
 )
 
 __all__ = [
@@ -66,5 +67,6 @@ __all__ = [
     "journaling",
     "oserror_reason",
     "settle",
+    "remove_dir_if_empty",
 ]
 

@@ -560,7 +560,7 @@ def serve_process(tmp_path: Path, *flags: str, env: dict[str, str | None] | None
 @pytest.mark.pure  # the server runs in a child process
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
 def test_liveupload_serve_stops_gracefully_on_a_signal(tmp_path, signum):
-    temp = tmp_path / "tmp"
+    temp = tmp_path / "uploads" / ".partial"  # where the default writer writes: renamed into uploads when saved
     with serve_process(tmp_path, "--max-file-size", "100000", "--chunk-size", "1000", stop_signal=signum) as (
         url, lines,
     ):
@@ -574,8 +574,9 @@ def test_liveupload_serve_stops_gracefully_on_a_signal(tmp_path, signum):
     assert "serve.stopped" in log_text
     # Then the runtime itself shut down in order: nothing was left to kill.
     assert "runtime_shutdown" in log_text and "killed=0" in log_text, log_text
-    assert not [p for p in temp.iterdir() if p.name.startswith("liveupload-")]
+    assert not temp.exists()  # the cancelled upload's file went, and its folder once empty
     assert not (tmp_path / "uploads").exists() or not list((tmp_path / "uploads").iterdir())
+    assert not list((tmp_path / "tmp").iterdir())
     with pytest.raises(ConnectionClosed):
         while True:
             wire.recv()
