@@ -148,12 +148,6 @@ class Process(ThreadingActor):
     loop), or ``None`` for the runtime's default (``"pool"`` unless
     ``set_default_substrate`` changed it)."""
 
-    prefer_loop: ClassVar[bool] = False
-    """Run on the event loop bound with ``actors.substrates.bind_loop`` when one is
-    and no substrate is chosen (by ``substrate`` or ``start(substrate=...)``):
-    for a process that the loop's coroutines ask message by message (an upload
-    channel), so that no ask crosses a thread. Elsewhere: the default substrate."""
-
     use_daemon_thread: ClassVar[bool] = False
 
     _actor_ref: ProcessRef
@@ -190,10 +184,7 @@ class Process(ThreadingActor):
         return ProcessFuture()
 
     def _start_actor_loop(self, on: str | None = None) -> None:
-        name = on or self.substrate
-        if name is None and self.prefer_loop and substrates.bound_loop() is not None:
-            name = "loop"
-        substrates.get(name).spawn(self)
+        substrates.get(on or self.substrate).spawn(self)
 
     # -- starting -----------------------------------------------------------
 

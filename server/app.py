@@ -170,8 +170,8 @@ def create_app(
       room for each to upload all its configs allow); past them a join gets
       ``too_many_pages`` / ``too_many_topics`` (see :mod:`server.budgets`).
     * ``channels_on_loop``: while the app runs, its event loop is the ``"loop"``
-      substrate's bound loop (:func:`actors.substrates.bind_loop`), so upload
-      channels (``prefer_loop``) run on it and a chunk's ask and reply cross
+      substrate's bound loop (:func:`actors.substrates.bind_loop`), so the upload
+      channels of writers that declare ``loop_safe`` run on it and a chunk's ask and reply cross
       no thread (writers with ``blocking = True`` keep their own thread). Only
       one loop is bound per process: a second app running at the same time
       sends its channels to the first one's loop. ``False``: channels run on

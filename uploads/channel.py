@@ -105,7 +105,6 @@ class UploadChannel(Process):
     """One upload entry: its writer, its progress, its chunk timer, its end."""
 
     trap_exit = True  # an exit signal (its supervisor's shutdown, the client leaving) still closes the writer
-    prefer_loop = True  # on the server's loop when one is bound: the lvu: topic asks it chunk by chunk
 
     def __init__(
         self,

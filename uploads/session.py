@@ -30,6 +30,7 @@ from pykka import ActorDeadError
 import actors.names
 import actors.process
 import actors.timers
+from actors import substrates
 from actors._pykka import ActorStop, Envelope
 from actors.mailbox import reject
 from actors.process import Process, ProcessRef
@@ -39,7 +40,7 @@ from uploads.channel import UploadChannel
 from uploads.client_data import ClientError, check_entries, parse_progress
 from uploads.config import UploadConfig, UploadEntry, validate_accept
 from uploads.tokens import EntryTokens, session_id_of
-from writers import WriterFactory, default_writer_factory, instantiate
+from writers import UploadWriter, WriterFactory, default_writer_factory, instantiate
 
 __all__ = ["SessionChange", "UploadSession", "session_for_token"]
 
@@ -317,8 +318,7 @@ class UploadSession(Process):
                     "writer_opts": opts,
                     "chunk_timeout": config.chunk_timeout,
                     "chunk_size": config.chunk_size,
-                    # A writer that blocks gets a thread of its own (see UploadWriter.blocking).
-                    "substrate": "thread" if writer.blocking else None,
+                    "substrate": channel_substrate(writer),
                 },
             ),
             restart="temporary",
@@ -616,6 +616,20 @@ class UploadSession(Process):
                 self.on_change()
             except Exception:  # a listener's bug must not end the session (logged)
                 log.exception("upload_session_listener_failed")
+
+
+def channel_substrate(writer: UploadWriter) -> str | None:
+    """Where an upload's channel runs, as its writer declares: a thread of its
+    own for a writer that blocks (``blocking``); the server's event loop, when
+    one is bound, for a writer that never waits (``loop_safe``), so that the
+    ``lvu:`` topic's ask of each chunk crosses no thread; else the runtime's
+    default (the shared pool), where a writer that stalls unannounced holds
+    only its own upload."""
+    if writer.blocking:
+        return "thread"
+    if writer.loop_safe and substrates.bound_loop() is not None:
+        return "loop"
+    return None
 
 
 class _StopDeadline:

@@ -166,6 +166,16 @@ class UploadWriter(abc.ABC):
     milliseconds.
     """
 
+    loop_safe: bool = False
+    """True if no callback ever waits on anything slow: memory, writes that land
+    in the page cache, or waits expressed as :class:`Pending`.
+
+    A server then runs the channel on its event loop, where the ask of each
+    chunk crosses no thread (``docs/runtime.md``). A writer that does not say
+    so runs on the shared pool, so one that stalls holds only its own upload;
+    on the loop it would hold every socket of the server.
+    """
+
     @abc.abstractmethod
     def init(self, opts: Any) -> InitResult:
         """Start an upload: ``("ok", state)`` or ``("error", reason)``.

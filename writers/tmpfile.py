@@ -82,6 +82,8 @@ class TmpFileWriter(UploadWriter):
       0600, as ``mkstemp``); a file renamed into place keeps them.
     """
 
+    loop_safe = True  # its writes land in the page cache
+
     def init(self, opts: Mapping[str, Any] | None) -> InitResult:
         opts = opts or {}
         directory = os.fspath(opts.get("dir") or tempfile.gettempdir())

@@ -6,8 +6,9 @@ each: ``"pool"`` (the default, as on BEAM: every process on a small shared pool
 of worker threads, ``pool.py``), ``"thread"`` (a dedicated OS thread per
 process, ``thread.py``) and ``"loop"`` (callbacks on an asyncio event loop,
 ``loop.py``). ``Process.substrate``, ``Process.start(substrate=...)``
-and ``set_default_substrate`` choose one by name; ``Process.prefer_loop``
-puts a process on the loop bound with ``bind_loop`` when there is one.
+and ``set_default_substrate`` choose one by name; ``"loop"`` runs on the
+loop bound with ``bind_loop`` when there is one (a server's), else on a loop
+thread of its own.
 """
 
 from __future__ import annotations

@@ -121,28 +121,13 @@ def test_mail_from_another_thread_wakes_a_loop_process_with_one_threadsafe_call(
         r.stop()
 
 
-def test_a_process_that_prefers_the_loop_runs_there_unless_told_otherwise(bound):
-    class Channel(Where):
-        prefer_loop = True
-
-    on_loop = Channel.start()
-    on_thread = Channel.start(substrate="thread")
+def test_a_process_on_the_loop_substrate_runs_on_the_bound_loop_unless_told_otherwise(bound):
+    on_loop = Where.start(substrate="loop")
+    on_thread = Where.start(substrate="thread")
     assert on_loop.ask("where", timeout=WAIT) == "test-loop"
-    assert on_thread.ask("where", timeout=WAIT).startswith("Channel-")
+    assert on_thread.ask("where", timeout=WAIT).startswith("Where-")
     for ref in (on_loop, on_thread):
         ref.stop()
-
-
-def test_without_a_bound_loop_a_process_that_prefers_it_runs_on_the_default(substrate):
-    class Channel(Where):
-        prefer_loop = True
-
-    ref = Channel.start()
-    assert ref.ask("where", timeout=WAIT).startswith("actors-loop-")  # the default here: the own loop
-    ref.stop()
-    ref = Channel.start(substrate="pool")
-    assert ref.ask("where", timeout=WAIT).startswith("actors-worker-")
-    ref.stop()
 
 
 def test_a_blocking_ask_on_the_loop_thread_does_not_deadlock(bound):

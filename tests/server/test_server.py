@@ -591,18 +591,20 @@ class DeclaredStall(FaultyWriter):
     blocking = True
 
 
+@pytest.mark.substrates("pool", "thread")  # with "loop" as the default, every process runs on a loop
 @pytest.mark.parametrize(
     ("channels_on_loop", "stalling_writer"),
-    [(False, FaultyWriter), (True, DeclaredStall)],
-    ids=["channels-on-pool", "channels-on-loop-declared-blocking"],
+    [(False, FaultyWriter), (True, FaultyWriter), (True, DeclaredStall)],
+    ids=["loop-unbound", "loop-bound-undeclared", "loop-bound-declared-blocking"],
 )
 def test_the_event_loop_serves_other_sockets_while_a_writer_stalls(tmp_path, channels_on_loop, stalling_writer):
     """A writer stuck in ``write_chunk`` holds only its own upload: the same
     socket's other topics and a second connection (heartbeat, a whole upload)
-    are served at once, long before the stall would end. With channels on the
-    pool any writer may stall; with channels on the server's loop (the
-    default), a writer that stalls must declare ``blocking = True``, which
-    gives its channel a thread of its own (docs/runtime.md)."""
+    are served at once, long before the stall would end. Only writers that
+    declare ``loop_safe`` run on the server's loop; a stalling writer that
+    does not (``FaultyWriter``) runs on the default substrate even when the
+    loop is bound, and one that declares ``blocking`` gets a thread of its own
+    (docs/runtime.md)."""
     journal = Journal()
     stall_started = Journal()
     stall = threading.Event()
