@@ -258,8 +258,9 @@ class Process(ThreadingActor):
         """Exit with ``reason`` once the current message is handled (trapping or not)."""
         self._request_exit(reason)
 
-    def defer_reply(self) -> DeferredReply:
-        """Take over the reply to the ask being handled: OTP's ``{noreply, State}``.
+    def defer_reply(self, envelope: Envelope[Any] | None = None) -> DeferredReply:
+        """Take over the reply to the ask being handled (or to ``envelope``, one
+        this process took from its mailbox without handling): OTP's ``{noreply, State}``.
 
         The handler's return value is then ignored; the process answers later,
         from any later handler, with ``DeferredReply.send`` (``GenServer.reply``).
@@ -268,7 +269,7 @@ class Process(ThreadingActor):
         If it exits first, however it exits (a kill too), the asker gets
         ``ActorDeadError``, as for mail it never handled.
         """
-        envelope = self._current
+        envelope = envelope if envelope is not None else self._current
         if envelope is None:
             raise RuntimeError("defer_reply outside a message handler")
         reply = DeferredReply(self, envelope.reply_to)  # a tell's: sending it does nothing

@@ -32,7 +32,6 @@ import actors.process
 import actors.timers
 from actors import substrates
 from actors._pykka import ActorStop, Envelope
-from actors.mailbox import reject
 from actors.process import Process, ProcessRef
 from actors.reasons import KILL, NORMAL, SHUTDOWN, Down, Exit, ExitReason, MonitorRef, is_clean_exit
 from supervision import ChildSpec, DynamicSupervisor, start_child
@@ -120,15 +119,17 @@ class UploadSession(Process):
 
     def run_envelope(self, envelope: Envelope[Any] | None) -> ExitReason | None:
         """A stop request (``session.stop()``) starts a stop that holds no thread
-        (:meth:`_begin_stop`); while it runs, calls are refused as if the session were
-        gone, and channel news is still heard."""
+        (:meth:`_begin_stop`); while it runs, calls are left unanswered until the
+        session is gone (then ``ActorDeadError``), and channel news is still heard."""
         if envelope is not None and self._pending_exit is None:
             if isinstance(envelope.message, ActorStop):
                 self._add_stop_waiter(envelope.reply_to)  # answered once the session is gone
                 self._begin_stop(NORMAL)
                 return self._pending_exit
             if self._stopping is not None and envelope.reply_to is not None:
-                reject(envelope)  # ActorDeadError: the session is on its way out
+                # Not handled: the asker gets ActorDeadError once the session is gone
+                # (not before: until then it is alive, as a terminating gen_server is).
+                self.defer_reply(envelope)
                 return None
         return super().run_envelope(envelope)
 

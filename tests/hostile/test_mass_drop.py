@@ -16,6 +16,7 @@ from typing import Callable
 
 import psutil
 import pytest
+from pykka import ActorDeadError
 
 import actors
 from uploads import UploadSession
@@ -198,6 +199,36 @@ def test_a_channel_that_does_not_stop_in_time_is_killed_and_the_session_still_en
         stall.set()
     with pytest.raises(Exception):  # noqa: B017 - the killed channel's reply is dropped
         stalled.get(timeout=WAIT)
+    assert until(lambda: not actors.processes(), WAIT)
+
+
+def test_a_call_during_a_stop_fails_only_once_the_session_is_gone():
+    """A stopping session is still alive (its channels are closing): a call
+    that arrives meanwhile is not handled, and its asker learns so (with
+    ``ActorDeadError``) only when the session is dead, as from a terminating
+    gen_server, never while ``is_alive()`` still says yes."""
+    stall = threading.Event()
+    session = UploadSession.start(channel_shutdown=WAIT)
+    client = InProcessClient(session, timeout=WAIT)
+    journal: list = []
+    client.allow_upload(accept="any", chunk_size=10, writer=lambda *_: (
+        FaultyWriter, {"journal": journal, "fault": "stall", "at_chunk": 2, "stall_seconds": 60, "stall_event": stall}))
+    channel = client.join(client.preflight_entries([entry_fields("0", "a.bin", 100)])["entries"]["0"])
+    assert client.push(channel, b"x" * 10) == "ok"
+    channel.ask(("chunk", b"y" * 10), block=False)  # its writer blocks on this chunk
+    assert until(lambda: ("chunk", 2) in journal, WAIT)
+    try:
+        actors.exit(session, "shutdown")
+        during = session.proxy().uploads()  # arrives while the stalled channel holds the stop
+        with pytest.raises(Exception):  # noqa: B017 - pykka's Timeout: no answer while the session lives
+            during.get(timeout=0.3)
+        assert session.is_alive()
+    finally:
+        stall.set()
+    with pytest.raises(ActorDeadError):
+        during.get(timeout=WAIT)
+    assert not session.is_alive()
+    assert actors.await_exit(session, WAIT) == "shutdown"
     assert until(lambda: not actors.processes(), WAIT)
 
 
