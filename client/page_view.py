@@ -1,8 +1,8 @@
 """Reading the upload page as a client: the rendered tree and what it shows.
 
-:class:`RenderedState` keeps a LiveView rendered tree as the client does
-(``{"0": d0, ..., "s": statics}`` from the join, then ``{"3": "..."}``
-diffs) for the flat trees this server renders. :func:`read_page` parses HTML
+:class:`RenderedState` (:class:`client.rendered.RenderedTree`) keeps a
+LiveView rendered tree as Phoenix's client does, flat or nested, merging diffs
+without rendering. :func:`read_page` parses HTML
 (the whole document of the dead render, or the LiveView root's content) into
 a :class:`PageView`: what a client needs to join (the LiveView root's
 attributes, the CSRF token, the socket path), the form's event names, the
@@ -18,43 +18,15 @@ import json
 import re
 from dataclasses import dataclass, field
 from html.parser import HTMLParser
-from typing import Any
+
+from client.rendered import RenderedTree
 
 __all__ = ["EntryView", "InputView", "PageView", "RenderedState", "read_page"]
 
 
-class RenderedState:
-    """A flat rendered tree, kept up to date with diffs."""
-
-    def __init__(self, rendered: dict[str, Any]) -> None:
-        self.statics: list[str] = []
-        self.dynamics: dict[int, str] = {}
-        self.replace(rendered)
-
-    def replace(self, rendered: dict[str, Any]) -> None:
-        statics = rendered.get("s")
-        if not isinstance(statics, list) or not all(isinstance(s, str) for s in statics):
-            raise ValueError("a rendered tree needs a list of string statics under 's'")
-        self.statics = statics
-        self.dynamics = {}
-        self.apply({k: v for k, v in rendered.items() if k != "s"})
-
-    def apply(self, diff: dict[str, Any]) -> None:
-        """Apply a diff: changed dynamics, or a whole new tree when it has ``s``."""
-        if "s" in diff:
-            self.replace(diff)
-            return
-        for key, value in diff.items():
-            if not key.isdigit() or not isinstance(value, str):
-                raise ValueError(f"unsupported diff entry {key!r}: this client reads flat trees only")
-            self.dynamics[int(key)] = value
-
-    def html(self) -> str:
-        out = [self.statics[0]]
-        for i, static in enumerate(self.statics[1:]):
-            out.append(self.dynamics.get(i, ""))
-            out.append(static)
-        return "".join(out)
+RenderedState = RenderedTree
+"""The rendered tree a page is kept in (:class:`client.rendered.RenderedTree`;
+the old name, kept for the tests' wire client)."""
 
 
 @dataclass
