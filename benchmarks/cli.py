@@ -173,6 +173,12 @@ def configure(parser: argparse.ArgumentParser) -> None:
         help="wire: fraction of issue 16's file sizes (W1 16 MB, W2 200 MB, W3 1 MB; default 0.25, --full 1)",
     )
     parser.add_argument(
+        "--wire-concurrency-scale",
+        type=float,
+        metavar="F",
+        help="wire: fraction of issue 16's concurrent uploads (W1 20, W2 1, W3 200; default 1)",
+    )
+    parser.add_argument(
         "--wire-repeat", type=int, metavar="N", help="wire: interleaved runs per workload and server (default 3)"
     )
     parser.add_argument(
@@ -236,6 +242,7 @@ _OVERRIDES = (
     "server_chunks",
     "server_client_processes",
     "wire_scale",
+    "wire_concurrency_scale",
     "wire_repeat",
     "wire_client_processes",
     "s3_big_uploads",
@@ -255,8 +262,9 @@ def params_from_args(args: argparse.Namespace) -> Params:
             raise ValueError(f"--{name.replace('_', '-')} must be >= 1, got {value}")
         if isinstance(value, float) and name.endswith("_seconds") and value <= 0:
             raise ValueError(f"--{name.replace('_', '-')} must be > 0, got {value}")
-    if not 0 < changes.get("wire_scale", params.wire_scale) <= 1:
-        raise ValueError("--wire-scale must be within (0, 1]")
+    for knob in ("wire_scale", "wire_concurrency_scale"):
+        if not 0 < changes.get(knob, getattr(params, knob)) <= 1:
+            raise ValueError(f"--{knob.replace('_', '-')} must be within (0, 1]")
     if not 0 <= changes.get("crash_share", params.crash_share) <= 1:
         raise ValueError("--crash-share must be within 0..1")
     return params.with_(**changes)
