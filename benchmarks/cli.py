@@ -185,6 +185,12 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "--wire-client-processes", type=int, metavar="P", help="wire: OS processes the clients run in (default 2)"
     )
     parser.add_argument(
+        "--wire-events",
+        type=int,
+        metavar="N",
+        help="wire: progress events timed with 10 and with 100 entries on the page (default 500)",
+    )
+    parser.add_argument(
         "--wire-workload",
         action="append",
         choices=("W1", "W2", "W3"),
@@ -245,6 +251,7 @@ _OVERRIDES = (
     "wire_concurrency_scale",
     "wire_repeat",
     "wire_client_processes",
+    "wire_events",
     "s3_big_uploads",
     "s3_small_uploads",
 )

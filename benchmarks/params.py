@@ -104,6 +104,10 @@ class Params:
     wire_client_processes: int = 2
     """OS processes the clients run in (uploads are shared among them)."""
     wire_workloads: tuple[str, ...] = ("W1", "W2", "W3")
+    wire_event_entries: tuple[int, ...] = (10, 100)
+    """Entries on the page when the cost of one progress event is measured."""
+    wire_events: int = 500
+    """Progress events measured per page."""
 
     # s3 (a Swift started by the scenario)
     s3_big_uploads: int = 10
@@ -149,6 +153,7 @@ PRESETS: dict[str, Params] = {
         server_chunks=5,
         wire_scale=0.02,
         wire_repeat=1,
+        wire_events=100,
         s3_big_uploads=2,
         s3_small_uploads=20,
     ),
@@ -169,6 +174,7 @@ PRESETS: dict[str, Params] = {
         server_client_processes=4,
         server_chunks=50,
         wire_scale=1.0,
+        wire_events=2_000,
         s3_big_uploads=100,
         s3_small_uploads=1_000,
     ),

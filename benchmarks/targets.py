@@ -54,6 +54,9 @@ WIRE_RATE_VS_CEILING = {"W1": 0.5, "W3": 0.5}
 """MB/s at least this times the bare endpoint's, per workload."""
 WIRE_CLIENT_VS_SERVER_CPU = 1.0
 """``liveupload send``'s CPU per GB below this times the server's."""
+PROGRESS_EVENT_MS = 0.2
+"""Server CPU ms per ``progress`` event with ``PROGRESS_EVENT_ENTRIES`` entries on the page, at most."""
+PROGRESS_EVENT_ENTRIES = 100
 
 ISSUE_POOL_PROCESSES = 1_000_000
 ISSUE_POOL_SPAWN_SMALL = 10_000

@@ -30,10 +30,17 @@ last client ended), the clients' CPU seconds per GB (``os.times`` in each
 client process), and the bytes that arrived on the server's disk (checked,
 then deleted, after every run).
 
+Then the cost of one ``progress`` event with 10 and with 100 entries on the
+page (``wire_event_entries``): a ``liveupload serve --max-entries 100`` of its
+own, one page tracking and preflighting that many entries (no chunks), then
+``wire_events`` progress events (each entry in turn, rising), each awaited;
+the server's CPU over them from ``/proc``, per event.
+
 Targets (issue 16), as ratios of the two servers' medians in this run: server
 CPU per GB at most 2.5x the ceiling's on W1 and W2, 3x on W3; MB/s at least
 0.5x the ceiling's on W1 and W3; ``liveupload send`` spends less CPU per GB
-than the server it talks to.
+than the server it talks to; a progress event with 100 entries on the page
+costs at most 0.2 ms of server CPU.
 """
 
 from __future__ import annotations
@@ -61,6 +68,8 @@ from benchmarks.params import Params
 from benchmarks.progress import Progress
 from benchmarks.stats import rate
 from benchmarks.targets import (
+    PROGRESS_EVENT_ENTRIES,
+    PROGRESS_EVENT_MS,
     WIRE_CLIENT_VS_SERVER_CPU,
     WIRE_CPU_VS_CEILING,
     WIRE_RATE_VS_CEILING,
@@ -69,6 +78,7 @@ from benchmarks.targets import (
 )
 from benchmarks.wire_baseline import ACK
 from client import upload_files_async
+from client.live_page import LivePage
 
 __all__ = ["NAME", "PER_PAGE", "SERVERS", "TABLES", "WORKLOADS", "run", "steps", "workloads"]
 
@@ -100,6 +110,16 @@ TABLES: list[TableSpec] = [
         ],
     ),
     (
+        "events",
+        "wire: server CPU per progress event, by entries on the page",
+        [
+            ("entries", "entries", "d"),
+            ("events", "events", "d"),
+            ("server_cpu_ms_per_event", "server CPU ms/event", ".3f"),
+            ("ms_per_event", "wall ms/event", ".3f"),
+        ],
+    ),
+    (
         "ratios",
         "wire: liveupload / ceiling, and the client's CPU against the server's",
         [
@@ -126,7 +146,7 @@ def workloads(params: Params) -> dict[str, tuple[int, int]]:
 
 
 def steps(params: Params) -> int:
-    return len(params.wire_workloads) * params.wire_repeat * len(SERVERS)
+    return len(params.wire_workloads) * params.wire_repeat * len(SERVERS) + 1
 
 
 # -- the clients, each in an OS process of its own -------------------------------------
@@ -371,6 +391,62 @@ def _servers(params: Params, directory: str, largest: int) -> Iterator[dict[str,
             server.stop()
 
 
+# -- the cost of a progress event ---------------------------------------------------------
+
+
+async def _progress_events(url: str, entries: int, events: int, cpu: Callable[[], float]) -> dict[str, Any]:
+    """One page tracking and preflighting ``entries`` entries, then ``events``
+    progress events (entry after entry, each rising by one percent), each
+    awaited; the server's CPU (``cpu()``) and the wall time over them."""
+    page = await LivePage.open(url, timeout=WAIT)
+    try:
+        (file_input,) = page.view.inputs[:1]
+        fields = [
+            {"path": file_input.name, "ref": str(i), "last_modified": 0, "name": f"event-{i}.bin",
+             "relative_path": "", "type": "application/octet-stream", "size": 1_000_000}
+            for i in range(entries)
+        ]
+        await page.form_event(page.view.form.get("phx-change", "validate"), meta={"_target": file_input.name},
+                              uploads={file_input.ref: fields})
+        reply = await page.push("allow_upload", {"ref": file_input.ref, "entries": fields})
+        if "error" in reply or len(reply.get("entries") or {}) != entries:
+            raise RuntimeError(f"the page refused {entries} entries: {reply.get('error')}")
+        began, cpu_began = time.perf_counter(), cpu()
+        for k in range(events):
+            await page.push("progress", {"event": None, "ref": file_input.ref, "entry_ref": str(k % entries),
+                                         "progress": min(99, 1 + k // entries)})
+        seconds, server_cpu = time.perf_counter() - began, cpu() - cpu_began
+    finally:
+        await page.close()
+    return {
+        "entries": entries,
+        "events": events,
+        "server_cpu_seconds": server_cpu,
+        "server_cpu_ms_per_event": server_cpu * 1e3 / events,
+        "ms_per_event": seconds * 1e3 / events,
+    }
+
+
+def _event_costs(params: Params, directory: str) -> list[dict[str, Any]]:
+    saved = os.path.join(directory, "saved-events")
+    os.makedirs(saved)
+    most = max(params.wire_event_entries)
+    server = _Server(
+        "liveupload-events",
+        [sys.executable, "-m", "cli", "--log-level", "warning", "serve", "--port", "0", "--uploads-dir", saved,
+         "--max-entries", str(most), "--secret", "liveupload-bench"],
+        saved,
+        directory,
+    )
+    try:
+        return [
+            asyncio.run(_progress_events(server.url, entries, params.wire_events, server.cpu_seconds))
+            for entries in params.wire_event_entries
+        ]
+    finally:
+        server.stop()
+
+
 # -- one run, and the scenario ----------------------------------------------------------
 
 
@@ -445,9 +521,23 @@ def run(params: Params, progress: Progress) -> dict[str, Any]:
                         os.unlink(path)
             finally:
                 clients.close()
+        progress.note(f"wire: progress events with {', '.join(map(str, params.wire_event_entries))} entries")
+        events = _event_costs(params, directory)
+        progress.tick("wire: progress events")
     finally:
         shutil.rmtree(directory, ignore_errors=True)
-    return _section(params, chosen, runs)
+    section = _section(params, chosen, runs)
+    section["events"] = events
+    for row in events:
+        if row["entries"] == PROGRESS_EVENT_ENTRIES:
+            section["targets"].append(
+                target(
+                    f"server CPU per progress event with {row['entries']} entries on the page",
+                    row["server_cpu_ms_per_event"], "<=", PROGRESS_EVENT_MS, "ms",
+                    f"{row['events']} events, awaited one by one; {row['ms_per_event']:.2f} ms each, wall",
+                )
+            )
+    return section
 
 
 def _section(

@@ -17,7 +17,8 @@ from benchmarks.targets import WIRE_CPU_VS_CEILING, WIRE_RATE_VS_CEILING
 pytestmark = [pytest.mark.substrates("pool"), pytest.mark.timeout(180)]
 
 TINY = PRESETS["quick"].with_(
-    chunk_bytes=4_000, wire_scale=0.001, wire_concurrency_scale=0.1, wire_repeat=2, wire_client_processes=2
+    chunk_bytes=4_000, wire_scale=0.001, wire_concurrency_scale=0.1, wire_repeat=2, wire_client_processes=2,
+    wire_events=20,
 )
 
 
@@ -54,6 +55,12 @@ def test_wire_runs_both_servers_interleaved_and_the_bytes_arrive():
     for name, bound in WIRE_RATE_VS_CEILING.items():
         assert targets[f"{name}: MB/s vs the ceiling's"]["limit"] == bound
     assert "W2: MB/s vs the ceiling's" not in targets
+    # the cost of one progress event, with 10 and 100 entries on the page
+    assert [(r["entries"], r["events"]) for r in section["events"]] == [(10, 20), (100, 20)]
+    for row in section["events"]:
+        assert row["server_cpu_ms_per_event"] >= 0 and row["ms_per_event"] > 0, row
+    event_target = targets["server CPU per progress event with 100 entries on the page"]
+    assert event_target["limit"] == 0.2 and event_target["unit"] == "ms"
 
 
 def test_cpu_seconds_reads_this_process():

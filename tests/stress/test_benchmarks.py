@@ -45,6 +45,7 @@ TINY = [
     "--wire-concurrency-scale", "0.1",
     "--wire-repeat", "1",
     "--wire-client-processes", "2",
+    "--wire-events", "10",
 ]
 
 
