@@ -42,9 +42,10 @@ def test_wire_runs_both_servers_interleaved_and_the_bytes_arrive():
         assert row["arrived_bytes"] == row["expected_bytes"] == uploads * size  # on the server's disk, every run
         for run in row["each"]:
             assert run["bytes"] == uploads * size and run["arrived_bytes"] == uploads * size
-            assert run["server_cpu_seconds"] >= 0 and run["client_cpu_seconds"] > 0
-        for figure in ("mb_per_s", "server_cpu_s_per_gb", "client_cpu_s_per_gb", "seconds"):
-            assert row[figure] > 0 or (figure == "server_cpu_s_per_gb" and row[figure] >= 0), (figure, row)
+            # CPU comes in clock ticks (10 ms): a tiny run may measure none
+            assert run["server_cpu_seconds"] >= 0 and run["client_cpu_seconds"] >= 0
+        assert row["mb_per_s"] > 0 and row["seconds"] > 0, row
+        assert row["server_cpu_s_per_gb"] >= 0 and row["client_cpu_s_per_gb"] >= 0, row
     assert [r["workload"] for r in section["ratios"]] == ["W1", "W2", "W3"]
     targets = {t["name"]: t for t in section["targets"]}
     for name, bound in WIRE_CPU_VS_CEILING.items():
