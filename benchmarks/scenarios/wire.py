@@ -223,7 +223,8 @@ def _client_main(conn: Any, go: Any) -> None:
                         "uploads": len(paths),
                         "completed": len(paths) - len(failures),
                         "bytes": sum(sent for ok, sent, _ in results if ok),
-                        "cpu_seconds": cpu_end.user + cpu_end.system - cpu.user - cpu.system,
+                        # tick counts as floats: a difference of none may come out as -1e-17
+                        "cpu_seconds": max(0.0, round(cpu_end.user + cpu_end.system - cpu.user - cpu.system, 6)),
                         "first_failure": failures[0] if failures else None,
                     },
                 )
