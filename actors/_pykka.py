@@ -9,7 +9,8 @@ three names Pykka does not export. Each is imported here and nowhere else:
   reads its ``message`` and ``reply_to``, and the runtime makes its own to
   wake a process.
 - ``ActorStop`` (``pykka.messages._ActorStop``): what ``ActorRef.stop()``
-  sends; a process recognises it to exit with ``"normal"``.
+  sends; a process recognises it to exit with ``"normal"`` (and
+  ``uploads.session`` to start a stop that waits for its channels as mail).
 - ``Unset`` (``pykka._future._Unset``): ``Future.get`` runs a get hook only
   while ``_get_hook_result`` is an instance of it, so ``ProcessFuture`` must
   set exactly that when a hook is installed.

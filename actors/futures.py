@@ -155,14 +155,19 @@ class ExitFlag:
 def to_asyncio(future: ProcessFuture[T], loop: asyncio.AbstractEventLoop | None = None) -> asyncio.Future[T]:
     """Return an asyncio future of ``loop`` that completes with ``future``.
 
-    The outcome crosses into the loop by ``call_soon_threadsafe``; nothing ever
-    blocks the loop. Cancelling the asyncio future does not cancel the ask: the
+    The outcome crosses into the loop by ``call_soon_threadsafe``, or is set at
+    once when it is resolved on the loop's own thread (by a process of the
+    ``"loop"`` substrate); nothing ever blocks the loop. Cancelling the asyncio future does not cancel the ask: the
     process still handles the message, its reply is dropped.
     """
     loop = loop or asyncio.get_running_loop()
     result: asyncio.Future[T] = loop.create_future()
+    loop_thread = threading.get_ident() if asyncio._get_running_loop() is loop else None
 
     def transfer(done: ProcessFuture[T]) -> None:
+        if threading.get_ident() == loop_thread:  # resolved on the loop itself (a "loop" process): no hop
+            _copy_outcome(done, result)
+            return
         try:
             loop.call_soon_threadsafe(_copy_outcome, done, result)
         except RuntimeError:  # the loop is closed: nobody is waiting any more

@@ -44,7 +44,7 @@ __all__ = [
 #: Log fields that carry what a client sent (topics, event names, refs...).
 CLIENT_FIELDS = frozenset({
     "topic", "event_name", "phx_event", "join_ref", "old_join_ref", "ref", "entry", "upload",
-    "config", "name", "path", "vsn", "peer", "origin", "host",
+    "config", "name", "client_name", "path", "vsn", "peer", "origin", "host",
 })
 #: The longest string kept in a client field; :data:`FIELD_LIMIT` in any other.
 CLIENT_FIELD_LIMIT = 200

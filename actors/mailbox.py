@@ -31,7 +31,7 @@ class Mailbox:
     ask sent at the instant a process dies fails instead of waiting forever.
     """
 
-    __slots__ = ("_closed", "_items", "_lock", "_state", "owner", "started", "wake")
+    __slots__ = ("_closed", "_items", "_lock", "_state", "on_exit", "owner", "started", "wake")
 
     def __init__(self) -> None:
         self._items: deque[Envelope[Any]] | None = None
@@ -39,7 +39,8 @@ class Mailbox:
         self._state = SCHEDULED  # until the substrate runs the process's start-up
         self._closed = False
         self.wake: Callable[[Mailbox], None] | None = None
-        self.owner: Any = None  # the process, set by the pool (which runs mailboxes)
+        self.owner: Any = None  # the process, set by the substrates that run mailboxes (pool, loop)
+        self.on_exit: Callable[[], None] | None = None  # called by whoever ran the owner's exit
         self.started = False  # the pool has run the owner's start-up
 
     def put(self, envelope: Envelope[Any], /) -> None:

@@ -40,6 +40,7 @@ from actors.reasons import (
 )
 
 __all__ = [
+    "DeferredReply",
     "Process",
     "ProcessRef",
     "StartError",
@@ -143,8 +144,9 @@ class Process(ThreadingActor):
 
     substrate: ClassVar[str | None] = None
     """Where instances run, by name (``actors.substrates``): ``"pool"`` (the shared
-    scheduler), ``"thread"`` (a dedicated OS thread), or ``None`` for the runtime's
-    default (``"pool"`` unless ``set_default_substrate`` changed it)."""
+    scheduler), ``"thread"`` (a dedicated OS thread), ``"loop"`` (an asyncio event
+    loop), or ``None`` for the runtime's default (``"pool"`` unless
+    ``set_default_substrate`` changed it)."""
 
     use_daemon_thread: ClassVar[bool] = False
 
@@ -161,6 +163,7 @@ class Process(ThreadingActor):
     _stop_waiters: list[Any] | None = None
     _crash_phase: str | None = None  # where this process's own code raised, if it did
     _start_ack: ProcessFuture[Any] | None = None
+    _deferred: set[DeferredReply] | None = None  # replies taken over by defer_reply, not yet sent
 
     def __init__(self, *_args: Any, **_kwargs: Any) -> None:
         # Not pykka.Actor.__init__: a uuid4 and a threading.Event per process cost
@@ -254,6 +257,27 @@ class Process(ThreadingActor):
     def exit(self, reason: ExitReason = NORMAL) -> None:
         """Exit with ``reason`` once the current message is handled (trapping or not)."""
         self._request_exit(reason)
+
+    def defer_reply(self) -> DeferredReply:
+        """Take over the reply to the ask being handled: OTP's ``{noreply, State}``.
+
+        The handler's return value is then ignored; the process answers later,
+        from any later handler, with ``DeferredReply.send`` (``GenServer.reply``).
+        Meanwhile it handles other mail, so a process that waits for something
+        outside itself (an I/O pool's future) holds no thread while it waits.
+        If it exits first, however it exits (a kill too), the asker gets
+        ``ActorDeadError``, as for mail it never handled.
+        """
+        envelope = self._current
+        if envelope is None:
+            raise RuntimeError("defer_reply outside a message handler")
+        reply = DeferredReply(self, envelope.reply_to)  # a tell's: sending it does nothing
+        envelope.reply_to = None
+        with table_lock:
+            if self._deferred is None:
+                self._deferred = set()
+            self._deferred.add(reply)
+        return reply
 
     # -- one message at a time: the ``Runnable`` interface a substrate drives -------
 
@@ -383,6 +407,7 @@ def _die(
             return False
         ref._exit_reason = reason
         process, ref._process = ref._process, None
+        deferred = list(process._deferred or ()) if process is not None else []
         links, ref._links = ref._links or (), None
         monitors, ref._monitors = ref._monitors or {}, None
         watching, ref._watching = ref._watching or (), None
@@ -400,6 +425,9 @@ def _die(
     if process is not None:
         for envelope in process.actor_inbox.close():
             reject(envelope)
+    for reply in deferred:  # taken over by defer_reply and never sent: as mail never handled
+        if reply.future is not None:
+            reject(Envelope(None, reply.future))
     for hook in _death_hooks:
         hook(ref, reason)
     if killed and process is not None:
@@ -459,6 +487,24 @@ def _send(ref: ActorRef[Any], message: Any) -> None:
             ref.tell(message)  # a watcher outside the runtime (anything with tell)
     except ActorDeadError:
         pass
+
+
+class DeferredReply:
+    """The reply to one ask, taken over by ``Process.defer_reply``: send it once."""
+
+    __slots__ = ("future", "process")
+
+    def __init__(self, process: Process, future: Any) -> None:
+        self.process = process
+        self.future = future
+
+    def send(self, value: Any) -> None:
+        """Answer the asker with ``value`` (ignored once answered, or from a killed process)."""
+        with table_lock:
+            if self.process._deferred is not None:
+                self.process._deferred.discard(self)
+        if self.future is not None and not from_a_killed_process():
+            _answer(self.future, value)
 
 
 def _answer(future: Any, value: Any) -> None:

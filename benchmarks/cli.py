@@ -161,6 +161,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--server-chunks", type=int, metavar="C", help="chunks per upload in the server scenario")
     parser.add_argument(
+        "--page-events", type=int, metavar="N", help="progress events per point of the events scenario (default 2,000)"
+    )
+    parser.add_argument(
         "--server-client-processes",
         type=int,
         metavar="P",
@@ -223,6 +226,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 _OVERRIDES = (
+    "page_events",
     "max_uploads",
     "chunk_bytes",
     "chunk_budget",

@@ -94,6 +94,10 @@ class Params:
     server_chunks: int = 10
     """Chunks per upload (of ``chunk_bytes`` each)."""
 
+    # events
+    page_events: int = 2_000
+    """Progress events per point of the ``events`` scenario (10 and 100 entries on the page)."""
+
     # wire (W1-W3 against a bare Starlette/uvicorn endpoint, both servers child processes)
     wire_scale: float = 0.25
     """Fraction of the issue's file sizes (W1 16 MB, W2 200 MB, W3 1 MB); ``--full``: 1."""
@@ -151,6 +155,7 @@ PRESETS: dict[str, Params] = {
         server_uploads=10,
         server_client_processes=2,
         server_chunks=5,
+        page_events=500,
         wire_scale=0.02,
         wire_repeat=1,
         wire_events=100,

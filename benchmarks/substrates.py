@@ -1,8 +1,10 @@
 """The substrate a scenario runs its processes on, as a parameter.
 
-The runtime has two (``actors.substrates``): ``"thread"``, a dedicated OS
-thread per process (what a plain Pykka ``ThreadingActor`` has), and
-``"pool"``, the shared M:N scheduler (the runtime's default). The harness runs
+The runtime has three (``actors.substrates``): ``"thread"``, a dedicated OS
+thread per process (what a plain Pykka ``ThreadingActor`` has),
+``"pool"``, the shared M:N scheduler (the runtime's default), and ``"loop"``,
+callbacks on an asyncio event loop (the bound one, as in a server made by
+``create_app``, else the substrate's own loop thread). The harness runs
 every process-level figure on each and reports them side by side. A
 ``Substrate`` here is a name plus how to make it the default for every process
 started inside a ``with using(name):`` block (sessions, supervisors, channels,
@@ -74,6 +76,14 @@ register(
         _default("pool"),
         lambda: _runtime_has("pool"),
         "the shared M:N scheduler (actors.substrates.pool)",
+    )
+)
+register(
+    Substrate(
+        "loop",
+        _default("loop"),
+        lambda: _runtime_has("loop"),
+        "callbacks on an asyncio event loop (actors.substrates.loop)",
     )
 )
 

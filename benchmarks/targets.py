@@ -41,6 +41,10 @@ BLOCKING_P99_INCREASE_MS = 5.0
 """Blocking load: a bystander's ask p99 rises by at most this."""
 BLOCKING_VS_THREAD = 0.8
 """Blocking load: the blockers' chunks/s at least this times the thread substrate's."""
+# issue 16: server speed
+PROGRESS_EVENT_US = 200.0
+"""Server CPU per ``progress`` event with ``PROGRESS_EVENT_ENTRIES`` entries on the page, at most (µs)."""
+PROGRESS_EVENT_ENTRIES = 100
 # issue 19: the S3 writer
 S3_VS_BOTO3 = 0.8
 """S3Writer through channels: MB/s at least this times boto3's ``upload_fileobj`` of the same bytes."""

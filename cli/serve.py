@@ -2,8 +2,9 @@
 or streaming into an S3 bucket.
 
 Runs :func:`server.app.create_app` with one upload named ``files`` whose
-options come from the flags, and the default consume hook (completed uploads
-are copied into ``--uploads-dir`` under sanitised, de-duplicated names).
+options come from the flags, and the default consume hook: uploads are
+written in ``--uploads-dir/.partial`` and, once complete and submitted,
+renamed into ``--uploads-dir`` under sanitised, de-duplicated names (no copy).
 
 With ``--store s3://bucket/prefix`` every upload streams into the bucket
 through ``writers.s3.S3Writer`` (endpoint and credentials from the standard
@@ -29,6 +30,10 @@ Shutdown is graceful on SIGINT and SIGTERM
 channel is left, then the sockets close; connections still open at
 ``--shutdown-timeout`` are closed by force, and every process still alive is
 stopped. A second signal exits at once.
+
+Upload channels run on the server's own event loop (``--channels loop``, the
+default: the ``"loop"`` substrate, see docs/runtime.md), so a chunk costs no
+thread hop; ``--channels pool`` puts them on the shared pool of workers.
 """
 
 from __future__ import annotations
@@ -130,7 +135,8 @@ def _serve(args: argparse.Namespace, extra: dict[str, Any], store: Any) -> int:
                          allowed_origins=args.allowed_origin, allowed_hosts=hosts,
                          idle_timeout=args.idle_timeout or None, max_outbound_bytes=args.max_outbound_bytes,
                          max_pages_per_socket=args.max_pages_per_socket,
-                         max_topics_per_socket=args.max_topics_per_socket)
+                         max_topics_per_socket=args.max_topics_per_socket,
+                         channels_on_loop=args.channels == "loop")
     except (TypeError, ValueError) as exc:
         log.error("serve.bad_options", error=str(exc))
         return 2
@@ -223,4 +229,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--shutdown-timeout", type=float, default=DEFAULT_SHUTDOWN_TIMEOUT,
                         help="seconds connections get on SIGTERM/SIGINT before they are closed by force "
                              f"(default {DEFAULT_SHUTDOWN_TIMEOUT:g}; a second signal exits at once)")
+    parser.add_argument("--channels", choices=("loop", "pool"), default="loop",
+                        help="where upload channels run: on the server's event loop, so a chunk's ask and reply "
+                             "cross no thread (default), or on the shared pool of workers, where a writer that "
+                             "stalls without declaring blocking holds only its own upload (see docs/runtime.md)")
     parser.set_defaults(run=run)

@@ -29,6 +29,8 @@ from starlette.requests import Request
 from starlette.responses import FileResponse, HTMLResponse, PlainTextResponse, Response
 from starlette.routing import Route, WebSocketRoute
 
+from actors import substrates
+
 from .budgets import DEFAULT_MAX_PAGES_PER_SOCKET, SocketBudgets
 from .graceful import GracefulServer
 from .liveview import ConsumeHook, LiveContext, LiveViewHandler, normalise_upload_configs
@@ -129,6 +131,7 @@ def create_app(
     max_topics_per_socket: int | None = None,
     title: str = "liveupload",
     debug: bool = False,
+    channels_on_loop: bool = True,
 ) -> Starlette:
     """Build the Starlette app.
 
@@ -139,7 +142,9 @@ def create_app(
     * ``consume``: ``hook(name, meta, entry) -> value``, called in the session's
       process for each completed entry when the form is submitted (see
       :data:`server.liveview.ConsumeHook`). Default: save into
-      ``uploads_dir`` under a sanitised, de-duplicated name.
+      ``uploads_dir`` under a sanitised, de-duplicated name; uploads naming no
+      ``writer`` are then written in ``uploads_dir/.partial`` and saved by a
+      rename, not a copy (see :mod:`server.storage`).
     * ``secret``: signs page session tokens (default ``$LIVEUPLOAD_SECRET`` or
       a random per-app secret, so tokens do not outlive the process: a page
       left open across a restart is then refused on rejoin and LiveView's
@@ -164,6 +169,13 @@ def create_app(
       of both kinds, one socket may have joined at once (default 10 pages, and
       room for each to upload all its configs allow); past them a join gets
       ``too_many_pages`` / ``too_many_topics`` (see :mod:`server.budgets`).
+    * ``channels_on_loop``: while the app runs, its event loop is the ``"loop"``
+      substrate's bound loop (:func:`actors.substrates.bind_loop`), so the upload
+      channels of writers that declare ``loop_safe`` run on it and a chunk's ask and reply cross
+      no thread (writers with ``blocking = True`` keep their own thread). Only
+      one loop is bound per process: a second app running at the same time
+      sends its channels to the first one's loop. ``False``: channels run on
+      the runtime's default substrate, as every other process does.
 
     ``app.state`` carries ``signer``, ``registry``, ``transport``, ``live``
     (the :class:`~server.liveview.LiveContext`), ``node_modules``,
@@ -181,10 +193,13 @@ def create_app(
     signer = SessionSigner(secret)
     modules = find_node_modules(node_modules)
     version = liveview_version(modules)
+    if consume is None:  # the default hook; uploads naming no writer are written where it saves them
+        consume = saver = SaveToDirectory(uploads_dir)
+        configs = {name: {"writer": saver.writer, **options} for name, options in configs.items()}
     live = LiveContext(
         signer=signer,
         upload_configs=configs,
-        consume=consume if consume is not None else SaveToDirectory(uploads_dir),
+        consume=consume,
         liveview_version=version,
         token_max_age=token_max_age,
         stop_timeout=stop_timeout,
@@ -236,8 +251,13 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:
-        yield
-        await transport.shutdown()  # every page and upload left with "shutdown"
+        bound = channels_on_loop and substrates.bind_loop()
+        try:
+            yield
+            await transport.shutdown()  # every page and upload left with "shutdown"
+        finally:
+            if bound:  # channels still alive (finished, not yet consumed) go on on the pool
+                substrates.unbind_loop()
 
     app = Starlette(
         debug=debug,

@@ -30,6 +30,7 @@ import uvicorn
 import actors
 import actors.log
 
+from .descriptors import pace_accept
 from .transport import Transport
 
 __all__ = ["GracefulServer", "STOP_SECONDS", "DEFAULT_SHUTDOWN_TIMEOUT"]
@@ -60,6 +61,7 @@ class GracefulServer(uvicorn.Server):
 
     async def startup(self, sockets: list[socket.socket] | None = None) -> None:
         self._loop = asyncio.get_running_loop()
+        pace_accept(self._loop)  # one failed accept per second at the descriptor limit, not thousands
         await super().startup(sockets=sockets)
         if self.started and self.servers:
             host, port = self.servers[0].sockets[0].getsockname()[:2]

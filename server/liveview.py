@@ -19,12 +19,18 @@ structured warning, and the session never sees it. What only the session
 knows (an unknown config or entry ref) comes back from it as an error and
 gets the same reply and warning.
 
-Every reply carries the diff of the page since the last one the client got.
-Changes that happen on their own (an upload finishing, a channel crashing or
-timing out) reach the session's ``on_change`` callback in the session's
-thread; it schedules one render on the event loop (bursts coalesce), which is
-pushed as a ``diff`` event. Replies and pushes are computed and sent under
-one lock so the client applies diffs in the order they were made.
+The page is a :class:`~server.page.LivePage` kept by the handler, fed only
+by the session's change reports (``on_update``: one entry, or a whole
+config), which the session makes in its thread before the call that caused
+them returns; they wait in a queue until the loop takes them. Every reply
+takes the queued reports, so it carries the diff of its own change (and of
+any other since the last diff): one render per change, and only what changed
+(one entry's changed fields for a progress event). Reports that no reply
+takes (an upload finishing, a channel crashing or timing out) wake one push
+task on the loop, which sends them as one ``diff`` event; reports arriving
+while a push is being sent (a slow socket) wait and go out together in the
+next. Replies and pushes are computed and sent under one lock so the client
+applies diffs in the order they were made.
 
 The loop never blocks on the session: every call is an awaited proxy future.
 When the topic ends (leave, disconnect, crash, shutdown) the session is
@@ -35,6 +41,7 @@ stopped, and with it every upload channel, each closing its writer with
 from __future__ import annotations
 
 import asyncio
+from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -44,7 +51,7 @@ import structlog
 import actors
 from actors import ProcessRef
 from actors.bridge import exit_future
-from uploads import UploadConfig, UploadSession, validate_accept
+from uploads import SessionChange, UploadConfig, UploadSession, validate_accept
 
 from .budgets import Slot, SocketBudgets
 from .client_input import (
@@ -57,7 +64,7 @@ from .client_input import (
     parse_progress,
     parse_uploads,
 )
-from .page import PageEvents, Rendered, render_upload_page
+from .page import LivePage, PageEvents
 from .session_token import InvalidSession, SessionSigner
 from .transport import Channel, Reply, TopicHandler
 
@@ -129,12 +136,13 @@ class LiveViewHandler(TopicHandler):
         self.proxy: Any = None
         self.names: list[str] = []  # upload names, in page order
         self.saved: list[dict[str, Any]] = []
-        self.notice = ""
-        self.last: Rendered | None = None
+        self.page = LivePage(events=context.events)
+        self._news: deque[SessionChange] = deque()  # the session's reports not yet on the page
+        self._wake_scheduled = False
+        self._requests = 0  # events being handled (their replies take the news)
         self._lock = asyncio.Lock()
         self._closing = False
-        self._render_task: asyncio.Task | None = None
-        self._render_again = False
+        self._push_task: asyncio.Task | None = None
         self._session_down: asyncio.Future | None = None
         self._slot = Slot(context.budgets, channel.connection, page=True)
         self._log = log.bind(topic=channel.topic, join_ref=channel.join_ref)
@@ -157,11 +165,11 @@ class LiveViewHandler(TopicHandler):
         if isinstance(mounts, int) and mounts > 0:
             # LiveView's client rejoined (socket dropped or server restarted): this
             # is a fresh session, the previous one's uploads are gone.
-            self.notice = ("The connection was lost and the page reconnected: uploads that were "
-                           "not saved were lost. Choose those files again.")
+            self.page.notice = ("The connection was lost and the page reconnected: uploads that were "
+                                "not saved were lost. Choose those files again.")
         loop = asyncio.get_running_loop()
         self.session = UploadSession.start(
-            on_change=lambda: self._on_change(loop), token_max_age=self.context.token_max_age
+            on_update=lambda change: self._on_update(loop, change), token_max_age=self.context.token_max_age
         )
         try:
             self._session_down = exit_future(self.session)
@@ -170,13 +178,14 @@ class LiveViewHandler(TopicHandler):
             for name, options in self.context.upload_configs.items():
                 await proxy.allow_upload(name, **options)
                 self.names.append(name)
-            self.last = await self._render()
+            self._take_news()
+            rendered = self.page.rendered()
         except BaseException:
             await self._stop_actors()
             raise
         self.context.sessions[self.session] = self
         self._log.info("lv.joined", session=str(self.session))
-        response: dict[str, Any] = {"rendered": self.last.to_json()}
+        response: dict[str, Any] = {"rendered": rendered.to_json()}
         if self.context.liveview_version:
             response["liveview_version"] = self.context.liveview_version
         return "ok", response
@@ -187,17 +196,23 @@ class LiveViewHandler(TopicHandler):
         if not isinstance(payload, dict):
             self._log.warning("lv.bad_payload", event_name=event, why="binary payload on the lv: topic")
             return "error", {"reason": "invalid payload"}
-        async with self._lock:
-            try:
-                status, response = await self._dispatch(event, payload)
-            except BadInput as exc:  # refused at the edge: the session never sees it
-                self._log.warning(exc.log_event, why=exc.why)
-                status, response = "error", {"reason": exc.reason}
-            if status == "ok":
-                diff = await self._diff()
-                if diff:
-                    response = {"diff": diff, **response}
-            await self.channel.reply(ref, status, response)
+        self._requests += 1
+        try:
+            async with self._lock:
+                try:
+                    status, response = await self._dispatch(event, payload)
+                except BadInput as exc:  # refused at the edge: the session never sees it
+                    self._log.warning(exc.log_event, why=exc.why)
+                    status, response = "error", {"reason": exc.reason}
+                if status == "ok":
+                    diff = self._diff()
+                    if diff:
+                        response = {"diff": diff, **response}
+                await self.channel.reply(ref, status, response)
+        finally:
+            self._requests -= 1
+        if self._news:  # news the reply did not take (an error reply, or news since)
+            self._request_push()
         return None
 
     async def _dispatch(self, event: str, payload: dict) -> tuple[str, dict]:
@@ -281,9 +296,11 @@ class LiveViewHandler(TopicHandler):
                 self.saved.append(_saved_item(entry, value))
                 saved_now += 1
         if waiting:
-            self.notice = f"{waiting} upload(s) not finished: nothing saved from them"
+            self.page.notice = f"{waiting} upload(s) not finished: nothing saved from them"
         else:
-            self.notice = f"saved {saved_now} file(s)" if saved_now else "nothing to save"
+            self.page.notice = f"saved {saved_now} file(s)" if saved_now else "nothing to save"
+        if saved_now:
+            self.page.set_saved(self.saved)
         self._log.info("lv.saved", saved=saved_now, unfinished=waiting)
 
     # ------------------------------------------------------------ rendering
@@ -292,50 +309,62 @@ class LiveViewHandler(TopicHandler):
         assert self.proxy is not None, "the session is started at join"
         return self.proxy
 
-    async def _render(self) -> Rendered:
-        uploads = await self._proxy().uploads()
-        configs = [_page_config(uploads[name]) for name in self.names if name in uploads]
-        return render_upload_page(configs, self.saved, notice=self.notice, events=self.context.events)
+    def _take_news(self) -> None:
+        """Put the session's queued reports on the page, in order."""
+        news, page = self._news, self.page
+        while news:
+            change = news.popleft()
+            if change.entry is not None:
+                page.put_entry(change.upload, change.entry)
+            elif change.config is not None:
+                page.put_config(_page_config(change.config))
+            else:
+                page.remove_config(change.upload)
 
-    async def _diff(self) -> dict[str, Any]:
-        new = await self._render()
-        diff = new.diff(self.last)
-        self.last = new
-        return diff
+    def _diff(self) -> dict[str, Any]:
+        """The page's diff since the last one the client got, with every report so far."""
+        self._take_news()
+        return self.page.diff()
 
-    def _on_change(self, loop: asyncio.AbstractEventLoop) -> None:
-        """The session changed (called in the session's thread)."""
-        try:
-            loop.call_soon_threadsafe(self._request_render)
-        except RuntimeError:  # the loop is closed
-            pass
+    def _on_update(self, loop: asyncio.AbstractEventLoop, change: SessionChange) -> None:
+        """The session changed (called in the session's thread, before the call
+        that made the change returns): queue the report, and wake the loop
+        once per burst (a reply may take the report before the wake-up runs)."""
+        self._news.append(change)
+        if self._requests:
+            return  # the event being handled takes it, or pushes it once replied
+        if not self._wake_scheduled:
+            self._wake_scheduled = True
+            try:
+                loop.call_soon_threadsafe(self._wake)
+            except RuntimeError:  # the loop is closed
+                pass
 
-    def _request_render(self) -> None:
-        if self._closing:
+    def _wake(self) -> None:
+        self._wake_scheduled = False  # before looking at the queue: a report after this wakes again
+        self._request_push()
+
+    def _request_push(self) -> None:
+        """Push the queued reports, unless an event's reply or the push task
+        running will take them."""
+        if self._closing or not self._news or self._requests:
             return
-        if self._render_task is not None and not self._render_task.done():
-            self._render_again = True
-            return
-        self._render_task = asyncio.get_running_loop().create_task(
-            self._push_renders(), name=f"render {self.channel.topic}"
+        if self._push_task is not None and not self._push_task.done():
+            return  # it looks at the queue again after each push
+        self._push_task = asyncio.get_running_loop().create_task(
+            self._push_news(), name=f"push {self.channel.topic}"
         )
 
-    async def _push_renders(self) -> None:
-        """Push what changed, once per burst of changes."""
-        while True:
-            self._render_again = False
+    async def _push_news(self) -> None:
+        """Push what changed, one diff for everything queued; what arrives while
+        a push is being sent goes in the next."""
+        while self._news and not self._requests:
             async with self._lock:
-                if self._closing or self.channel.closed or not self.channel.joined:
-                    return
-                try:
-                    diff = await self._diff()
-                except Exception as exc:  # noqa: BLE001 - the session died: its Down ends the topic
-                    self._log.debug("lv.render_failed", error=repr(exc))
-                    return
+                if self._closing or self.channel.closed or not self.channel.joined or not self._news:
+                    return  # (a reply took the news meanwhile)
+                diff = self._diff()
                 if diff:
                     await self.channel.push("diff", {**diff})
-            if not self._render_again:
-                return
 
     # --------------------------------------------------------------- ending
 
@@ -356,7 +385,7 @@ class LiveViewHandler(TopicHandler):
         self._closing = True
         if self.session is not None:
             self.context.sessions.pop(self.session, None)
-        task = self._render_task
+        task = self._push_task
         if task is not None and not task.done():
             task.cancel()
             await asyncio.gather(task, return_exceptions=True)

@@ -37,6 +37,7 @@ __all__ = [
     "encode_text",
     "encode_binary",
     "encode_reply",
+    "OkReply",
     "encode_binary_reply",
     "encode_binary_server_push",
     "encode_binary_broadcast",
@@ -52,7 +53,7 @@ MAX_FIELD_BYTES = 255
 #: Bytes before the strings of a client push: the kind and four lengths.
 BINARY_PUSH_HEADER = 5
 
-Payload = dict | bytes
+Payload = dict | bytes | memoryview
 
 
 class ProtocolError(ValueError):
@@ -63,7 +64,9 @@ class ProtocolError(ValueError):
 class Message:
     """One Phoenix Channels message.
 
-    ``payload`` is a ``dict`` for JSON frames and ``bytes`` for binary frames.
+    ``payload`` is a ``dict`` for JSON frames and bytes-like for binary frames
+    (a ``memoryview`` when decoded by :func:`decode_binary`; compare it with
+    ``==`` or turn it into ``bytes``).
     ``join_ref``/``ref`` are ``None`` where the wire has ``null`` (heartbeats,
     server pushes).
     """
@@ -135,6 +138,26 @@ def encode_reply(
     )
 
 
+class OkReply:
+    """The ``{"status": "ok", "response": {}}`` reply of one topic, encoded
+    once: :meth:`frame` only splices in the ``ref`` (every chunk of an upload
+    is answered with it).  The same text as :func:`encode_reply` gives."""
+
+    __slots__ = ("_head", "_tail")
+
+    def __init__(self, join_ref: str | None, topic: str) -> None:
+        self._head = f"[{json.dumps(join_ref, ensure_ascii=True)},"
+        self._tail = f',{json.dumps(topic, ensure_ascii=True)},"phx_reply",{{"status":"ok","response":{{}}}}]'
+
+    def frame(self, ref: str | None) -> str:
+        """The reply to push ``ref``."""
+        if ref is None:
+            return f"{self._head}null{self._tail}"
+        if ref.isascii() and ref.isalnum():  # Phoenix's refs are counters: nothing to escape
+            return f'{self._head}"{ref}"{self._tail}'
+        return self._head + json.dumps(ref, ensure_ascii=True) + self._tail
+
+
 def encode_close(join_ref: str | None, topic: str) -> str:
     """``phx_close``: the channel stopped normally (Phoenix uses join_ref as ref)."""
     return encode_text(Message(join_ref, join_ref, topic, "phx_close", {}))
@@ -151,12 +174,14 @@ def encode_error(join_ref: str | None, topic: str, reason: str = "channel_crash"
 def decode_binary(frame: bytes | bytearray | memoryview) -> Message:
     """Decode a client's binary push (kind 0, with ref) into a :class:`Message`.
 
-    The payload is the raw remainder of the frame as ``bytes``.  Server kinds
+    The payload is the raw remainder of the frame as a ``memoryview`` of it
+    (a 64 KB chunk is never copied here; of a ``bytes`` frame, read-only and
+    never changing).  Server kinds
     (1 reply, 2 broadcast) are not valid from a client and raise
     :class:`ProtocolError`, as does a truncated header, a length that runs past
     the end of the frame, or a field that is not UTF-8.
     """
-    buf = bytes(frame)
+    buf = frame if isinstance(frame, bytes) else bytes(frame)  # bytes(bytes) would be the same object anyway
     if not buf:
         raise ProtocolError("binary frame is empty")
     kind = buf[0]
@@ -192,7 +217,7 @@ def decode_binary(frame: bytes | bytearray | memoryview) -> Message:
         raise ProtocolError("binary push topic is empty")
     if not event:
         raise ProtocolError("binary push event is empty")
-    return Message(join_ref, ref, topic, event, buf[offset:])
+    return Message(join_ref, ref, topic, event, memoryview(buf)[offset:])
 
 
 def encode_binary(message: Message) -> bytes:

@@ -9,7 +9,11 @@ for the topic's prefix in a :class:`TopicRegistry` (``lv:``, ``lvu:``).
 Each joined topic gets its own worker task and bounded inbox, playing the
 part of a Phoenix channel process: messages of one topic are handled in
 order, a slow topic never holds up another one or the heartbeats, and a full
-inbox stops the socket reader (real back-pressure).  Bad input is answered
+inbox stops the socket reader (real back-pressure).  Events a handler lists
+in :attr:`TopicHandler.inline_events` (an upload's chunks) are handled by the
+socket's reader itself when nothing of their topic is pending, saving the hop
+to the worker; one that takes over :data:`INLINE_GRACE` hands the reading to
+a fresh reader, so the guarantees above hold.  Bad input is answered
 as Phoenix does and never ends the connection or another topic:
 
 * unknown topic on join, or a push to a topic not joined (or with a stale
@@ -53,6 +57,7 @@ __all__ = [
     "ForceClose",
     "max_message_size_for",
     "LEAVE_REASONS",
+    "INLINE_GRACE",
 ]
 
 log = structlog.get_logger("liveupload.server")
@@ -83,6 +88,10 @@ DEFAULT_MAX_MESSAGE_SIZE = max_message_size_for(64_000)
 DEFAULT_MAX_OUTBOUND_BYTES = 8 * 1024 * 1024
 #: Seconds a polite close may wait for the peer before the socket is dropped.
 CLOSE_SECONDS = 2.0
+#: Seconds the socket's reader may spend on one event it handles itself
+#: (:attr:`TopicHandler.inline_events`) before a fresh reader takes over the
+#: socket, so a stalled writer never holds up the socket's other topics.
+INLINE_GRACE = 0.05
 
 #: ``force_close(scope) -> bool``: abort the socket of this ASGI scope at once
 #: (the server's hook, e.g. :class:`server.graceful.GracefulServer`'s).
@@ -97,10 +106,19 @@ class TopicHandler(abc.ABC):
 
     Made by a :data:`HandlerFactory` with the topic's :class:`Channel` (kept
     as ``self.channel``), which is how the handler pushes, replies later and
-    stops itself.  All three methods run in the topic's worker task, never
-    concurrently with each other; they must not block the event loop (await
+    stops itself.  All three methods run in the topic's worker task (or, for
+    :attr:`inline_events`, in a reader of the socket), never concurrently
+    with each other and in the order of the messages; they must not block
+    the event loop (await
     actors through the asyncio bridge instead).
     """
+
+    #: Events the socket's reader may handle itself, without a hop to the
+    #: topic's task, when nothing of this topic is waiting or being handled
+    #: (order is kept either way). For quick events whose client waits for
+    #: each reply, as an upload's chunks: a handling that outlasts
+    #: :data:`INLINE_GRACE` hands the reading of the socket to a fresh reader.
+    inline_events: frozenset[str] = frozenset()
 
     def __init__(self, channel: Channel) -> None:
         self.channel = channel
@@ -111,8 +129,9 @@ class TopicHandler(abc.ABC):
         ``("error", {"reason": ...})`` refuses it (``leave`` is then not called)."""
 
     @abc.abstractmethod
-    async def handle_in(self, event: str, payload: dict | bytes, ref: str | None) -> Reply | None:
-        """Answer one pushed event.  ``None`` sends no reply now: the handler
+    async def handle_in(self, event: str, payload: dict | bytes | memoryview, ref: str | None) -> Reply | None:
+        """Answer one pushed event (a binary push's payload is a ``memoryview``
+        of its frame).  ``None`` sends no reply now: the handler
         may answer later with ``await self.channel.reply(ref, status, response)``.
         Raising crashes only this topic (``phx_error``, then ``leave("crash")``)."""
 
@@ -158,6 +177,15 @@ class TopicRegistry:
 
 
 @dataclass
+class _Reader:
+    """One reader of the socket's frames (a task); :meth:`Connection._check_inline`
+    starts the next one when this one stays too long in an event it handles."""
+
+    inline_since: float | None = None  # loop time the event being handled arrived
+    handed_off: bool = False  # a successor reads the socket now
+
+
+@dataclass
 class _Stop:
     reason: str
     notify: str | None  # "close" -> phx_close, "error" -> phx_error, None -> nothing
@@ -182,6 +210,16 @@ class Channel:
         self.closed = False
         self._stop: _Stop | None = None
         self._state: _TopicState | None = None
+        self._ok_reply: protocol.OkReply | None = None  # made on the first plain "ok" reply
+
+    def reply_frame(self, ref: str | None, status: str, response: dict | bytes | bytearray | memoryview) -> str | bytes:
+        """The frame answering push ``ref``; the common ``("ok", {})`` (every
+        upload chunk's) is spliced from a reply encoded once per topic."""
+        if status == "ok" and type(response) is dict and not response:
+            if self._ok_reply is None:
+                self._ok_reply = protocol.OkReply(self.join_ref, self.topic)
+            return self._ok_reply.frame(ref)
+        return _reply_frame(self.join_ref, ref, self.topic, status, response)
 
     @property
     def loop(self) -> asyncio.AbstractEventLoop:
@@ -205,7 +243,7 @@ class Channel:
         if self.closed:
             log.debug("channel.reply_after_close", conn=self.connection.id, topic=self.topic, ref=ref)
             return False
-        return await self.connection.send(_reply_frame(self.join_ref, ref, self.topic, status, response))
+        return await self.connection.send(self.reply_frame(ref, status, response))
 
     def close(self) -> None:
         """Stop normally: ``phx_close`` to the client, then ``leave("closed")``."""
@@ -241,6 +279,10 @@ class _TopicState:
     task: asyncio.Task | None = None
     done: bool = False
     handled: int = field(default=0)
+    # Held while one of the topic's messages (or its join) is handled, by its
+    # task or by a reader: one at a time, in the order they came.
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    log: Any = None
 
     def wake(self) -> None:
         # A worker blocked on get() has an empty queue; otherwise it will see
@@ -258,6 +300,23 @@ def _reply_frame(join_ref: str | None, ref: str | None, topic: str, status: str,
 #: What a send, receive or close raises once the peer is gone: Starlette's
 #: disconnect, its state errors (``RuntimeError``), or the server's ``OSError``.
 _SOCKET_GONE = (WebSocketDisconnect, RuntimeError, OSError)
+
+
+def _frame_size(text: str | None, data: bytes | None, limit: int) -> int:
+    """A received frame's size in bytes, as far as checking it against
+    ``limit`` needs: a text frame is encoded only when its length in
+    characters cannot settle it (UTF-8 takes 1 to 4 bytes a character), so
+    the usual small frame is never encoded just to be measured."""
+    if text is None:
+        return len(data or b"")
+    if len(text) * 4 <= limit or len(text) > limit:
+        return len(text)  # within the limit either way, or over it either way
+    return len(text.encode("utf-8", "surrogatepass"))
+
+
+def _exact_size(text: str | None, size: int) -> int:
+    """The size in bytes to log: a text frame's UTF-8 length, else ``size``."""
+    return len(text.encode("utf-8", "surrogatepass")) if text is not None else size
 
 
 def _check_reply(result: Any) -> tuple[str, dict | bytes | bytearray | memoryview]:
@@ -297,6 +356,10 @@ class Connection:
         self._idle_close: asyncio.Task | None = None
         self._dropped: str | None = None  # why the socket was closed by force
         self._runner: asyncio.Task | None = None
+        self._reader = _Reader()  # the one reading now
+        self._readers: dict[asyncio.Task, _Reader] = {}  # every reader task still running
+        self._read_end: asyncio.Future[str] = self.loop.create_future()  # why reading ended
+        self._inline_timer: asyncio.TimerHandle | None = None
         self._log = log.bind(conn=self.id, peer=self.peer)
 
     # ---------------------------------------------------------------- I/O
@@ -440,8 +503,9 @@ class Connection:
         self._last_seen = self.loop.time()
         self._arm_watchdog()
         end_reason = "disconnect"
+        self._start_reader(self._reader)
         try:
-            end_reason = await self._read_loop()
+            end_reason = await self._read_end
         except asyncio.CancelledError:
             if self._dropped is None:
                 raise
@@ -451,13 +515,70 @@ class Connection:
                 uncancel()
         finally:
             self._stop_watchdog()
+            self._stop_reading()
             await self._teardown(end_reason)
             self.transport.connections.discard(self)
 
-    async def _read_loop(self) -> str:
+    # ------------------------------------------------------------ readers
+
+    def _start_reader(self, reader: _Reader) -> None:
+        task = self.loop.create_task(self._read(reader), name=f"reader {self.id}")
+        self._readers[task] = reader
+        task.add_done_callback(self._reader_done)
+
+    def _reader_done(self, task: asyncio.Task) -> None:
+        self._readers.pop(task, None)
+        self._worker_done(task)
+
+    async def _read(self, reader: _Reader) -> None:
+        """One reader's life: read until the socket ends (then say why) or until
+        a successor took over (then just finish the event in hand)."""
+        try:
+            reason = await self._read_loop(reader)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - handed to run(), which raises it as a reading loop in it would
+            if not self._read_end.done():
+                self._read_end.set_exception(exc)
+            else:
+                self._log.error("ws.reader_failed", exc_info=exc)
+            return
+        if reason is not None and not self._read_end.done():
+            self._read_end.set_result(reason)
+
+    def _stop_reading(self) -> None:
+        """Reading is over: readers waiting for a frame are cancelled; one busy
+        with an event is left to finish it (the teardown awaits it with the
+        topics' tasks, and past the grace time cancels it)."""
+        if self._inline_timer is not None:
+            self._inline_timer.cancel()
+            self._inline_timer = None
+        for task, reader in list(self._readers.items()):
+            if reader.inline_since is None:
+                task.cancel()
+
+    def _check_inline(self) -> None:
+        """The inline timer: if the current reader has been handling one event
+        for :data:`INLINE_GRACE`, a fresh reader takes over the socket."""
+        self._inline_timer = None
+        reader = self._reader
+        since = reader.inline_since
+        if since is None or self._read_end.done() or self._dropped is not None:
+            return  # the next inline event arms the timer again
+        if self.loop.time() - since < INLINE_GRACE * 0.99:  # 0.99: the timer's own jitter
+            self._inline_timer = self.loop.call_at(since + INLINE_GRACE, self._check_inline)
+            return
+        self._log.debug("ws.reader_handed_off", seconds=INLINE_GRACE)
+        reader.handed_off = True
+        self._reader = _Reader()
+        self._start_reader(self._reader)
+
+    async def _read_loop(self, reader: _Reader) -> str | None:
         ws = self.websocket
         limit = self.transport.max_message_size
         while True:
+            if reader.handed_off or self._read_end.done():
+                return None
             try:
                 message = await ws.receive()
             except _SOCKET_GONE as exc:
@@ -471,10 +592,10 @@ class Connection:
             self._last_seen = self.loop.time()
             text = message.get("text")
             data = message.get("bytes")
-            size = len(text.encode("utf-8", "surrogatepass")) if text is not None else len(data or b"")
+            size = _frame_size(text, data, limit)
             if size > limit:
                 kind = "text" if text is not None else "binary"
-                self._log.warning("frame.too_large", size=size, limit=limit, kind=kind)
+                self._log.warning("frame.too_large", size=_exact_size(text, size), limit=limit, kind=kind)
                 await self.close(1009, "message too big")
                 return "disconnect"
             try:
@@ -483,15 +604,15 @@ class Connection:
                 self._log.warning(
                     "frame.malformed",
                     kind="text" if text is not None else "binary",
-                    size=size,
+                    size=_exact_size(text, size),
                     error=str(exc),
                 )
                 continue
-            await self._dispatch(msg)
+            await self._dispatch(msg, reader)
             if not self.open:
                 return "disconnect"
 
-    async def _dispatch(self, msg: Message) -> None:
+    async def _dispatch(self, msg: Message, reader: _Reader | None = None) -> None:
         if msg.topic == "phoenix":
             if msg.event == "heartbeat":
                 await self.send(protocol.encode_reply(None, msg.ref, "phoenix", "ok", {}))
@@ -505,9 +626,46 @@ class Connection:
         if state is None or state.done or state.channel.join_ref != msg.join_ref:
             await self._unmatched(msg, None)
             return
+        if (
+            reader is not None
+            and msg.event in state.handler.inline_events
+            and state.channel.joined
+            and state.channel._stop is None
+            and not state.lock.locked()
+            and state.queue.empty()
+        ):
+            await self._inline(state, msg, reader)
+            return
         await state.queue.put(msg)
         if state.done:  # the worker ended while we waited for room
             await self._drain(state)
+
+    async def _inline(self, state: _TopicState, msg: Message, reader: _Reader) -> None:
+        """Handle ``msg`` in the reader, no hop to the topic's task: nothing of
+        its topic is waiting or being handled, so the order is the same."""
+        reader.inline_since = self.loop.time()
+        if self._inline_timer is None:
+            self._inline_timer = self.loop.call_at(reader.inline_since + INLINE_GRACE, self._check_inline)
+        try:
+            async with state.lock:
+                await self._handle(state, msg)
+        finally:
+            reader.inline_since = None
+
+    async def _handle(self, state: _TopicState, msg: Message) -> None:
+        """One event of a joined topic, answered (by its task or by a reader)."""
+        channel = state.channel
+        state.handled += 1
+        try:
+            result = await state.handler.handle_in(msg.event, msg.payload, msg.ref)
+            if result is not None:
+                status, response = _check_reply(result)
+                await self.send(channel.reply_frame(msg.ref, status, response))
+        except asyncio.CancelledError:
+            raise
+        except Exception:  # the application's handler: its bug ends this topic only
+            state.log.exception("channel.crashed", event_name=msg.event, ref=msg.ref)
+            channel._request_stop(_Stop("crash", "error"))
 
     async def _unmatched(self, msg: Message, join_ref: str | None) -> None:
         self._log.warning(
@@ -567,58 +725,66 @@ class Connection:
             self._log.error("channel.worker_failed", task=task.get_name(), exc_info=exc)
 
     async def _worker(self, state: _TopicState, join: Message) -> None:
-        channel, handler = state.channel, state.handler
-        tlog = self._log.bind(topic=channel.topic, join_ref=channel.join_ref)
+        channel = state.channel
+        tlog = state.log = self._log.bind(topic=channel.topic, join_ref=channel.join_ref)
         try:
-            try:
-                status, response = _check_reply(await handler.join(join.payload))  # type: ignore[arg-type]  # a join payload is a dict: checked by the codec
-            except asyncio.CancelledError:
-                raise
-            except Exception:  # noqa: BLE001 - the application's join: its bug refuses this join only
-                tlog.exception("channel.join_crashed")
-                status, response = "error", {"reason": "join crashed"}
-            if status != "ok":
-                tlog.info("channel.join_refused", response=response if isinstance(response, dict) else None)
-                channel.closed = True
-                await self.send(_reply_frame(join.join_ref, join.ref, channel.topic, status, response))
-                return
-            channel.joined = True  # from here on, leave() will be called
-            try:
-                frame = _reply_frame(join.join_ref, join.ref, channel.topic, "ok", response)
-            except (protocol.ProtocolError, ValueError, TypeError):
-                tlog.exception("channel.join_crashed", why="join reply cannot be encoded")
-                channel._request_stop(_Stop("crash", None))
-                frame = protocol.encode_reply(
-                    join.join_ref, join.ref, channel.topic, "error", {"reason": "join crashed"}
-                )
-            else:
-                tlog.info("channel.joined")
-            await self.send(frame)
+            async with state.lock:  # nothing of the topic is handled inline before its join is answered
+                if not await self._answer_join(state, join, tlog):
+                    return
             while channel._stop is None:
                 item = await state.queue.get()
                 if item is _WAKE:
                     continue
                 msg: Message = item
-                if channel._stop is not None:  # stopped while this one waited
-                    await self._unmatched(msg, None)
-                    continue
-                if msg.event == "phx_leave":
-                    await self.send(protocol.encode_reply(channel.join_ref, msg.ref, channel.topic, "ok", {}))
-                    channel._request_stop(_Stop("leave", "close"))
-                    continue
-                state.handled += 1
-                try:
-                    result = await handler.handle_in(msg.event, msg.payload, msg.ref)
-                    if result is not None:
-                        status, response = _check_reply(result)
-                        await self.send(_reply_frame(channel.join_ref, msg.ref, channel.topic, status, response))
-                except asyncio.CancelledError:
-                    raise
-                except Exception:  # noqa: BLE001 - the application's handler: its bug ends this topic only
-                    tlog.exception("channel.crashed", event_name=msg.event, ref=msg.ref)
-                    channel._request_stop(_Stop("crash", "error"))
+                async with state.lock:  # taken at once unless a reader is handling one of ours
+                    if channel._stop is not None:  # stopped while this one waited
+                        await self._unmatched(msg, None)
+                        continue
+                    if msg.event == "phx_leave":
+                        await self.send(protocol.encode_reply(channel.join_ref, msg.ref, channel.topic, "ok", {}))
+                        channel._request_stop(_Stop("leave", "close"))
+                        continue
+                    await self._handle(state, msg)
         finally:
+            cancelled = False
+            if state.lock.locked():  # a reader is handling one of ours: leave() comes after it
+                try:
+                    async with state.lock:
+                        pass
+                except asyncio.CancelledError:
+                    cancelled = True
             await self._end_topic(state, tlog)
+            if cancelled:
+                raise asyncio.CancelledError
+
+    async def _answer_join(self, state: _TopicState, join: Message, tlog: Any) -> bool:
+        """Ask the handler's join and send its reply; True if the topic joined."""
+        channel, handler = state.channel, state.handler
+        try:
+            status, response = _check_reply(await handler.join(join.payload))  # type: ignore[arg-type]  # a join payload is a dict: checked by the codec
+        except asyncio.CancelledError:
+            raise
+        except Exception:  # noqa: BLE001 - the application's join: its bug refuses this join only
+            tlog.exception("channel.join_crashed")
+            status, response = "error", {"reason": "join crashed"}
+        if status != "ok":
+            tlog.info("channel.join_refused", response=response if isinstance(response, dict) else None)
+            channel.closed = True
+            await self.send(_reply_frame(join.join_ref, join.ref, channel.topic, status, response))
+            return False
+        channel.joined = True  # from here on, leave() will be called
+        try:
+            frame = _reply_frame(join.join_ref, join.ref, channel.topic, "ok", response)
+        except (protocol.ProtocolError, ValueError, TypeError):
+            tlog.exception("channel.join_crashed", why="join reply cannot be encoded")
+            channel._request_stop(_Stop("crash", None))
+            frame = protocol.encode_reply(
+                join.join_ref, join.ref, channel.topic, "error", {"reason": "join crashed"}
+            )
+        else:
+            tlog.info("channel.joined")
+        await self.send(frame)
+        return True
 
     async def _end_topic(self, state: _TopicState, tlog: Any) -> None:
         channel = state.channel
@@ -676,7 +842,10 @@ class Connection:
 
     async def _teardown(self, reason: str) -> None:
         self.open = False
-        await self.stop_all(reason)
+        for state in list(self.topics.values()):
+            state.channel._request_stop(_Stop(reason, None))
+        # Every topic's task and every reader still finishing an event.
+        await self._await_tasks([t for t in (*self._tasks, *self._readers) if not t.done()])
         self._log.info("ws.closed", reason=reason)
 
 

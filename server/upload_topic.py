@@ -5,8 +5,11 @@
   Phoenix's: ``invalid_token``, ``already_registered``, ``disallowed``,
   ``writer_error``.
 * ``chunk`` (a binary push) -> asked of the channel, whose answer is the reply.
-  The topic's worker awaits each reply before it reads the next message, so at
-  most one chunk per upload is in flight.
+  The chunk is the ``memoryview`` of the frame the codec made (never copied
+  on the way to the writer).
+  Chunks of one topic are answered one at a time in order (the socket's
+  reader handles a chunk itself when nothing else of its topic is pending),
+  so at most one chunk per upload is in flight.
 * The channel's exit is the topic's end (:meth:`UploadTopicHandler._upload_ended`,
   the one place that maps it): clean -> ``phx_close``; a crash -> ``phx_error``.
 * The topic ending first (``phx_leave``, a vanished socket, shutdown) -> the
@@ -40,6 +43,11 @@ _INVALID_TOKEN = {"reason": "invalid_token"}
 
 class UploadTopicHandler(TopicHandler):
     """One joined ``lvu:`` topic: the client's side of one entry's upload."""
+
+    #: Chunks come stop-and-wait from the client: the socket's reader asks the
+    #: channel itself, no hop through the topic's task (a writer that stalls
+    #: gets the reading handed to a fresh reader, see ``transport.INLINE_GRACE``).
+    inline_events = frozenset({"chunk"})
 
     def __init__(self, channel: Channel, context: LiveContext) -> None:
         super().__init__(channel)
@@ -78,7 +86,7 @@ class UploadTopicHandler(TopicHandler):
         if event != "chunk":
             self._log.warning("lvu.unknown_event", event_name=event)
             return "error", {"reason": "unknown event"}
-        if not isinstance(payload, bytes):
+        if not isinstance(payload, (bytes, memoryview)):
             self._log.warning("lvu.bad_chunk", why="chunks must be binary pushes")
             return "error", {"reason": "invalid chunk"}
         assert self.upload is not None

@@ -37,7 +37,7 @@ def _watched(target: str) -> bool:
     return target.startswith(("socket:", os.path.realpath(TMP_DIR)))
 
 
-SUBSTRATES = ("pool", "thread")
+SUBSTRATES = ("pool", "thread", "loop")
 
 
 def pytest_addoption(parser):
@@ -48,7 +48,7 @@ def pytest_addoption(parser):
 
 def pytest_configure(config):
     config.addinivalue_line(
-        "markers", "substrates(*names): run this test on these substrates only (default: both)"
+        "markers", "substrates(*names): run this test on these substrates only (default: all of SUBSTRATES)"
     )
     config.addinivalue_line(
         "markers", "pure: the test starts no process, so it runs once rather than per substrate (checked)"
@@ -61,7 +61,7 @@ def pytest_unconfigure(config):
 
 
 def pytest_generate_tests(metafunc):
-    """Every test that starts processes runs on both substrates unless it names
+    """Every test that starts processes runs on every substrate (pool, thread, loop) unless it names
     its own with ``@pytest.mark.substrates(...)``; a ``pure`` test runs once."""
     if "substrate" in metafunc.fixturenames and not metafunc.definition.get_closest_marker("pure"):
         marker = metafunc.definition.get_closest_marker("substrates")
@@ -72,14 +72,16 @@ def pytest_generate_tests(metafunc):
 @pytest.fixture(autouse=True)
 def substrate(request, monkeypatch):
     """The default substrate for processes this test starts: the shared scheduler
-    ("pool") or a dedicated thread per process ("thread"). A ``pure`` test has
+    ("pool"), a dedicated thread per process ("thread"), or callbacks on an
+    event loop ("loop": the runtime's own loop thread, or the bound loop of a
+    server the test runs). A ``pure`` test has
     none, and fails if it starts a process after all."""
     if not hasattr(request, "param"):
         started = _count_spawns(monkeypatch)
         yield None
         if started:
             pytest.fail(f"a pure test started {len(started)} process(es) ({started[:3]}...): "
-                        "drop its `pure` mark so it runs on both substrates", pytrace=False)
+                        "drop its `pure` mark so it runs on every substrate", pytrace=False)
         return
     old = actors.set_default_substrate(request.param)
     yield request.param

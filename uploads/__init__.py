@@ -16,7 +16,7 @@ Layers: ``actors`` -> ``supervision`` -> ``uploads`` (with ``writers``) -> ``ser
 from uploads.channel import CLIENT_LEFT, UploadChannel
 from uploads.client_data import ClientError
 from uploads.config import UploadConfig, UploadEntry, validate_accept
-from uploads.session import UploadSession, session_for_token
+from uploads.session import SessionChange, UploadSession, session_for_token
 from uploads.tokens import EntryClaim, EntryTokens, InvalidToken, Signer, session_id_of
 
 __all__ = [
@@ -29,6 +29,7 @@ __all__ = [
     "UploadChannel",
     "UploadConfig",
     "UploadEntry",
+    "SessionChange",
     "UploadSession",
     "session_for_token",
     "session_id_of",

@@ -23,23 +23,37 @@ What it tells its owner, which must know (before the channel exits, if it does):
 Every exit is one ``stop_*`` function below, with a clean ``("shutdown", why)``
 reason (or the reason of the exit signal it obeys); anything else is a crash,
 which the owner sees in its ``Down``.
+
+**Deferred replies.** A writer's ``write_chunk`` or ``close("done")`` may
+return ``writers.Pending`` (an I/O pool's future and what to do once it is
+done): the channel then takes over the chunk's reply (``defer_reply``), goes
+on handling its mail without holding a thread, and when the future is done
+(``("writer_ready", serial)``, told by the future's callback) runs the
+writer's ``resume()`` and answers the chunk with what the synchronous path
+would have answered. Meanwhile a pipelined chunk waits in ``queued_chunks``,
+the chunk timeout does not run against the client, and every exit path works
+as before (a pending write is followed by ``close("cancel")``; a pending close
+by ``release``); an answer that never came is ``ActorDeadError`` to its asker.
 """
 
 from __future__ import annotations
 
 import threading
 import time
-from typing import Any, Literal
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Final, Literal
 
 import structlog
 from pykka import ActorDeadError
 
-from actors.process import Process, ProcessRef
-from actors.reasons import KILLED, Down, Exit, ExitReason, is_clean_exit
+from actors.process import DeferredReply, Process, ProcessRef
+from actors.reasons import KILLED, NORMAL, Down, Exit, ExitReason, is_clean_exit
 from actors.timers import Timer, cancel_timer
-from writers import CloseReason, UploadWriter
+from writers import CloseReason, Pending, UploadWriter
 
-__all__ = ["ChunkReply", "OwnerNews", "Reply", "UploadChannel"]
+__all__ = ["DEFERRED", "ChunkReply", "OwnerNews", "Reply", "UploadChannel"]
 
 log = structlog.get_logger("liveupload.uploads")
 
@@ -60,6 +74,27 @@ OwnerNews = (
     | tuple[Literal["cancelled"], str]
 )
 """What a channel tells its owner."""
+
+
+class _Deferred:
+    def __repr__(self) -> str:
+        return "DEFERRED"
+
+
+DEFERRED: Final = _Deferred()
+"""What a chunk's handler returns when the answer is sent later (deferred reply)."""
+
+Answer = ChunkReply | _Deferred
+
+
+@dataclass
+class WriterWait:
+    """A writer's ``Pending`` the channel waits for, and what it does with the result."""
+
+    pending: Pending
+    then: Callable[[Any], Answer]  # the writer's result -> the chunk's answer
+    serial: int
+
 
 CLIENT_LEFT: ExitReason = ("shutdown", "client_left")
 """The exit signal of a client leaving the topic: ends an unfinished upload
@@ -102,6 +137,12 @@ class UploadChannel(Process):
         self._writer_lock = threading.Lock()
         self._busy = False
         self._released = False
+        # Deferred replies (see the module's docstring).
+        self.waiting: WriterWait | None = None
+        self.chunk_reply: DeferredReply | None = None  # the chunk answered once the writer is done
+        self.queued_chunks: deque[tuple[bytes, DeferredReply]] = deque()
+        self.exiting = False
+        self._wait_serials = 0
 
     # -- dispatch: one handler per message --------------------------------------
 
@@ -125,6 +166,8 @@ class UploadChannel(Process):
                     return self.handle_consume_done()
                 case "chunk_timeout":
                     return self.handle_chunk_timeout()
+                case ("writer_ready", serial):
+                    return self.handle_writer_ready(serial)
                 case Down(target=target) if target is self.owner:
                     return self.stop_owner_down()
                 case Exit(reason=reason):
@@ -146,7 +189,14 @@ class UploadChannel(Process):
                 return ("error", reason)
         raise ValueError(f"upload channel {self.entry_ref}: writer.init returned neither ok nor error")
 
-    def handle_chunk(self, data: bytes) -> ChunkReply:
+    def handle_chunk(self, data: bytes) -> Answer:
+        """Write one chunk, or, while the writer is pending, queue it (its reply deferred)."""
+        if self.waiting is not None:
+            self.queued_chunks.append((data, self.defer_reply()))
+            return DEFERRED
+        return self.take_chunk(data)
+
+    def take_chunk(self, data: bytes) -> Answer:
         """Write one chunk; the last expected byte closes the writer ``"done"``.
 
         A chunk over ``chunk_size`` (LiveView's client never sends one) ends
@@ -161,21 +211,33 @@ class UploadChannel(Process):
             self._last_activity = time.monotonic()
         if self.done or self.uploaded + len(data) > self.size:
             return self.stop_file_size_limit_exceeded()
-        match self.writer.write_chunk(data, self.writer_state):
+        size = len(data)
+        return self.after_writer(
+            self.writer.write_chunk(data, self.writer_state), lambda result: self.chunk_written(result, size)
+        )
+
+    def chunk_written(self, result: Any, size: int) -> Answer:
+        """What ``write_chunk`` returned (at once, or from a pending's ``resume``)."""
+        match result:
             case ("ok", state):
                 self.writer_state = state
             case ("error", reason, state):
                 self.writer_state = state
                 self.close_writer(("error", reason))
                 return self.stop_writer_error(reason)
-        self.uploaded += len(data)
+        self.uploaded += size
         if self.uploaded == self.size:
             return self.upload_done()
         return OK
 
-    def upload_done(self) -> ChunkReply:
-        """Every declared byte arrived: close ``"done"``, tell the owner, await consumption."""
-        match self.close_writer("done"):
+    def upload_done(self) -> Answer:
+        """Every declared byte arrived: close ``"done"`` (maybe pending), then ``closed_done``."""
+        self.writer_closed = True
+        return self.after_writer(self.writer.close(self.writer_state, "done"), self.closed_done)
+
+    def closed_done(self, result: Any) -> ChunkReply:
+        """The writer closed ``"done"``: tell the owner, await consumption (or fail)."""
+        match self.close_reply(result):
             case ("error", reason):
                 return self.stop_writer_error(reason)
         self.done = True
@@ -207,6 +269,9 @@ class UploadChannel(Process):
         kept coming, it is set again for the time that remains.
         """
         self._chunk_timer = None
+        if self.waiting is not None:  # the client waits for our answer: it is not idle
+            self._chunk_timer = self.send_after("chunk_timeout", self.chunk_timeout)
+            return
         if self.done or self.writer_closed:
             return
         idle = time.monotonic() - self._last_activity
@@ -215,6 +280,16 @@ class UploadChannel(Process):
             return
         log.info("upload_chunk_timeout", entry=self.entry_ref, uploaded=self.uploaded, size=self.size)
         self.stop_timeout()
+
+    def handle_writer_ready(self, serial: int) -> None:
+        """The writer's pending future is done: ``resume()`` here, then answer the chunk."""
+        wait = self.waiting
+        if wait is None or wait.serial != serial:
+            return  # no longer waited for: the writer was closed meanwhile
+        self.waiting = None
+        answer = self.after_writer(wait.pending.resume(), wait.then)
+        if answer is not DEFERRED:
+            self.answer_chunk(answer)
 
     def handle_exit_signal(self, reason: ExitReason) -> None:
         """An exit signal (trapped): obey it, except a client leaving a finished upload."""
@@ -300,6 +375,40 @@ class UploadChannel(Process):
         """A linked process crashed: crash with it (the owner sees the ``Down``)."""
         self.exit(reason)
 
+    # -- deferred replies --------------------------------------------------------------
+
+    def after_writer(self, result: Any, then: Callable[[Any], Answer]) -> Answer:
+        """``then(result)``, or, if the writer is pending, wait for it and answer later."""
+        if isinstance(result, Pending):
+            self.wait_for_writer(result, then)
+            return DEFERRED
+        return then(result)
+
+    def wait_for_writer(self, pending: Pending, then: Callable[[Any], Answer]) -> None:
+        """Take over the chunk's reply and have the future's callback tell us when it is done."""
+        if self.chunk_reply is None:
+            self.chunk_reply = self.defer_reply()
+        self._wait_serials += 1
+        self.waiting = WriterWait(pending, then, self._wait_serials)
+        pending.wait_for.add_done_callback(_tell_ready(self.actor_ref, self._wait_serials))
+
+    def answer_chunk(self, answer: Answer) -> None:
+        """Send the deferred chunk reply, then take the chunks queued meanwhile, in order."""
+        while answer is not DEFERRED:
+            reply, self.chunk_reply = self.chunk_reply, None
+            self._last_activity = time.monotonic()  # the client's idle time starts with its answer
+            if reply is not None:
+                reply.send(answer)
+            if not self.queued_chunks or self.exiting:
+                return  # if exiting, the queued asks get ActorDeadError, as unhandled mail does
+            data, self.chunk_reply = self.queued_chunks.popleft()
+            answer = self.take_chunk(data)
+
+    def exit(self, reason: ExitReason = NORMAL) -> None:
+        """``Process.exit``, noted so that no queued chunk is taken after it."""
+        self.exiting = True
+        super().exit(reason)
+
     # -- helpers ---------------------------------------------------------------------
 
     def file_size_limit_error(self) -> tuple[Literal["error"], dict[str, Any]]:
@@ -315,14 +424,19 @@ class UploadChannel(Process):
             self._chunk_timer = None
 
     def close_writer(self, reason: CloseReason) -> Reply:
-        """Close the writer (callers make sure it is never twice)."""
+        """Close the writer with ``"cancel"`` or an error (callers make sure it is
+        never twice); a pending write is abandoned: its ``resume`` never runs."""
         self.writer_closed = True
-        match self.writer.close(self.writer_state, reason):
+        self.waiting = None
+        return self.close_reply(self.writer.close(self.writer_state, reason))
+
+    def close_reply(self, result: Any) -> Reply:
+        match result:
             case ("ok", _):
                 return OK
             case ("error", error):
                 return ("error", error)
-        raise ValueError(f"upload channel {self.entry_ref}: writer.close returned neither ok nor error")
+        raise ValueError(f"upload channel {self.entry_ref}: writer.close returned neither ok nor error: {result!r}")
 
     def release_writer(self) -> None:
         """Let the writer free what it kept (its temp file), once: from
@@ -354,3 +468,16 @@ class UploadChannel(Process):
             killed = self.actor_ref.exit_reason == KILLED
         if killed:
             self.release_writer()
+
+
+def _tell_ready(ref: ProcessRef, serial: int) -> Any:
+    """The done-callback of a writer's pending future (run on the thread that
+    completes it): tell the channel, if it is still there."""
+
+    def ready(_done: Any) -> None:
+        try:
+            ref.tell(("writer_ready", serial))
+        except ActorDeadError:
+            pass  # the channel ended meanwhile: nobody waits for this any more
+
+    return ready

@@ -21,6 +21,7 @@ import functools
 import inspect
 import secrets
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import structlog
@@ -28,16 +29,20 @@ from pykka import ActorDeadError
 
 import actors.names
 import actors.process
+import actors.timers
+from actors import substrates
+from actors._pykka import ActorStop, Envelope
+from actors.mailbox import reject
 from actors.process import Process, ProcessRef
-from actors.reasons import Down, Exit, ExitReason, is_clean_exit
+from actors.reasons import KILL, NORMAL, SHUTDOWN, Down, Exit, ExitReason, MonitorRef, is_clean_exit
 from supervision import ChildSpec, DynamicSupervisor, start_child
 from uploads.channel import UploadChannel
 from uploads.client_data import ClientError, check_entries, parse_progress
 from uploads.config import UploadConfig, UploadEntry, validate_accept
 from uploads.tokens import EntryTokens, session_id_of
-from writers import WriterFactory, default_writer_factory, instantiate
+from writers import UploadWriter, WriterFactory, default_writer_factory, instantiate
 
-__all__ = ["UploadSession", "session_for_token"]
+__all__ = ["SessionChange", "UploadSession", "session_for_token"]
 
 log = structlog.get_logger("liveupload.uploads")
 
@@ -67,6 +72,19 @@ def session_for_token(token: Any) -> ProcessRef | None:
     return None if session_id is None else actors.names.whereis(_NAME_PREFIX + session_id)
 
 
+@dataclass(frozen=True)
+class SessionChange:
+    """What one change of a session touched, as plain data, for a listener
+    that keeps its own copy (the page): one entry of upload ``upload``
+    (``entry``: its ``to_dict()`` now), or the whole config (``config``: its
+    ``to_dict()`` now, entries and errors included), or, with neither, the
+    config is gone. Reports come in the order the changes were made."""
+
+    upload: str
+    entry: dict[str, Any] | None = None
+    config: dict[str, Any] | None = None
+
+
 class UploadSession(Process):
     """Upload configs, entries and channels of one LiveView."""
 
@@ -76,6 +94,7 @@ class UploadSession(Process):
         self,
         *,
         on_change: Callable[[], Any] | None = None,
+        on_update: Callable[[SessionChange], Any] | None = None,
         token_max_age: float = 3600.0,
         channel_shutdown: float = 5.0,
     ) -> None:
@@ -84,18 +103,83 @@ class UploadSession(Process):
         self.tokens = EntryTokens(self.session_id, token_max_age)
         self.configs: dict[str, UploadConfig] = {}
         self.on_change = on_change
+        #: Called in the session's thread with a :class:`SessionChange` for every
+        #: change, before the call or message that made it returns.
+        self.on_update = on_update
         self.channel_shutdown = channel_shutdown
         self.channels: dict[Any, tuple[str, str]] = {}  # channel ref -> (config name, entry ref)
         self.supervisor: ProcessRef | None = None
+        self._stopping: ExitReason | None = None  # the reason to exit with once the supervisor is gone
+        self._stopping_channels: dict[MonitorRef, ProcessRef] = {}  # channels told to stop, not yet Down
+        self._stop_timer: actors.timers.Timer | None = None  # kills the stragglers at channel_shutdown
         self._parent = actors.process.current_process()  # the supervisor that start_link'ed us, if any
 
     def on_start(self) -> None:
         self.supervisor = DynamicSupervisor.start_link()
         actors.names.register(_NAME_PREFIX + self.session_id, self.actor_ref)
 
+    def run_envelope(self, envelope: Envelope[Any] | None) -> ExitReason | None:
+        """A stop request (``session.stop()``) starts a stop that holds no thread
+        (:meth:`_begin_stop`); while it runs, calls are refused as if the session were
+        gone, and channel news is still heard."""
+        if envelope is not None and self._pending_exit is None:
+            if isinstance(envelope.message, ActorStop):
+                self._add_stop_waiter(envelope.reply_to)  # answered once the session is gone
+                self._begin_stop(NORMAL)
+                return self._pending_exit
+            if self._stopping is not None and envelope.reply_to is not None:
+                reject(envelope)  # ActorDeadError: the session is on its way out
+                return None
+        return super().run_envelope(envelope)
+
+    def _begin_stop(self, reason: ExitReason) -> None:
+        """Exit with ``reason`` once every channel has stopped, without waiting here.
+
+        Each channel gets the exit signal ``"shutdown"`` (it closes its writer
+        with ``"cancel"``) and a monitor, whose ``Down`` is a message like any
+        other; one at ``channel_shutdown`` kills those still running. With
+        every channel down, the supervisor (left with no child to wait for) is
+        told to shut down, and its ``Exit`` ends the session. Waiting in
+        ``terminate`` instead would hold a pool worker per stopping session
+        (the pool replaces a waiting worker): a thread per page when thousands
+        of pages drop at once.
+        """
+        if self._stopping is not None:
+            return
+        self._stopping = reason
+        for channel in list(self.channels):
+            if channel.is_alive():
+                self._stopping_channels[self.monitor(channel)] = channel
+                actors.process.exit(channel, SHUTDOWN)
+        if self._stopping_channels:
+            self._stop_timer = self.send_after(_StopDeadline(), self.channel_shutdown)
+        self._stop_when_channels_down()
+
+    def _stop_when_channels_down(self) -> None:
+        """The last channel told to stop is down: stop the supervisor (or exit)."""
+        if self._stopping_channels:
+            return
+        if self._stop_timer is not None:
+            actors.timers.cancel_timer(self._stop_timer)
+            self._stop_timer = None
+        supervisor = self.supervisor
+        if supervisor is None or not supervisor.is_alive():
+            self.exit(self._stopping if self._stopping is not None else NORMAL)
+        else:
+            actors.process.exit(supervisor, SHUTDOWN)  # its Exit, in _exit_signal, ends the stop
+
+    def _stop_deadline(self) -> None:
+        """``channel_shutdown`` passed: kill the channels still stopping (their
+        ``on_kill`` releases the writer), as a supervisor kills its stragglers."""
+        self._stop_timer = None
+        for channel in list(self._stopping_channels.values()):
+            log.warning("upload_channel_stop_timeout", channel=str(channel), seconds=self.channel_shutdown)
+            actors.process.exit(channel, KILL)  # its Down arrives as mail
+
     def terminate(self, reason: ExitReason) -> None:
         """Stop every channel before the session is gone: each closes its writer
-        with ``"cancel"``."""
+        with ``"cancel"``. After a stop (:meth:`_begin_stop`) the supervisor is already
+        gone; only a crash of the session waits for it here."""
         if self.supervisor is not None and self.supervisor.is_alive():
             actors.process.exit(self.supervisor, "shutdown")
             actors.process.await_exit(self.supervisor)
@@ -134,6 +218,7 @@ class UploadSession(Process):
             max_entries_mode=max_entries_mode,  # type: ignore[arg-type]  # a str here, checked by UploadConfig
         )
         self.configs[name] = config
+        self._changed(config)
         return config.to_dict()
 
     def disallow_upload(self, name: str) -> None:
@@ -142,6 +227,8 @@ class UploadSession(Process):
         if any(e.channel is not None for e in config.entries):
             raise ValueError(f"cannot disallow_upload {name!r} while it has active entries")
         del self.configs[name]
+        self._report(SessionChange(name))
+        self._notify()
 
     # -- the client's entries -------------------------------------------------------
 
@@ -152,7 +239,7 @@ class UploadSession(Process):
         config = self._config(name)
         self._replace_sole_entry(config, check_entries(entries))
         self._put_entries(config, entries)
-        self._changed()
+        self._changed(config)
         return config.to_dict()
 
     def _replace_sole_entry(self, config: UploadConfig, entries: list[Mapping[str, Any]]) -> None:
@@ -184,15 +271,16 @@ class UploadSession(Process):
         config = self._config(name)
         self._replace_sole_entry(config, check_entries(entries))
         self._put_entries(config, entries)
-        self._changed()
         announced = {fields["ref"] for fields in entries}
         if config.errors:
+            self._changed(config)
             return {"ref": config.ref, "error": [[ref, error] for ref, error in config.errors]}
         tokens = {}
         for entry in config.entries:
             if entry.ref in announced:
                 entry.preflighted = True
                 tokens[entry.ref] = self.tokens.sign(config.ref, entry.ref, entry.id)
+        self._changed(config)
         return {"ref": config.ref, "config": config.client_config(), "entries": tokens, "errors": {}}
 
     def join(self, token: Any) -> Any:
@@ -215,7 +303,7 @@ class UploadSession(Process):
         except Exception as exc:  # the application's factory failed this entry only (logged)
             log.error("upload_writer_factory_failed", entry=entry.ref, reason=repr(exc), exc_info=exc)
             entry.add_error(("writer_failure", repr(exc)))
-            self._changed()
+            self._changed(config, entry)
             return _join_error("writer_error")
         spec = ChildSpec(
             id=("upload", config.ref, entry.ref),
@@ -230,8 +318,7 @@ class UploadSession(Process):
                     "writer_opts": opts,
                     "chunk_timeout": config.chunk_timeout,
                     "chunk_size": config.chunk_size,
-                    # A writer that blocks gets a thread of its own (see UploadWriter.blocking).
-                    "substrate": "thread" if writer.blocking else None,
+                    "substrate": channel_substrate(writer),
                 },
             ),
             restart="temporary",
@@ -251,7 +338,7 @@ class UploadSession(Process):
             return _join_error("writer_error")  # killed meanwhile: its Down records why
         except Exception as exc:  # noqa: BLE001 - init raised: the channel crashed, not us
             entry.add_error(("writer_failure", repr(exc)))
-            self._changed()
+            self._changed(config, entry)
             return _join_error("writer_error")
         if joined != "ok":
             return _join_error("writer_error")  # its ("writer_error", ...) news records why
@@ -271,8 +358,7 @@ class UploadSession(Process):
             entry.progress = max(entry.progress, 100 if entry.done else value)
         if config.progress is not None:
             config.progress(config.name, entry.to_dict(), self.actor_ref)
-        self._changed()
-        return entry.to_dict()
+        return self._changed(config, entry)
 
     @client_input
     def cancel_upload(self, name: str, entry_ref: str) -> None:
@@ -292,7 +378,7 @@ class UploadSession(Process):
                 log.warning("upload_cancel_close_failed", entry=entry_ref, reason=repr(entry_channel_reply))
         config.entries.remove(entry)
         config.validate()
-        self._changed()
+        self._changed(config)
 
     # -- reading ---------------------------------------------------------------------
 
@@ -397,7 +483,7 @@ class UploadSession(Process):
         config.entries.remove(entry)
         config.consumed_count += 1
         config.validate()
-        self._changed()
+        self._changed(config)
 
     # -- news from channels ----------------------------------------------------------------
 
@@ -412,7 +498,12 @@ class UploadSession(Process):
             case ("cancelled", str(ref)):
                 return self._channel_ended(ref, None)
             case Down():
+                if self._stopping_channels.pop(message.ref, None) is not None:
+                    self._channel_down(message)
+                    return self._stop_when_channels_down()
                 return self._channel_down(message)
+            case _StopDeadline():
+                return self._stop_deadline()
             case Exit():
                 return self._exit_signal(message)
         raise ValueError(f"upload session: unexpected message {message!r}")
@@ -422,7 +513,7 @@ class UploadSession(Process):
         if entry is not None:
             entry.done = True
             entry.progress = 100
-            self._changed()
+            self._entry_changed(entry)
 
     def _channel_ended(self, entry_ref: str, error: Any) -> None:
         """A channel told why it is ending: record its error, or that the entry
@@ -436,32 +527,35 @@ class UploadSession(Process):
             entry.cancelled = True  # ended before consumption: nothing left to consume
         else:
             entry.add_error(error)
-        self._changed()
+        self._entry_changed(entry)
 
     def _channel_down(self, down: Down) -> None:
         """A channel ended without a word: it crashed (or was killed)."""
         where = self.channels.pop(down.target, None)
         config = self.configs.get(where[0]) if where is not None else None
         entry = config.entry(where[1]) if config is not None and where is not None else None
-        if entry is None:
+        if config is None or entry is None:
             return
         entry.channel = None
         entry.monitor = None
         if not is_clean_exit(down.reason):
             entry.cancelled = True
             entry.add_error(("channel_crash", down.reason))
-            self._changed()
+            self._changed(config, entry)
 
     def _exit_signal(self, message: Exit) -> None:
         if message.sender is self.supervisor:
-            # Our supervisor ended (it gave up on restarts or was killed): so do we.
-            self.exit(message.reason if not is_clean_exit(message.reason) else ("shutdown", "supervisor_exited"))
+            if self._stopping is not None:
+                self.exit(self._stopping)  # every channel has stopped: the stop is done
+            else:
+                # Our supervisor ended (it gave up on restarts or was killed): so do we.
+                self.exit(message.reason if not is_clean_exit(message.reason) else ("shutdown", "supervisor_exited"))
         elif message.sender is None or message.sender is self._parent:
             # Our parent (a supervisor shutting us down) or an exit signal from outside
             # any process: obey it, as a gen_server obeys its parent, whatever the reason.
-            self.exit(message.reason)
+            self._begin_stop(message.reason)
         elif not is_clean_exit(message.reason) and message.sender not in self.channels:
-            self.exit(message.reason)  # a linked process we do not own crashed
+            self._begin_stop(message.reason)  # a linked process we do not own crashed
 
     # -- helpers ---------------------------------------------------------------------------
 
@@ -492,12 +586,54 @@ class UploadSession(Process):
                 return config
         return None
 
-    def _changed(self) -> None:
+    def _changed(self, config: UploadConfig, entry: UploadEntry | None = None) -> Any:
+        """Tell the listeners: ``on_update`` what changed (``entry`` alone, or
+        the whole ``config``), then ``on_change``. Returns the data reported
+        (the entry's or the config's ``to_dict()``)."""
+        data = entry.to_dict() if entry is not None else config.to_dict()
+        if entry is not None:
+            self._report(SessionChange(config.name, entry=data))
+        else:
+            self._report(SessionChange(config.name, config=data))
+        self._notify()
+        return data
+
+    def _entry_changed(self, entry: UploadEntry) -> None:
+        config = self.configs.get(entry.upload_config)
+        if config is not None:
+            self._changed(config, entry)
+
+    def _report(self, change: SessionChange) -> None:
+        if self.on_update is not None:
+            try:
+                self.on_update(change)
+            except Exception:  # a listener's bug must not end the session (logged)
+                log.exception("upload_session_listener_failed")
+
+    def _notify(self) -> None:
         if self.on_change is not None:
             try:
                 self.on_change()
             except Exception:  # a listener's bug must not end the session (logged)
                 log.exception("upload_session_listener_failed")
+
+
+def channel_substrate(writer: UploadWriter) -> str | None:
+    """Where an upload's channel runs, as its writer declares: a thread of its
+    own for a writer that blocks (``blocking``); the server's event loop, when
+    one is bound, for a writer that never waits (``loop_safe``), so that the
+    ``lvu:`` topic's ask of each chunk crosses no thread; else the runtime's
+    default (the shared pool), where a writer that stalls unannounced holds
+    only its own upload."""
+    if writer.blocking:
+        return "thread"
+    if writer.loop_safe and substrates.bound_loop() is not None:
+        return "loop"
+    return None
+
+
+class _StopDeadline:
+    """Mail to a stopping session: its channels' time to stop is up."""
 
 
 class ChannelGone(RuntimeError):

@@ -8,13 +8,16 @@ from .behaviour import (
     CloseReason,
     CloseResult,
     InitResult,
+    Pending,
     Reason,
     UploadWriter,
+    Waitable,
     WriteResult,
     WriterFactory,
     WriterSpec,
     WriterState,
     instantiate,
+    settle,
 )
 from .echo import LOG_LEVELS, EchoWriter
 from .faulty import CLOSE_ON, FAULTS, FaultConfig, FaultInjected, FaultyState, FaultyWriter
@@ -27,6 +30,7 @@ from .tmpfile import (
     TmpFileWriter,
     default_writer_factory,
     oserror_reason,
+    remove_dir_if_empty,
 )
 
 __all__ = [
@@ -46,12 +50,14 @@ __all__ = [
     "LOG_LEVELS",
     "MemoryState",
     "MemoryWriter",
+    "Pending",
     "Reason",
     "TMPFILE_PREFIX",
     "TMPFILE_SUFFIX",
     "TmpFileState",
     "TmpFileWriter",
     "UploadWriter",
+    "Waitable",
     "WriteResult",
     "WriterFactory",
     "WriterSpec",
@@ -60,5 +66,7 @@ __all__ = [
     "instantiate",
     "journaling",
     "oserror_reason",
+    "settle",
+    "remove_dir_if_empty",
 ]
 

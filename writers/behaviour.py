@@ -20,6 +20,17 @@ consumption), ``"cancel"`` (cancelled by the client or server, owner gone,
 chunk timeout, size limit, crash) and ``("error", reason)`` (``write_chunk``
 returned ``("error", reason, state)``).
 
+**An extension, for writers that wait on the network** (no Elixir
+counterpart): ``write_chunk`` and ``close(state, "done")`` may also return a
+:class:`Pending`, "not finished yet: wait for this future, then call
+``resume()``". The channel then answers the client's chunk only once the
+future is done and ``resume()`` (run in the channel) has returned the real
+result, and holds no thread meanwhile: a channel waiting on a shared, bounded
+I/O pool costs no thread of its own, so a thousand uploads waiting on the
+store need no thousand threads (with ``blocking = True`` each would hold one).
+Ordinary writers never return one, and the contract above is unchanged for
+them. See :class:`Pending` for what the channel promises while it waits.
+
 A writer factory mirrors ``allow_upload(..., writer: fn name, entry, socket
 -> {Writer, opts} end)``: a callable ``(name, entry, session) -> (writer,
 opts)`` where *writer* is an :class:`UploadWriter` subclass or instance; see
@@ -29,11 +40,16 @@ opts)`` where *writer* is an :class:`UploadWriter` subclass or instance; see
 from __future__ import annotations
 
 import abc
+import functools
+import threading
 from collections.abc import Callable
-from typing import Any, Literal
+from dataclasses import dataclass
+from typing import Any, Literal, Protocol, TypeVar
 
 __all__ = [
+    "Pending",
     "UploadWriter",
+    "Waitable",
     "WriterState",
     "Reason",
     "CloseReason",
@@ -43,6 +59,7 @@ __all__ = [
     "WriterSpec",
     "WriterFactory",
     "instantiate",
+    "settle",
 ]
 
 #: Whatever a writer keeps between callbacks; opaque to the channel.
@@ -61,6 +78,64 @@ WriteResult = (
 )
 #: ``("ok", state)`` or ``("error", reason)``.
 CloseResult = tuple[Literal["ok"], WriterState] | tuple[Literal["error"], Reason]
+
+
+class Waitable(Protocol):
+    """What a :class:`Pending` waits for: a ``concurrent.futures.Future`` will do."""
+
+    def add_done_callback(self, fn: Callable[[Any], Any], /) -> None: ...
+
+
+@dataclass(frozen=True)
+class Pending:
+    """A writer's "not finished yet": the channel calls ``resume()`` once ``wait_for`` is done.
+
+    Returned by ``write_chunk`` or by ``close(state, "done")`` (never by
+    ``init``, ``close("cancel")``, ``close(("error", r))``, ``meta`` or
+    ``release``, which stay synchronous). ``resume()`` runs in the channel,
+    so it may read and change the writer's state, and returns what the
+    callback would have: a ``WriteResult`` / ``CloseResult``, or another
+    ``Pending``. ``wait_for``'s outcome is not read by the channel: ``resume``
+    reads it (an exception there crashes the channel, as one in a callback does).
+
+    What the channel does while it waits:
+
+    - it answers the chunk being written only after ``resume()``'s result; a
+      pipelined next chunk waits its turn (the client waits for each reply
+      anyway); the chunk timeout does not run against the client meanwhile;
+    - it still obeys a cancel, an exit signal, its owner's death, a kill: then
+      ``resume()`` is never called. A pending ``write_chunk`` is followed by
+      ``close(state, "cancel")`` as always (on a kill, by ``release`` alone); a
+      pending ``close("done")`` by ``release`` only, so ``release`` must undo
+      what that close may still do (a pending upload's object, say). Either
+      may come while ``wait_for`` is not done, on any thread but the I/O's;
+    - the asker of an answer that never comes gets ``ActorDeadError`` once the
+      channel has exited.
+    """
+
+    wait_for: Waitable
+    resume: Callable[[], Any]
+
+
+_R = TypeVar("_R")
+
+
+def settle(result: _R | Pending, timeout: float | None = None) -> _R:
+    """The final result of a callback, waiting (blocking this thread) for every
+    :class:`Pending` and running its ``resume``: for callers that drive a
+    writer outside a channel (scripts, tests, benchmarks). ``TimeoutError`` if
+    a wait is longer than *timeout*."""
+    while isinstance(result, Pending):
+        done = threading.Event()
+        result.wait_for.add_done_callback(functools.partial(_set_event, done))
+        if not done.wait(timeout):
+            raise TimeoutError(f"a writer's pending result was not ready within {timeout} s")
+        result = result.resume()
+    return result
+
+
+def _set_event(event: threading.Event, _done: Any) -> None:
+    event.set()
 
 
 class UploadWriter(abc.ABC):
@@ -91,6 +166,16 @@ class UploadWriter(abc.ABC):
     milliseconds.
     """
 
+    loop_safe: bool = False
+    """True if no callback ever waits on anything slow: memory, writes that land
+    in the page cache, or waits expressed as :class:`Pending`.
+
+    A server then runs the channel on its event loop, where the ask of each
+    chunk crosses no thread (``docs/runtime.md``). A writer that does not say
+    so runs on the shared pool, so one that stalls holds only its own upload;
+    on the loop it would hold every socket of the server.
+    """
+
     @abc.abstractmethod
     def init(self, opts: Any) -> InitResult:
         """Start an upload: ``("ok", state)`` or ``("error", reason)``.
@@ -104,18 +189,20 @@ class UploadWriter(abc.ABC):
         """What the consumer receives once the upload is done (e.g. ``{"path": ...}``)."""
 
     @abc.abstractmethod
-    def write_chunk(self, data: bytes, state: WriterState) -> WriteResult:
+    def write_chunk(self, data: bytes, state: WriterState) -> WriteResult | Pending:
         """Take one chunk: ``("ok", state)`` or ``("error", reason, state)``.
 
         An error makes the channel close the writer with ``("error", reason)``.
+        A writer that waits on I/O may return a :class:`Pending` instead.
         """
 
     @abc.abstractmethod
-    def close(self, state: WriterState, reason: CloseReason) -> CloseResult:
+    def close(self, state: WriterState, reason: CloseReason) -> CloseResult | Pending:
         """Finish the upload: ``("ok", state)`` or ``("error", reason)``.
 
         *reason* is ``"done"``, ``"cancel"`` or ``("error", reason)``. An
-        error after ``"done"`` is reported like a write error.
+        error after ``"done"`` is reported like a write error. Only a
+        ``"done"`` close may return a :class:`Pending`.
         """
 
     def release(self, state: WriterState) -> None:

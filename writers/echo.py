@@ -36,6 +36,8 @@ class EchoWriter(UploadWriter):
     (Phoenix's ``Keyword.fetch!`` would crash the join instead).
     """
 
+    loop_safe = True
+
     def init(self, opts: Mapping[str, Any] | None) -> InitResult:
         if not isinstance(opts, Mapping) or "level" not in opts:
             return ("error", "missing_level")

@@ -128,6 +128,8 @@ class FaultyWriter(MemoryWriter[FaultyState]):
     """A :class:`MemoryWriter` (``meta`` is ``{"data": bytes}``) with one
     configurable fault; see the module docstring for the options."""
 
+    loop_safe = False  # it stalls on request: never on a server's loop
+
     def init(self, opts: Mapping[str, Any] | None = None) -> InitResult:
         config = FaultConfig.from_opts(opts)
         _record(config, ("init",))

@@ -25,7 +25,16 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from .behaviour import CloseReason, CloseResult, InitResult, UploadWriter, WriteResult, WriterState, instantiate
+from .behaviour import (
+    CloseReason,
+    CloseResult,
+    InitResult,
+    Pending,
+    UploadWriter,
+    WriteResult,
+    WriterState,
+    instantiate,
+)
 from .tmpfile import TmpFileWriter
 
 __all__ = ["Journal", "JournaledState", "JournalingWriter", "journaling"]
@@ -140,18 +149,26 @@ class JournalingWriter(UploadWriter):
     def meta(self, state: JournaledState) -> dict:
         return state.writer.meta(state.inner)
 
-    def write_chunk(self, data: bytes, state: JournaledState) -> WriteResult:
+    def write_chunk(self, data: bytes, state: JournaledState) -> WriteResult | Pending:
         state.chunks += 1
         state.journal.append(("chunk", *state.tag, state.chunks))
-        result = state.writer.write_chunk(data, state.inner)
+        return self._written(state.writer.write_chunk(data, state.inner), state)
+
+    def _written(self, result: WriteResult | Pending, state: JournaledState) -> WriteResult | Pending:
+        if isinstance(result, Pending):  # the wrapped writer's extension, passed through
+            return Pending(result.wait_for, lambda: self._written(result.resume(), state))
         state.inner = result[-1]
         if result[0] != "ok":
             return ("error", result[1], state)
         return ("ok", state)
 
-    def close(self, state: JournaledState, reason: CloseReason) -> CloseResult:
+    def close(self, state: JournaledState, reason: CloseReason) -> CloseResult | Pending:
         state.journal.append(("close", *state.tag, reason))
-        result = state.writer.close(state.inner, reason)
+        return self._closed(state.writer.close(state.inner, reason), state)
+
+    def _closed(self, result: CloseResult | Pending, state: JournaledState) -> CloseResult | Pending:
+        if isinstance(result, Pending):
+            return Pending(result.wait_for, lambda: self._closed(result.resume(), state))
         if result[0] != "ok":
             return result
         state.inner = result[1]

@@ -32,6 +32,8 @@ class MemoryWriter(UploadWriter, Generic[StateT]):
     No options. ``release`` drops the buffer.
     """
 
+    loop_safe = True
+
     def init(self, opts: Any = None) -> InitResult:
         return ("ok", MemoryState())
 

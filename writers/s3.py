@@ -4,12 +4,16 @@ Nothing remote happens until a part's worth of data has arrived: a file smaller
 than one part goes up as a single ``PutObject`` at ``close("done")``. Bigger
 files become a multipart upload whose parts are sent by a **shared, bounded
 pool of I/O threads** while the client keeps sending; ``write_chunk`` answers
-as soon as its chunk is buffered. When an upload already has
+as soon as its chunk is buffered. Every request to the store runs on that pool,
+and every wait for one is a :class:`writers.Pending` (the behaviour's extension
+for writers that wait on the network): the channel answers the chunk once the
+wait is over, holding no thread meanwhile, so the writer is not ``blocking``
+and its channels run on the shared scheduler. When an upload already has
 ``parts_in_flight`` parts on their way and its buffer holds a full part,
-``write_chunk`` waits (inside :func:`actors.blocking`) for one of them: that is
-the back-pressure the client feels. Memory per upload is bounded by
-``part_size * (parts_in_flight + 1)``, and a global byte budget bounds the
-bytes of all parts queued or in flight together.
+``write_chunk`` answers ``Pending`` until one of them is done: that is the
+back-pressure the client feels. Memory per upload is bounded by
+``part_size * (parts_in_flight + 1)`` plus one chunk, and a global byte budget
+bounds the bytes of all parts queued or in flight together.
 
 Integrity: each part (and a single ``PutObject``) carries its ``Content-MD5``,
 the part's ETag is checked against it, and the completed object's ETag is
@@ -32,15 +36,15 @@ from __future__ import annotations
 
 import base64
 import collections
+import contextlib
 import hashlib
 import json
 import re
 import secrets
 import threading
 import time
-from collections.abc import Callable, Mapping
-from concurrent.futures import ALL_COMPLETED, FIRST_COMPLETED, Future
-from concurrent.futures import wait as wait_futures
+from collections.abc import Callable, Iterable, Mapping
+from concurrent.futures import Future, InvalidStateError
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -52,7 +56,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 import actors
 import supervision
 
-from .behaviour import CloseReason, CloseResult, InitResult, UploadWriter, WriteResult
+from .behaviour import CloseReason, CloseResult, InitResult, Pending, UploadWriter, WriteResult
 
 __all__ = [
     "DEFAULT_BUDGET_BYTES",
@@ -69,12 +73,16 @@ __all__ = [
     "client_for",
     "configure",
     "default_key",
+    "parts_waiting_for_budget",
     "pending_aborts",
+    "pool_size",
     "pool_threads",
     "retry_pending_aborts",
     "s3_reason",
     "s3_writer_factory",
     "shutdown",
+    "wait_aborts",
+    "wait_no_pending_aborts",
 ]
 
 _log = structlog.get_logger("liveupload.writers.s3")
@@ -84,10 +92,12 @@ MIN_PART_SIZE = 5 * 1024 * 1024
 MAX_PARTS = 10_000
 DEFAULT_PART_SIZE = 8 * 1024 * 1024
 DEFAULT_PARTS_IN_FLIGHT = 2
-DEFAULT_POOL_SIZE = 8
+DEFAULT_POOL_SIZE = 16
 DEFAULT_BUDGET_BYTES = 512 * 1024 * 1024
 DEFAULT_RETRY_INTERVAL = 30.0
 DEFAULT_PREFIX = "uploads"
+IO_THREAD_LINGER = 2.0
+"""Seconds an idle I/O thread waits for another job before it ends."""
 BUCKET_CHECK_TTL = 60.0
 """Seconds a successful bucket check at ``init`` is trusted for the same client and bucket."""
 
@@ -116,7 +126,7 @@ class _Mismatch(Exception):
 def _reason_of(exc: BaseException) -> tuple[str, str]:
     if isinstance(exc, _Mismatch):
         return ("s3_error", exc.code)
-    if isinstance(exc, _PartFailed):
+    if isinstance(exc, _StoreFailed):
         return exc.reason
     return s3_reason(exc)
 
@@ -155,35 +165,57 @@ class _IOPool:
     """A bounded pool of I/O threads shared by every upload.
 
     At most ``max_workers`` threads; a thread is started when a job is queued
-    and fewer are running, and it ends as soon as the queue is empty, so an
-    idle process holds no thread (and a test leaves none behind).
+    and none is idle, and it ends once it has waited ``linger`` seconds with
+    no job, so an idle process soon holds no thread, while a busy one does not
+    start a thread per request (starting one is what a channel would wait
+    for). :meth:`join` ends idle threads at once (a test leaves none behind).
     """
 
-    def __init__(self, max_workers: int) -> None:
+    def __init__(self, max_workers: int, linger: float = IO_THREAD_LINGER) -> None:
         self.max_workers = max_workers
-        self._lock = threading.Lock()
+        self.linger = linger
+        self._cond = threading.Condition(threading.Lock())
         self._jobs: collections.deque[tuple[Future, Callable[..., Any], tuple]] = collections.deque()
         self._threads: set[threading.Thread] = set()
+        self._idle = 0
+        self._draining = False
         self._serial = 0
 
     def submit(self, future: Future, fn: Callable[..., Any], *args: Any) -> None:
         """Run ``fn(*args)`` on a pool thread; its outcome goes to ``future``."""
-        with self._lock:
+        with self._cond:
             self._jobs.append((future, fn, args))
-            if len(self._threads) < self.max_workers:
+            if self._idle >= len(self._jobs):
+                self._cond.notify()
+            elif len(self._threads) < self.max_workers:
                 self._serial += 1
                 thread = threading.Thread(target=self._work, name=f"s3-io-{self._serial}", daemon=True)
                 self._threads.add(thread)
                 thread.start()
 
+    def _next_job(self, me: threading.Thread) -> tuple[Future, Callable[..., Any], tuple] | None:
+        """The next job, waiting up to ``linger`` for one; None when this thread should end."""
+        with self._cond:
+            deadline = time.monotonic() + self.linger
+            while not self._jobs:
+                left = deadline - time.monotonic()
+                if self._draining or left <= 0:
+                    self._threads.discard(me)
+                    return None
+                self._idle += 1
+                try:
+                    self._cond.wait(left)
+                finally:
+                    self._idle -= 1
+            return self._jobs.popleft()
+
     def _work(self) -> None:
         me = threading.current_thread()
         while True:
-            with self._lock:
-                if not self._jobs:
-                    self._threads.discard(me)
-                    return
-                future, fn, args = self._jobs.popleft()
+            job = self._next_job(me)
+            if job is None:
+                return
+            future, fn, args = job
             if not future.set_running_or_notify_cancel():
                 continue
             try:
@@ -193,64 +225,171 @@ class _IOPool:
             else:
                 future.set_result(result)
                 del result
-            del future, fn, args  # hold nothing of a finished job while waiting for the lock
+            del job, future, fn, args  # hold nothing of a finished job while waiting for the next
 
     def threads(self) -> list[threading.Thread]:
-        with self._lock:
+        with self._cond:
             return list(self._threads)
 
     def join(self, timeout: float | None = None) -> bool:
-        """Wait for the running threads to end (they end when no job is left)."""
+        """Wait for the threads to end: each finishes the jobs queued, then ends
+        without lingering."""
         deadline = None if timeout is None else time.monotonic() + timeout
-        for thread in self.threads():
-            thread.join(None if deadline is None else max(0.0, deadline - time.monotonic()))
+        with self._cond:
+            self._draining = True
+            self._cond.notify_all()
+        try:
+            for thread in self.threads():
+                thread.join(None if deadline is None else max(0.0, deadline - time.monotonic()))
+        finally:
+            with self._cond:
+                self._draining = False
         return not self.threads()
 
 
 class _Part(Future):
-    """One part's upload, and the bytes it holds of the budget (given back by
-    whoever cancels it if it never runs)."""
+    """One part's upload, and the bytes it counts of the budget once granted.
+
+    A part waits for room in the budget without holding a thread: the budget
+    calls :meth:`granted` when its bytes fit, which queues the part on the
+    pool. Whoever drops a part that never ran (:meth:`drop`) gives its bytes
+    back if the budget had granted them; the part's job gives them back otherwise.
+    """
 
     def __init__(self, nbytes: int) -> None:
         super().__init__()
         self.nbytes = nbytes
+        self._held = False
+        self._guard = threading.Lock()
+
+    def granted(self) -> bool:
+        """The budget took this part's bytes: False (and they go back) if it was dropped meanwhile."""
+        with self._guard:
+            if self.cancelled():
+                _budget.release(self.nbytes)
+                return False
+            self._held = True
+            return True
+
+    def drop(self) -> bool:
+        """Cancel it if it has not started; True if so (its bytes, if held, go back)."""
+        if not self.cancel():
+            return False  # sending or done: its job gives the bytes back
+        with self._guard:
+            held, self._held = self._held, False
+        if held:
+            _budget.release(self.nbytes)
+        return True
 
 
 class _ByteBudget:
-    """A counting semaphore of bytes: ``acquire(n)`` waits until *n* fit."""
+    """A counting semaphore of bytes whose waiters hold no thread: ``reserve(n,
+    grant)`` calls ``grant()`` once *n* bytes fit (at once, or from whichever
+    ``release`` makes room), first come first served."""
 
     def __init__(self, limit: int) -> None:
-        self._cond = threading.Condition(threading.Lock())
+        self._lock = threading.Lock()
         self.limit = limit
         self.used = 0
+        self._waiting: collections.deque[tuple[int, Callable[[], Any]]] = collections.deque()
 
     def set_limit(self, limit: int) -> None:
         if limit < MIN_PART_SIZE:
             raise ValueError(f"budget_bytes must be >= {MIN_PART_SIZE} (one part), got {limit}")
-        with self._cond:
+        with self._lock:
             self.limit = limit
-            self._cond.notify_all()
+            grants = self._admit()
+        for grant in grants:
+            grant()
 
-    def acquire(self, n: int) -> None:
-        with self._cond:
-            # A part bigger than the whole budget still goes, alone.
-            while self.used and self.used + n > self.limit:
-                self._cond.wait()
-            self.used += n
+    def reserve(self, n: int, grant: Callable[[], Any]) -> None:
+        with self._lock:
+            self._waiting.append((n, grant))
+            grants = self._admit()
+        for ready in grants:
+            ready()
 
     def release(self, n: int) -> None:
-        with self._cond:
+        with self._lock:
             self.used -= n
-            self._cond.notify_all()
+            grants = self._admit()
+        for grant in grants:
+            grant()
+
+    def waiting(self) -> int:
+        """Parts waiting for room."""
+        with self._lock:
+            return len(self._waiting)
+
+    def _admit(self) -> list[Callable[[], Any]]:
+        """Take the waiters that fit now, in order (under the lock)."""
+        grants = []
+        # A part bigger than the whole budget still goes, alone.
+        while self._waiting and (not self.used or self.used + self._waiting[0][0] <= self.limit):
+            n, grant = self._waiting.popleft()
+            self.used += n
+            grants.append(grant)
+        return grants
 
 
 _pool = _IOPool(DEFAULT_POOL_SIZE)
 _budget = _ByteBudget(DEFAULT_BUDGET_BYTES)
 
 
+def _first_done(futures: Iterable[Future]) -> Future:
+    """A future done as soon as any of *futures* is (at once if one already is)."""
+    first: Future = Future()
+
+    def done(_future: Future) -> None:
+        with contextlib.suppress(InvalidStateError):
+            first.set_result(None)
+
+    for future in futures:
+        future.add_done_callback(done)
+    return first
+
+
+def _all_done(futures: Iterable[Future]) -> Future:
+    """A future done once every one of *futures* is (at once if there are none)."""
+    pending = list(futures)
+    every: Future = Future()
+    left = [len(pending)]
+    guard = threading.Lock()
+
+    def done(_future: Future) -> None:
+        with guard:
+            left[0] -= 1
+            last = left[0] == 0
+        if last:
+            every.set_result(None)
+
+    if not pending:
+        every.set_result(None)
+    for future in pending:
+        future.add_done_callback(done)
+    return every
+
+
+def _on_pool(fn: Callable[..., Any], *args: Any) -> Future:
+    """Run ``fn(*args)`` on the shared I/O pool; its future."""
+    future: Future = Future()
+    _pool.submit(future, fn, *args)
+    return future
+
+
+def pool_size() -> int:
+    """The most I/O threads the pool runs at once (see :func:`configure`)."""
+    return _pool.max_workers
+
+
 def pool_threads() -> int:
     """How many I/O threads are running now."""
     return len(_pool.threads())
+
+
+def parts_waiting_for_budget() -> int:
+    """Parts taken by their upload but waiting for room in the byte budget."""
+    return _budget.waiting()
 
 
 def budget_in_use() -> int:
@@ -369,6 +508,8 @@ class S3State:
     buffer: bytearray = field(default_factory=bytearray, repr=False)
     size: int = 0
     upload_id: str | None = None
+    creating: Future | None = field(default=None, repr=False)
+    """``CreateMultipartUpload`` on its way (its result: the upload id)."""
     next_part: int = 1
     inflight: dict[int, _Part] = field(default_factory=dict, repr=False)
     parts: dict[int, tuple[str, bytes]] = field(default_factory=dict, repr=False)
@@ -376,6 +517,10 @@ class S3State:
     failure: tuple[str, str] | None = None
     etag: str | None = None
     closed: bool = False
+    finishing: Future | None = field(default=None, repr=False)
+    """The last request of ``close("done")`` (``PutObject`` or ``CompleteMultipartUpload``)."""
+    settled: bool = False
+    """Nothing remote left to do or undo: closed and its outcome handled."""
 
 
 class S3Writer(UploadWriter):
@@ -396,7 +541,6 @@ class S3Writer(UploadWriter):
       wrong secret or missing bucket fails the join with the store's code.
     """
 
-    blocking = True
 
     def init(self, opts: Mapping[str, Any] | None) -> InitResult:
         opts = dict(opts or {})
@@ -440,78 +584,93 @@ class S3Writer(UploadWriter):
     def meta(self, state: S3State) -> dict:
         return {"bucket": state.bucket, "key": state.key, "size": state.size, "etag": state.etag}
 
-    def write_chunk(self, data: bytes, state: S3State) -> WriteResult:
+    def write_chunk(self, data: bytes, state: S3State) -> WriteResult | Pending:
         if state.closed:
             raise ValueError(f"write_chunk after close on s3://{state.bucket}/{state.key}")
-        if state.failure is None:
-            self._collect(state, block=False)
+        self._collect(state)
         if state.failure is not None:
             return ("error", state.failure, state)
-        view = memoryview(data)
-        state.size += len(view)
-        try:
-            while len(view):
-                room = state.part_size - len(state.buffer)
-                state.buffer += view[:room]
-                view = view[room:]
-                if len(state.buffer) == state.part_size:
-                    self._send_part(state)
-                    if state.failure is not None:
-                        break
-        except (BotoCoreError, ClientError) as exc:
-            state.failure = s3_reason(exc)
-        if state.failure is not None:
-            return ("error", state.failure, state)
-        return ("ok", state)
+        state.size += len(data)
+        state.buffer += data
+        return self._send_full_parts(state)
 
-    def close(self, state: S3State, reason: CloseReason) -> CloseResult:
+    def close(self, state: S3State, reason: CloseReason) -> CloseResult | Pending:
         if state.closed:
             raise ValueError(f"close twice on s3://{state.bucket}/{state.key}")
         state.closed = True
         if reason == "done":
-            result = self._finish(state)
-            if result[0] == "ok":
-                return result
-            self._abort(state)
-            return result
+            if state.upload_id is None and state.creating is None and state.failure is None:
+                return self._put_single(state)
+            return self._finish(state)
         self._abort(state)
+        state.settled = True
         return ("ok", state)
 
     def release(self, state: S3State) -> None:
+        """Drop the buffer; and if the upload ended without its close's outcome
+        (a kill, or a cancel while ``close("done")`` was pending), undo what is
+        remote: abort the multipart upload, or delete an object put meanwhile."""
         state.buffer = bytearray()
+        if state.settled:
+            return
+        state.settled = True
+        state.closed = True
+        finishing = state.finishing
+        if finishing is None:
+            self._abort(state)
+            return
+        _aborts.start()
+        finishing.add_done_callback(lambda _done: _on_pool(_undo_close, state))
+        _log.info("s3 upload abandoned while closing", bucket=state.bucket, key=state.key)
 
     # -- parts ------------------------------------------------------------------
 
-    def _send_part(self, state: S3State) -> None:
-        """Hand the full buffer to the pool as the next part (waiting for room)."""
-        if state.upload_id is None:
-            with actors.blocking():
-                response = state.client.create_multipart_upload(
-                    Bucket=state.bucket, Key=state.key, ContentType=state.content_type
-                )
-            state.upload_id = response["UploadId"]
-            _log.debug("s3 multipart started", bucket=state.bucket, key=state.key, upload_id=state.upload_id)
+    def _send_full_parts(self, state: S3State) -> WriteResult | Pending:
+        """Hand each full part of the buffer to the pool; ``Pending`` while one
+        must wait for the multipart upload to exist or for a part in flight."""
+        while len(state.buffer) >= state.part_size:
+            self._collect(state)
+            if state.failure is not None:
+                return ("error", state.failure, state)
+            if state.upload_id is None:
+                if state.creating is None:
+                    state.creating = _on_pool(_create_upload, state.client, state.bucket, state.key, state.content_type)
+                return Pending(state.creating, lambda: self._send_full_parts(state))
+            if len(state.inflight) >= state.parts_in_flight:
+                return Pending(_first_done(state.inflight.values()), lambda: self._send_full_parts(state))
+            body = state.buffer
+            state.buffer = bytearray(body[state.part_size :])  # at most one chunk is copied
+            del body[state.part_size :]
+            self._send_part(state, body)
+        return ("ok", state)
+
+    def _send_part(self, state: S3State, body: bytearray) -> None:
+        """Queue one part: on the pool once the byte budget has room for it."""
         if state.next_part > MAX_PARTS:
             raise ValueError(f"s3://{state.bucket}/{state.key}: more than {MAX_PARTS} parts of {state.part_size} bytes")
-        while len(state.inflight) >= state.parts_in_flight and state.failure is None:
-            self._collect(state, block=True)
-        if state.failure is not None:
-            return
-        body, state.buffer = state.buffer, bytearray()
+        assert state.upload_id is not None
         number, state.next_part = state.next_part, state.next_part + 1
-        with actors.blocking():
-            _budget.acquire(len(body))
-        future = _Part(len(body))
-        _pool.submit(future, _upload_part, state.client, state.bucket, state.key, state.upload_id, number, body)
-        state.inflight[number] = future
+        part = _Part(len(body))
+        args = (state.client, state.bucket, state.key, state.upload_id, number, body)
 
-    def _collect(self, state: S3State, *, block: bool, all_parts: bool = False) -> None:
-        """Record finished parts; with *block*, wait for one (or, *all_parts*, every one)."""
-        if not state.inflight:
-            return
-        if block:
-            with actors.blocking():
-                wait_futures(list(state.inflight.values()), return_when=ALL_COMPLETED if all_parts else FIRST_COMPLETED)
+        def grant() -> None:
+            if part.granted():
+                _pool.submit(part, _upload_part, *args)
+
+        state.inflight[number] = part
+        _budget.reserve(len(body), grant)
+
+    def _collect(self, state: S3State) -> None:
+        """Record what the store has answered: the upload id, finished parts, the first failure."""
+        creating = state.creating
+        if creating is not None and creating.done():
+            state.creating = None
+            exc = creating.exception()
+            if exc is None:
+                state.upload_id = creating.result()
+                _log.debug("s3 multipart started", bucket=state.bucket, key=state.key, upload_id=state.upload_id)
+            elif state.failure is None:
+                state.failure = _reason_of(exc)
         for number, future in list(state.inflight.items()):
             if not future.done():
                 continue
@@ -527,128 +686,249 @@ class S3Writer(UploadWriter):
                     "s3 part failed", bucket=state.bucket, key=state.key, part=number, reason=state.failure
                 )
 
-    def _finish(self, state: S3State) -> CloseResult:
-        if state.failure is not None:
-            return ("error", state.failure)
-        try:
-            if state.upload_id is None:
-                return self._put_single(state)
-            if state.buffer and state.failure is None:
-                self._send_part(state)
-            self._collect(state, block=True, all_parts=True)
-            if state.failure is not None:
-                return ("error", state.failure)
-            numbers = sorted(state.parts)
-            digests = b"".join(state.parts[n][1] for n in numbers)
-            expected = f"{hashlib.md5(digests).hexdigest()}-{len(numbers)}"
-            with actors.blocking():
-                response = state.client.complete_multipart_upload(
-                    Bucket=state.bucket,
-                    Key=state.key,
-                    UploadId=state.upload_id,
-                    MultipartUpload={"Parts": [{"PartNumber": n, "ETag": state.parts[n][0]} for n in numbers]},
-                )
-            got = response.get("ETag", "").strip('"')
-            if got != expected:
-                _log.error("s3 etag mismatch", bucket=state.bucket, key=state.key, expected=expected, got=got)
-                self._delete_object(state)
-                return ("error", ("s3_error", "ETagMismatch"))
-            state.upload_id = None  # completed: nothing to abort any more
-            state.etag = got
-            _log.debug("s3 upload completed", bucket=state.bucket, key=state.key, size=state.size, parts=len(numbers))
-            return ("ok", state)
-        except (BotoCoreError, ClientError, _Mismatch) as exc:
-            state.failure = state.failure or _reason_of(exc)
-            return ("error", state.failure)
+    # -- close("done") -------------------------------------------------------------
 
-    def _put_single(self, state: S3State) -> CloseResult:
+    def _finish(self, state: S3State) -> CloseResult | Pending:
+        """The last part, every part acknowledged, then ``CompleteMultipartUpload``;
+        each wait a ``Pending``, never a thread."""
+        self._collect(state)
+        if state.creating is not None:
+            return Pending(state.creating, lambda: self._finish(state))
+        if state.failure is not None:
+            return self._failed_close(state)
+        if state.buffer:
+            if len(state.inflight) >= state.parts_in_flight:
+                return Pending(_first_done(state.inflight.values()), lambda: self._finish(state))
+            body, state.buffer = state.buffer, bytearray()
+            self._send_part(state, body)
+        if state.inflight:
+            return Pending(_all_done(state.inflight.values()), lambda: self._finish(state))
+        numbers = sorted(state.parts)
+        digests = b"".join(state.parts[n][1] for n in numbers)
+        expected = f"{hashlib.md5(digests).hexdigest()}-{len(numbers)}"
+        listing = [{"PartNumber": n, "ETag": state.parts[n][0]} for n in numbers]
+        state.finishing = _on_pool(_complete_upload, state.client, state.bucket, state.key, state.upload_id, listing)
+        return Pending(state.finishing, lambda: self._completed(state, expected))
+
+    def _completed(self, state: S3State, expected: str) -> CloseResult:
+        assert state.finishing is not None
+        exc = state.finishing.exception()
+        if exc is not None:
+            state.failure = state.failure or _reason_of(exc)
+            return self._failed_close(state)
+        got = state.finishing.result()
+        state.upload_id = None  # completed: nothing to abort any more
+        state.settled = True
+        if got != expected:
+            _log.error("s3 etag mismatch", bucket=state.bucket, key=state.key, expected=expected, got=got)
+            _delete_later(state)
+            return ("error", ("s3_error", "ETagMismatch"))
+        state.etag = got
+        _log.debug("s3 upload completed", bucket=state.bucket, key=state.key, size=state.size, parts=len(state.parts))
+        return ("ok", state)
+
+    def _failed_close(self, state: S3State) -> CloseResult:
+        """``close("done")`` failed: abort what is left, answer the failure."""
+        assert state.failure is not None
+        self._abort(state)
+        state.settled = True
+        return ("error", state.failure)
+
+    def _put_single(self, state: S3State) -> Pending:
+        """A file under one part: one ``PutObject`` with its Content-MD5."""
         body, state.buffer = state.buffer, bytearray()
-        digest = hashlib.md5(body).digest()
-        with actors.blocking():
-            response = state.client.put_object(
-                Bucket=state.bucket,
-                Key=state.key,
-                Body=bytes(body),
-                ContentMD5=base64.b64encode(digest).decode(),
-                ContentType=state.content_type,
-            )
-        got = response.get("ETag", "").strip('"')
-        if got != digest.hex():
-            _log.error("s3 etag mismatch", bucket=state.bucket, key=state.key, expected=digest.hex(), got=got)
-            self._delete_object(state)
+        state.finishing = _on_pool(_put_object, state.client, state.bucket, state.key, body, state.content_type)
+        return Pending(state.finishing, lambda: self._put_done(state))
+
+    def _put_done(self, state: S3State) -> CloseResult:
+        assert state.finishing is not None
+        state.settled = True
+        exc = state.finishing.exception()
+        if exc is not None:
+            state.failure = _reason_of(exc)
+            return ("error", state.failure)
+        expected, got = state.finishing.result()
+        if got != expected:
+            _log.error("s3 etag mismatch", bucket=state.bucket, key=state.key, expected=expected, got=got)
+            _delete_later(state)
             return ("error", ("s3_error", "ETagMismatch"))
         state.etag = got
         return ("ok", state)
 
-    def _delete_object(self, state: S3State) -> None:
-        try:
-            with actors.blocking():
-                state.client.delete_object(Bucket=state.bucket, Key=state.key)
-        except (BotoCoreError, ClientError) as exc:
-            reason = s3_reason(exc)
-            _log.error("s3 object with a bad etag not deleted", bucket=state.bucket, key=state.key, reason=reason)
+    # -- cancel, error, kill ---------------------------------------------------------
 
     def _abort(self, state: S3State) -> None:
-        """Drop queued parts, let sending ones finish, abort the multipart upload;
-        an abort that fails is recorded and retried later."""
+        """Drop queued parts and abort the multipart upload once the parts being
+        sent (and a ``CreateMultipartUpload`` on its way) are done, on the pool:
+        nothing here waits. :func:`wait_aborts` waits for them."""
         state.buffer = bytearray()
-        for future in state.inflight.values():
-            if future.cancel():  # never ran: its bytes go back to the budget here
-                _budget.release(future.nbytes)
-        self._collect(state, block=True, all_parts=True)
+        sending: list[Future] = [part for part in state.inflight.values() if not part.drop()]
+        state.inflight.clear()
+        creating, state.creating = state.creating, None
         upload_id, state.upload_id = state.upload_id, None
-        if upload_id is None:
+        if creating is not None:
+            sending.append(creating)
+        elif upload_id is None:
             return
-        try:
-            with actors.blocking():
-                state.client.abort_multipart_upload(Bucket=state.bucket, Key=state.key, UploadId=upload_id)
-            _log.debug("s3 multipart aborted", bucket=state.bucket, key=state.key, upload_id=upload_id)
-        except ClientError as exc:
-            if s3_reason(exc)[1] == "NoSuchUpload":
-                return
-            _record_abort(state, upload_id, exc)
-        except BotoCoreError as exc:
-            _record_abort(state, upload_id, exc)
+        target = (state.client, state.settings_key, state.bucket, state.key)
+        _aborts.start()
+        _all_done(sending).add_done_callback(lambda _done: _on_pool(_abort_upload, *target, upload_id, creating))
 
 
-class _PartFailed(Exception):
-    """A part the store did not take; carries only the reason (see :func:`_upload_part`)."""
+class _StoreFailed(Exception):
+    """A request the store did not take; carries only the reason (see :func:`_call`)."""
 
     def __init__(self, reason: tuple[str, str]) -> None:
         super().__init__(reason)
         self.reason = reason
 
 
-def _upload_part(client: Any, bucket: str, key: str, upload_id: str, number: int, body: bytearray) -> tuple[str, bytes]:
-    """Runs on an I/O thread: send one part with its Content-MD5, check its ETag.
-
-    A failure is raised as a :class:`_PartFailed` made outside the ``except``
-    block: the client's exception and its traceback (whose frames hold the
-    HTTP response and its socket) are dropped here, so a failed part's
-    connection is closed now, not whenever the upload's state goes away.
-    """
+def _call(method: Callable[..., Any], **kwargs: Any) -> Any:
+    """Call the client (on an I/O thread). A failure is raised as a
+    :class:`_StoreFailed` made outside the ``except`` block: the client's
+    exception and its traceback (whose frames hold the HTTP response and its
+    socket) are dropped here, so a failed request's connection is closed now,
+    not whenever the upload's state goes away."""
     reason: tuple[str, str] | None = None
     try:
+        return method(**kwargs)
+    except (BotoCoreError, ClientError) as exc:
+        reason = s3_reason(exc)
+    raise _StoreFailed(reason)
+
+
+def _create_upload(client: Any, bucket: str, key: str, content_type: str) -> str:
+    """I/O thread: ``CreateMultipartUpload``; the upload id."""
+    return str(_call(client.create_multipart_upload, Bucket=bucket, Key=key, ContentType=content_type)["UploadId"])
+
+
+def _upload_part(client: Any, bucket: str, key: str, upload_id: str, number: int, body: bytearray) -> tuple[str, bytes]:
+    """I/O thread: send one part with its Content-MD5, check its ETag; give its bytes back to the budget."""
+    try:
         digest = hashlib.md5(body).digest()
-        try:
-            response = client.upload_part(
-                Bucket=bucket,
-                Key=key,
-                UploadId=upload_id,
-                PartNumber=number,
-                Body=body,
-                ContentMD5=base64.b64encode(digest).decode(),
-            )
-        except (BotoCoreError, ClientError) as exc:
-            reason = s3_reason(exc)
-        if reason is not None:
-            raise _PartFailed(reason)
+        response = _call(
+            client.upload_part,
+            Bucket=bucket,
+            Key=key,
+            UploadId=upload_id,
+            PartNumber=number,
+            Body=body,
+            ContentMD5=base64.b64encode(digest).decode(),
+        )
         etag = response.get("ETag", "")
         if etag.strip('"') != digest.hex():
             raise _Mismatch("PartETagMismatch", digest.hex(), etag)
         return (etag, digest)
     finally:
         _budget.release(len(body))
+
+
+def _put_object(client: Any, bucket: str, key: str, body: bytearray, content_type: str) -> tuple[str, str]:
+    """I/O thread: one ``PutObject`` with its Content-MD5; (the MD5 in hex, the ETag the store returned)."""
+    digest = hashlib.md5(body).digest()
+    response = _call(
+        client.put_object,
+        Bucket=bucket,
+        Key=key,
+        Body=bytes(body),
+        ContentMD5=base64.b64encode(digest).decode(),
+        ContentType=content_type,
+    )
+    return digest.hex(), str(response.get("ETag", "")).strip('"')
+
+
+def _complete_upload(client: Any, bucket: str, key: str, upload_id: str, parts: list[dict]) -> str:
+    """I/O thread: ``CompleteMultipartUpload``; the ETag the store returned."""
+    response = _call(
+        client.complete_multipart_upload,
+        Bucket=bucket,
+        Key=key,
+        UploadId=upload_id,
+        MultipartUpload={"Parts": parts},
+    )
+    return str(response.get("ETag", "")).strip('"')
+
+
+class _Outstanding:
+    """Counts the aborts and deletes handed to the pool and not yet tried."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition(threading.Lock())
+        self.count = 0
+
+    def start(self) -> None:
+        with self._cond:
+            self.count += 1
+
+    def finish(self) -> None:
+        with self._cond:
+            self.count -= 1
+            self._cond.notify_all()
+
+    def wait(self, timeout: float | None) -> bool:
+        with self._cond:
+            return self._cond.wait_for(lambda: self.count == 0, timeout)
+
+
+_aborts = _Outstanding()
+
+
+def wait_aborts(timeout: float | None = None) -> bool:
+    """Wait until every abort (and delete) that a cancel, an error or a kill
+    handed to the pool has been tried: done, or recorded in :func:`pending_aborts`.
+    False on timeout."""
+    return _aborts.wait(timeout)
+
+
+def _abort_upload(
+    client: Any, settings_key: str, bucket: str, key: str, upload_id: str | None, creating: Future | None
+) -> None:
+    """I/O thread: ``AbortMultipartUpload`` (of the upload *creating* made, if its id
+    was not known yet); one that fails is recorded and retried later."""
+    try:
+        if upload_id is None:
+            if creating is None or creating.cancelled() or creating.exception() is not None:
+                return  # no multipart upload was made
+            upload_id = creating.result()
+        assert upload_id is not None
+        try:
+            client.abort_multipart_upload(Bucket=bucket, Key=key, UploadId=upload_id)
+            _log.debug("s3 multipart aborted", bucket=bucket, key=key, upload_id=upload_id)
+        except ClientError as exc:
+            if s3_reason(exc)[1] != "NoSuchUpload":
+                _record_abort(settings_key, bucket, key, upload_id, exc)
+        except BotoCoreError as exc:
+            _record_abort(settings_key, bucket, key, upload_id, exc)
+    finally:
+        _aborts.finish()
+
+
+def _delete_object(state: S3State) -> None:
+    """I/O thread: delete the object (its ETag was wrong, or nobody will consume it)."""
+    try:
+        try:
+            state.client.delete_object(Bucket=state.bucket, Key=state.key)
+        except (BotoCoreError, ClientError) as exc:
+            reason = s3_reason(exc)
+            _log.error("s3 object not deleted", bucket=state.bucket, key=state.key, reason=reason)
+    finally:
+        _aborts.finish()
+
+
+def _delete_later(state: S3State) -> None:
+    _aborts.start()
+    _on_pool(_delete_object, state)
+
+
+def _undo_close(state: S3State) -> None:
+    """I/O thread, once an abandoned ``close("done")``'s last request is done: delete
+    the object it made, or abort the multipart upload it failed to complete."""
+    assert state.finishing is not None
+    if state.finishing.exception() is None:
+        _delete_object(state)  # finishes the count
+        return
+    upload_id, state.upload_id = state.upload_id, None
+    _abort_upload(state.client, state.settings_key, state.bucket, state.key, upload_id, None)
 
 
 def s3_writer_factory(bucket: str, **options: Any) -> Callable[[str, Any, Any], tuple[type[S3Writer], dict]]:
@@ -697,15 +977,15 @@ def wait_no_pending_aborts(timeout: float | None = None) -> bool:
     return _pending_empty.wait(timeout)
 
 
-def _record_abort(state: S3State, upload_id: str, exc: BaseException) -> None:
+def _record_abort(settings_key: str, bucket: str, key: str, upload_id: str, exc: BaseException) -> None:
     reason = s3_reason(exc)
     with _pending_lock:
-        _pending[upload_id] = PendingAbort(state.settings_key, state.bucket, state.key, upload_id, reason)
+        _pending[upload_id] = PendingAbort(settings_key, bucket, key, upload_id, reason)
         _pending_empty.clear()
     _log.warning(
         "s3 abort failed, recorded for retry",
-        bucket=state.bucket,
-        key=state.key,
+        bucket=bucket,
+        key=key,
         upload_id=upload_id,
         reason=reason,
     )
@@ -808,6 +1088,7 @@ def shutdown(timeout: float = 10.0) -> None:
     """Stop what this module started: the retry supervisor, the I/O threads and
     the clients' connections. Aborts still pending stay recorded (and are
     logged); the next failed abort or :func:`retry_pending_aborts` takes them up."""
+    wait_aborts(timeout)
     sup = actors.whereis(RETRY_SUPERVISOR)
     if sup is not None:
         sup.stop()

@@ -1,11 +1,14 @@
 """Substrates: where processes run, by name.
 
 A substrate implements ``Substrate`` (``protocol.py``): it starts a process
-and drives it through its public ``Runnable`` interface. Two ship, one module
+and drives it through its public ``Runnable`` interface. Three ship, one module
 each: ``"pool"`` (the default, as on BEAM: every process on a small shared pool
-of worker threads, ``pool.py``) and ``"thread"`` (a dedicated OS thread per
-process, ``thread.py``). ``Process.substrate``, ``Process.start(substrate=...)``
-and ``set_default_substrate`` choose one by name.
+of worker threads, ``pool.py``), ``"thread"`` (a dedicated OS thread per
+process, ``thread.py``) and ``"loop"`` (callbacks on an asyncio event loop,
+``loop.py``). ``Process.substrate``, ``Process.start(substrate=...)``
+and ``set_default_substrate`` choose one by name; ``"loop"`` runs on the
+loop bound with ``bind_loop`` when there is one (a server's), else on a loop
+thread of its own.
 """
 
 from __future__ import annotations
@@ -13,6 +16,8 @@ from __future__ import annotations
 import threading
 from typing import Any
 
+from actors.substrates.loop import _SUBSTRATE as _LOOP
+from actors.substrates.loop import bind_loop, bound_loop, unbind_loop
 from actors.substrates.pool import PoolSubstrate
 from actors.substrates.protocol import Runnable, Substrate
 from actors.substrates.thread import ThreadSubstrate
@@ -21,14 +26,17 @@ __all__ = [
     "SUBSTRATES",
     "Runnable",
     "Substrate",
+    "bind_loop",
+    "bound_loop",
     "check",
     "default_substrate",
     "get",
     "set_default_substrate",
     "threads",
+    "unbind_loop",
 ]
 
-SUBSTRATES: dict[str, Substrate] = {s.name: s for s in (PoolSubstrate(), ThreadSubstrate())}
+SUBSTRATES: dict[str, Substrate] = {s.name: s for s in (PoolSubstrate(), ThreadSubstrate(), _LOOP)}
 """Every substrate by name."""
 
 _default = "pool"
@@ -62,5 +70,6 @@ def set_default_substrate(name: str) -> str:
 
 def threads() -> list[threading.Thread]:
     """Every thread the substrates hold now: the scheduler's workers and
-    watchdog, and the dedicated thread of each ``"thread"`` process."""
+    watchdog, the dedicated thread of each ``"thread"`` process, and the
+    ``"loop"`` substrate's own loop thread (never a bound loop's)."""
     return [thread for substrate in SUBSTRATES.values() for thread in substrate.threads()]

@@ -20,6 +20,12 @@ Idle processes cost no CPU: once no worker has run a message for
 ``QUIET_TICKS`` looks, the watchdog sleeps until a worker picks up the next
 one. An idle runtime holds no thread: the workers and the watchdog end when
 the last pooled process has exited, and start again with the next spawn.
+
+Event loops (the ``"loop"`` substrate, ``loop.py``) lean on the pool: while a
+loop's thread waits or is stuck, its processes run here (``run_elsewhere``),
+batch by batch through the same ``run_batch``; the watchdog watches the loops
+too (``watch``), and a loop with processes holds the pool (``acquire``) so
+that a worker is always there to take them.
 """
 
 from __future__ import annotations
@@ -32,7 +38,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from itertools import count
-from typing import Any
+from typing import Any, Protocol
 
 import structlog
 
@@ -40,7 +46,7 @@ from actors.current import set_current_process, set_worker
 from actors.mailbox import EMPTY, Mailbox
 from actors.substrates.protocol import Runnable
 
-__all__ = ["BATCH", "PoolSubstrate", "Scheduler", "scheduler"]
+__all__ = ["BATCH", "Home", "PoolSubstrate", "Scheduler", "run_batch", "scheduler"]
 
 log = structlog.get_logger("liveupload.actors")
 
@@ -80,6 +86,10 @@ class Worker:
         self.waiting_since = 0.0  # monotonic start of a blocking() section; 0 outside
         self.thread: threading.Thread | None = None
 
+    def take_back(self) -> None:
+        """The wait or the long message is over: count this worker again."""
+        self.pool._take_back(self)
+
     @contextmanager
     def handing_off(self) -> Iterator[None]:
         """Mark a wait: if it is still going on at the watchdog's next look, this
@@ -94,6 +104,70 @@ class Worker:
             self.waiting_since = 0.0
             if self.blocked:
                 self.pool._take_back(self)
+
+
+class Home(Protocol):
+    """A thread that runs processes and is not a pool worker (an event loop,
+    ``actors.substrates.loop``), as ``run_batch`` and the watchdog see it."""
+
+    pool: Scheduler
+    busy_since: float  # monotonic start of the current message; 0 between messages
+    blocked: bool  # its processes run on the pool meanwhile
+
+    def take_back(self) -> None: ...
+
+    def hand_off(self) -> None: ...
+
+
+def run_batch(worker: Worker | Home, mailbox: Mailbox) -> None:
+    """Start up or run one process for at most ``BATCH`` messages, on a pool
+    worker or a home; a process with mail left goes back by its ``wake``."""
+    pool = worker.pool
+    process: Runnable = mailbox.owner
+    mailbox.running()
+    set_current_process(process.actor_ref)
+    try:
+        if not mailbox.started:
+            mailbox.started = True
+            worker.busy_since = time.monotonic()
+            if pool._sleeping_bell is not None:
+                pool._wake_watchdog()
+            reason = process.run_start()
+            if reason is not None:
+                _finish(mailbox, process, reason)
+                return
+        for _ in range(BATCH):
+            envelope = mailbox.take()
+            if envelope is EMPTY:
+                return
+            worker.busy_since = time.monotonic()
+            if pool._sleeping_bell is not None:
+                pool._wake_watchdog()
+            reason = process.run_envelope(envelope)
+            if reason is not None:
+                _finish(mailbox, process, reason)
+                return
+            worker.busy_since = 0.0
+            if worker.blocked:
+                worker.take_back()
+        if mailbox.yield_back():
+            wake = mailbox.wake
+            assert wake is not None
+            wake(mailbox)
+    finally:
+        worker.busy_since = 0.0
+        if worker.blocked:
+            worker.take_back()
+        set_current_process(None)
+
+
+def _finish(mailbox: Mailbox, process: Runnable, reason: Any) -> None:
+    """Shut a process down (``terminate`` runs here, watched like a message),
+    then tell its substrate (``Mailbox.on_exit``)."""
+    process.run_finish(reason)
+    on_exit = mailbox.on_exit
+    if on_exit is not None:
+        on_exit()
 
 
 class Scheduler:
@@ -120,6 +194,7 @@ class Scheduler:
         self._sleeping_bell: threading.Event | None = None  # the sleeping watchdog's bell; read per message
         self.watchdog_sleeping = threading.Event()  # set while it sleeps (for tests and benchmarks)
         self.handoffs = 0  # how often a worker's place was handed on (for the benchmarks)
+        self._homes: set[Home] = set()  # event loops running processes, watched too (``watch``)
 
     # -- processes --------------------------------------------------------------
 
@@ -128,13 +203,8 @@ class Scheduler:
         mailbox = process.actor_inbox
         mailbox.owner = process
         mailbox.wake = self._run_queue.put
-        with self._lock:
-            if self._live == 0:
-                self._epoch += 1  # the stop marks of the last idle moment no longer count
-            self._live += 1
-            missing = self.size - len(self._running)
-        for _ in range(missing):
-            self._add_worker()
+        mailbox.on_exit = self.release
+        self.acquire()
         self._run_queue.put(mailbox)
 
     def threads(self) -> list[threading.Thread]:
@@ -145,47 +215,19 @@ class Scheduler:
                 threads.append(self._watchdog[0])
         return threads
 
-    def _run(self, worker: Worker, mailbox: Mailbox) -> None:
-        """Start up or run one process for at most ``BATCH`` messages."""
-        process: Runnable = mailbox.owner
-        mailbox.running()
-        set_current_process(process.actor_ref)
-        try:
-            if not mailbox.started:
-                mailbox.started = True
-                worker.busy_since = time.monotonic()
-                if self._sleeping_bell is not None:
-                    self._wake_watchdog()
-                reason = process.run_start()
-                if reason is not None:
-                    self._finish(process, reason)
-                    return
-            for _ in range(BATCH):
-                envelope = mailbox.take()
-                if envelope is EMPTY:
-                    return
-                worker.busy_since = time.monotonic()
-                if self._sleeping_bell is not None:
-                    self._wake_watchdog()
-                reason = process.run_envelope(envelope)
-                if reason is not None:
-                    self._finish(process, reason)
-                    return
-                worker.busy_since = 0.0
-                if worker.blocked:
-                    self._take_back(worker)
-            if mailbox.yield_back():
-                self._run_queue.put(mailbox)
-        finally:
-            worker.busy_since = 0.0
-            if worker.blocked:
-                self._take_back(worker)
-            set_current_process(None)
+    def acquire(self) -> None:
+        """One more user of the pool (a pooled process, or an event loop's home
+        while it has processes): the workers run while there is any."""
+        with self._lock:
+            if self._live == 0:
+                self._epoch += 1  # the stop marks of the last idle moment no longer count
+            self._live += 1
+            missing = self.size - len(self._running)
+        for _ in range(missing):
+            self._add_worker()
 
-    def _finish(self, process: Runnable, reason: Any) -> None:
-        """Shut a process down (``terminate`` runs here, watched like a message);
-        with the last one gone, let every worker go."""
-        process.run_finish(reason)
+    def release(self) -> None:
+        """One user fewer; with the last one gone, let every worker go."""
         with self._lock:
             self._live -= 1
             if self._live:
@@ -197,6 +239,21 @@ class Scheduler:
             self._run_queue.put((_STOP, epoch))
         for _ in range(parked):
             self._spare_tokens.put(False)
+
+    def run_elsewhere(self, mailbox: Mailbox) -> None:
+        """Queue a mailbox another substrate runs (an event loop's, while its
+        loop is held): a worker runs a batch of it; it goes back by its ``wake``."""
+        self._run_queue.put(mailbox)
+
+    def watch(self, home: Home) -> None:
+        """Have the watchdog also look at ``home`` (a thread that is not a worker
+        but runs processes, an event loop): hand it off when stuck."""
+        with self._lock:
+            self._homes.add(home)
+
+    def unwatch(self, home: Home) -> None:
+        with self._lock:
+            self._homes.discard(home)
 
     # -- workers -------------------------------------------------------------------
 
@@ -240,7 +297,7 @@ class Scheduler:
                             return
                     continue
                 try:
-                    self._run(worker, mailbox)
+                    run_batch(worker, mailbox)
                 except BaseException:  # a runtime bug: keep the worker alive (logged)
                     log.exception("scheduler_worker_error")
         finally:
@@ -303,8 +360,10 @@ class Scheduler:
                 self._running.add(worker)
 
     def _any_running_busy(self) -> bool:
-        """Whether a counted worker is in a message or a wait (under ``_lock``)."""
-        return any(w.busy_since or w.waiting_since for w in self._running)
+        """Whether a counted worker or a home is in a message or a wait (under ``_lock``)."""
+        return any(w.busy_since or w.waiting_since for w in self._running) or any(
+            h.busy_since and not h.blocked for h in self._homes
+        )
 
     def _wake_watchdog(self) -> None:
         """A worker starts a message while the watchdog sleeps: wake it."""
@@ -362,6 +421,11 @@ class Scheduler:
                     if (w.waiting_since and now - w.waiting_since > WAIT_AFTER)
                     or (w.busy_since and now - w.busy_since > STUCK_AFTER)
                 ]
+                stuck_homes = [
+                    h for h in self._homes if not h.blocked and h.busy_since and now - h.busy_since > STUCK_AFTER
+                ]
+            for home in stuck_homes:
+                home.hand_off()
             for worker in stuck:
                 self._hand_off(worker)
             if stuck and len(stuck) >= self.size:

@@ -21,6 +21,7 @@ from boto3.s3.transfer import TransferConfig
 
 import writers.s3 as s3w
 from benchmarks.objectstore.swift_store import SwiftStore
+from writers import settle
 
 MB = 1_000_000
 MiB = 1024 * 1024
@@ -35,10 +36,10 @@ def through_writer(settings: dict, bucket: str, data: bytes, parts_in_flight: in
     start = time.perf_counter()
     view = memoryview(data)
     for i in range(0, len(data), 64_000):
-        result = writer.write_chunk(bytes(view[i : i + 64_000]), state)
+        result = settle(writer.write_chunk(bytes(view[i : i + 64_000]), state))
         assert result[0] == "ok", result
         peak = max(peak, len(state.buffer) + state.part_size * len(state.inflight))
-    assert writer.close(state, "done")[0] == "ok"
+    assert settle(writer.close(state, "done"))[0] == "ok"
     return time.perf_counter() - start, peak
 
 

@@ -18,8 +18,10 @@ import os
 import shutil
 import socket
 import subprocess
+import threading
 import time
 from dataclasses import dataclass, field
+from typing import Any
 
 __all__ = [
     "ACCESS_KEY",
@@ -54,6 +56,25 @@ _PROBE = (
 
 class SwiftError(RuntimeError):
     """Swift is missing, cannot run here, or did not come up in time."""
+
+
+def create_bucket(client: Any, name: str, timeout: float = 60.0) -> None:
+    """Create the bucket; a store that answers ListBuckets may still be starting
+    its container server under load (503 "reduce your request rate"): retry
+    that, with a deadline, and nothing else."""
+    from botocore.exceptions import ClientError  # boto3 is the s3 extra: loaded only when used
+
+    deadline = time.monotonic() + timeout
+    pause = threading.Event()
+    while True:
+        try:
+            client.create_bucket(Bucket=name)
+            return
+        except ClientError as exc:
+            code = exc.response.get("Error", {}).get("Code")
+            if code != "ServiceUnavailable" or time.monotonic() > deadline:
+                raise
+        pause.wait(0.5)  # the store said it is busy: back off before asking again
 
 
 def check_prerequisites(directory: str) -> None:

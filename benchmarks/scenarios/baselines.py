@@ -30,7 +30,7 @@ from typing import Any
 
 import pykka
 
-from writers import UploadWriter
+from writers import UploadWriter, settle
 
 __all__ = ["CallbackFuture", "PeerChannel", "PeerFleet", "DirectUpload", "PlainFileUpload", "plain_files"]
 
@@ -99,7 +99,7 @@ class PeerChannel(pykka.ThreadingActor):
                 self.closed = True
                 self.writer.close(self.state, "cancel")
                 return ("error", {"reason": "file_size_limit_exceeded", "limit": self.size})
-            result = self.writer.write_chunk(data, self.state)
+            result = settle(self.writer.write_chunk(data, self.state))
             if result[0] != "ok":
                 self.state = result[2]
                 self.closed = True
@@ -168,7 +168,7 @@ class DirectUpload:
         self.closed = False
 
     def __call__(self, data: bytes) -> Any:
-        result = self.writer.write_chunk(data, self.state)
+        result = settle(self.writer.write_chunk(data, self.state))
         if result[0] != "ok":
             return ("error", result[1])
         self.state = result[1]

@@ -21,20 +21,36 @@ highest chunks/s: on a shared machine noise only ever slows a run down, as
 the median over repeats of the ratio within one repeat, whose two runs were
 made back to back (``ours/peer µs/chunk`` is wall time per chunk, the
 inverse of chunks/s); the overhead in µs/chunk compares the best runs.
+
+``from_loop`` (issue 16): the per-chunk cost of the path the server takes,
+a coroutine on an asyncio loop awaiting ``actors.ask_async`` of one
+``UploadChannel`` (a ``NullWriter``, so only the ask is measured),
+``LOOP_ASKS`` chunks in a row, per place the channel runs: ``pool`` and
+``thread`` (the loop is not bound: every ask wakes another thread and every
+reply comes back by ``call_soon_threadsafe``), and ``loop`` (the asking loop
+is bound with ``actors.substrates.bind_loop``, as ``liveupload serve`` binds
+its own, so the channel runs on it; sessions stay on the pool). CPU is the
+whole process's (``time.process_time``), so the workers' and the wake-ups'
+share is in it; the best of ``repeat`` runs is kept, and ``vs_pool`` is the
+CPU per ask over the pool's, in the same run.
 """
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import os
 import shutil
 import statistics
 import tempfile
+import threading
 import time
 from typing import Any
 
 import structlog
 
+import actors
+from actors import substrates as runtime_substrates
 from benchmarks import substrates
 from benchmarks.clients import DriveResult, chunks_for, drive_async, drive_sync
 from benchmarks.params import Params
@@ -93,7 +109,21 @@ TABLES: list[TableSpec] = [
             ("vs_thread", "chunks/s vs thread", ".2f"),
         ],
     ),
+    (
+        "from_loop",
+        "channels: a coroutine asks one channel chunk by chunk (the server's path), per place the channel runs",
+        [
+            ("channel_on", "channel on", ""),
+            ("asks", "asks", ",d"),
+            ("cpu_us_per_ask", "CPU µs/ask", ",.1f"),
+            ("us_per_ask", "wall µs/ask", ",.1f"),
+            ("vs_pool", "CPU vs pool", ".2f"),
+        ],
+    ),
 ]
+
+LOOP_ASKS = 20_000
+"""Chunks asked in a row by the ``from_loop`` measurement."""
 
 
 def _flavors(params: Params) -> list[tuple[str, str, str | None]]:
@@ -109,7 +139,8 @@ def _flavors(params: Params) -> list[tuple[str, str, str | None]]:
 
 
 def steps(params: Params) -> int:
-    return len(params.uploads) * len(_flavors(params)) * params.repeat
+    places = sum(name in params.substrates for name in ("pool", "thread", "loop"))
+    return (len(params.uploads) * len(_flavors(params)) + places) * params.repeat
 
 
 def _writer(writer: str, directory: str) -> tuple[Any, Any]:
@@ -349,6 +380,86 @@ def _targets(ratios: list[dict[str, Any]], rows: list[dict[str, Any]], params: P
     return checks
 
 
+class _LoopThread:
+    """An asyncio loop on a thread of its own, as uvicorn's is, optionally bound
+    as the ``"loop"`` substrate's home."""
+
+    def __init__(self, bind: bool) -> None:
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, name="bench-asking-loop", daemon=True)
+        self.thread.start()
+        self.bound = bind and self.call(_bind())
+
+    def call(self, coro: Any) -> Any:
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result()
+
+    def close(self) -> None:
+        if self.bound:
+            self.call(_unbind())
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join()
+        self.loop.close()
+
+
+async def _bind() -> bool:
+    return runtime_substrates.bind_loop()
+
+
+async def _unbind() -> None:
+    runtime_substrates.unbind_loop()
+
+
+async def _ask_in_a_row(channel: Any, data: bytes, asks: int) -> tuple[float, float]:
+    """CPU and wall seconds of ``asks`` chunk asks awaited one after the other."""
+    cpu, wall = time.process_time(), time.perf_counter()
+    for _ in range(asks):
+        if await actors.ask_async(channel, ("chunk", data)) != "ok":
+            raise RuntimeError("a chunk was refused")
+    return time.process_time() - cpu, time.perf_counter() - wall
+
+
+def _from_loop_once(channel_on: str, data: bytes, asks: int) -> tuple[float, float]:
+    """One run: a fresh session and channel, ``asks`` chunks from a loop; (CPU s, wall s)."""
+    on_loop = channel_on == "loop"
+    asking = _LoopThread(bind=on_loop)
+    try:
+        if on_loop and not asking.bound:
+            raise RuntimeError("another event loop is bound: the loop row would not run on its own loop")
+        with substrates.using("pool" if on_loop else channel_on):
+            fleet = SessionFleet(fixed_writer(NullWriter, None), size=len(data) * (asks + 1), chunk_size=len(data))
+            try:
+                fleet.join(1)
+                return asking.call(_ask_in_a_row(fleet.channels[0], data, asks))
+            finally:
+                fleet.close()
+    finally:
+        asking.close()
+
+
+def from_loop(params: Params, data: bytes, progress: Progress) -> list[dict[str, Any]]:
+    """The ``from_loop`` rows: CPU and wall per ask, per place the channel runs."""
+    places = [name for name in ("pool", "thread", "loop") if name in params.substrates]
+    best: dict[str, tuple[float, float]] = {}
+    for _ in range(params.repeat):
+        for place in places:
+            progress.note(f"channels from a loop: channel on {place}")
+            cpu, wall = _from_loop_once(place, data, LOOP_ASKS)
+            if place not in best or cpu < best[place][0]:
+                best[place] = (cpu, wall)
+            progress.tick(f"channels from a loop: channel on {place}")
+    pool_cpu = best["pool"][0] if "pool" in best else float("nan")
+    return [
+        {
+            "channel_on": place,
+            "asks": LOOP_ASKS,
+            "cpu_us_per_ask": cpu / LOOP_ASKS * 1e6,
+            "us_per_ask": wall / LOOP_ASKS * 1e6,
+            "vs_pool": ratio(cpu, pool_cpu),
+        }
+        for place, (cpu, wall) in best.items()
+    ]
+
+
 def run(params: Params, progress: Progress) -> dict[str, Any]:
     """Measure every point; the section's ``rows``, ``ratios`` and ``targets``."""
     data = os.urandom(params.chunk_bytes)
@@ -379,5 +490,6 @@ def run(params: Params, progress: Progress) -> dict[str, Any]:
         "uploads_per_session": params.uploads_per_session,
         "rows": rows,
         "ratios": ratios,
+        "from_loop": from_loop(params, data, progress),
         "targets": _targets(ratios, rows, params),
     }

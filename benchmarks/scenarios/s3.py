@@ -9,19 +9,16 @@ Two cases, each run twice in the same process against the same store:
   (256 KB): each goes up as one ``PutObject`` at ``close("done")``;
 
 then boto3's own ``upload_fileobj`` of the same bytes (same part size and
-parts in flight, the uploads run concurrently on up to 64 threads). A third
-row of the small case runs the same writer with ``blocking = False`` on the
-pool substrate (every wait of ``S3Writer`` is inside ``actors.blocking()``),
-to show what the thread count is when channels do not get a thread each.
+parts in flight, the uploads run concurrently on up to 64 threads).
 
 Figures: MB/s of each side and their ratio (target >= 0.8x boto3's); bytes
 an upload holds (buffer + parts queued or sending + the chunk being handled,
 tracked per chunk) and the process's RSS growth per upload in flight, against
 the bound ``part_size x (parts_in_flight + 1) + 64 KB``; the peak of the
-process's OS threads (target <= 64 with 1,000 small uploads: ``S3Writer`` is
-``blocking = True``, so each channel gets a thread, and the target is missed
-by design on that row). boto3's MB/s is Swift's ceiling here as far as one
-client process can reach it.
+process's OS threads (target <= 64 with 1,000 small uploads: channels run on
+the shared scheduler and wait for the store through deferred replies, every
+request goes through the bounded I/O pool). boto3's MB/s is Swift's ceiling
+here as far as one client process can reach it.
 
 The store: a private Swift started by the scenario (``benchmarks.objectstore``),
 or ``params.extra["s3_store"]`` (``{"settings": client settings, "bucket": name}``)
@@ -47,9 +44,8 @@ from typing import Any
 from boto3.s3.transfer import TransferConfig
 
 import writers.s3 as s3w
-from benchmarks import substrates
 from benchmarks.clients import drive_async
-from benchmarks.objectstore.swift_store import SwiftStore
+from benchmarks.objectstore.swift_store import SwiftStore, create_bucket
 from benchmarks.params import Params
 from benchmarks.progress import Progress
 from benchmarks.sessions import SessionFleet
@@ -87,7 +83,7 @@ TABLES: list[TableSpec] = [
 
 
 def steps(params: Params) -> int:
-    return 1 + 2 * 2 + 1
+    return 1 + 2 * 2
 
 
 class TrackedS3Writer(s3w.S3Writer):
@@ -103,12 +99,6 @@ class TrackedS3Writer(s3w.S3Writer):
             with TrackedS3Writer._lock:
                 TrackedS3Writer.peak_held = max(TrackedS3Writer.peak_held, held)
         return result
-
-
-class PooledS3Writer(TrackedS3Writer):
-    """The same writer run on the pool substrate: its waits are inside ``actors.blocking()``."""
-
-    blocking = False
 
 
 def _proc_status() -> tuple[int, int]:
@@ -163,8 +153,7 @@ def _store(params: Params) -> Iterator[tuple[dict[str, Any], str]]:
     try:
         store.start()
         settings = store.client_settings()
-        client = s3w.client_for(settings)
-        client.create_bucket(Bucket=BUCKET)
+        create_bucket(s3w.client_for(settings), BUCKET)
         yield settings, BUCKET
     finally:
         store.stop()
@@ -306,8 +295,6 @@ def run(params: Params, progress: Progress) -> dict[str, Any]:
                     ("S3Writer", functools.partial(_through_channels, writer=TrackedS3Writer)),
                     ("boto3", _through_boto3),
                 ]
-                if case == "small":
-                    sides.append(("S3Writer, blocking=False, pool", _pooled))
                 for side, measure in sides:
                     progress.note(f"s3: {case}, {side}")
                     prefix = f"bench-{run_id}/{case}/{side.split(',')[0].lower()}{'-pool' if 'pool' in side else ''}"
@@ -331,11 +318,6 @@ def run(params: Params, progress: Progress) -> dict[str, Any]:
         "rows": rows,
         "targets": _targets(params, rows, bound),
     }
-
-
-def _pooled(params: Params, settings: dict, bucket: str, prefix: str, uploads: int, size: int) -> dict[str, Any]:
-    with substrates.using("pool"):
-        return _through_channels(params, settings, bucket, prefix, uploads, size, PooledS3Writer)
 
 
 def _targets(params: Params, rows: list[dict[str, Any]], bound: int) -> list[dict[str, Any]]:
@@ -364,7 +346,7 @@ def _targets(params: Params, rows: list[dict[str, Any]], bound: int) -> list[dic
                     bound / MiB,
                     "MiB",
                     "buffer + parts queued or sending + the chunk, after each chunk "
-                    "(while write_chunk waits for a part it briefly holds a full buffer "
+                    "(while a chunk waits for a part, Pending, the upload holds a full buffer "
                     "and every part in flight: the bound itself)",
                 )
             )
@@ -380,9 +362,8 @@ def _targets(params: Params, rows: list[dict[str, Any]], bound: int) -> list[dic
             )
         if row["case"] == "small":
             why = (
-                "S3Writer is blocking = True: every channel gets a thread of its own"
-                if row["side"] == "S3Writer"
-                else "channels on the pool; waits inside actors.blocking()"
+                "channels on the shared scheduler, answering chunks by deferred replies; "
+                f"requests on the I/O pool (at most {s3w.pool_size()} threads)"
             )
             checks.append(
                 target(

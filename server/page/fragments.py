@@ -1,6 +1,7 @@
-"""The upload page's content as a :class:`~server.page.rendered.Rendered` tree.
+"""The upload page's fragments, from which :mod:`server.page.live` makes the
+:class:`~server.page.rendered.Rendered` tree.
 
-:func:`render_upload_page` turns plain data (upload configs, each with its
+:func:`~server.page.live.render_upload_page` turns plain data (upload configs, each with its
 ``entries``, the dicts ``UploadSession.uploads()`` returns, and the list of
 saved files) into what ``templates/live/content.html.j2`` shows: per config,
 its options stated in words, a drop zone (``phx-drop-target``) around the
@@ -11,21 +12,24 @@ name, size in human units (exact bytes in its ``title`` and
 errors, and a polite live region announcing progress at a few milestones
 (:func:`progress_status`). An entry whose upload crashed on the server (cancelled with errors)
 stays listed as failed, with its error and a ``dismiss`` button, until
-removed. The template marks each dynamic with ``slot(value)``; the text
-between the marks is the statics. Every value is escaped by markupsafe.
+removed. The templates mark each dynamic with ``slot(value)``; the text
+between the marks is the statics. The entries of a config are a keyed
+comprehension (:func:`entries_tree`): one row of fields per entry
+(:func:`entry_row`, cached per :class:`EntryView`) around statics shared by
+all (:func:`entry_statics`). Every value is escaped by markupsafe.
 """
 
 from __future__ import annotations
 
 import functools
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Literal
 
 from markupsafe import Markup, escape
 
 from .error_text import explain_error, format_error
-from .rendered import Rendered
+from .rendered import Comprehension
 from .sizes import exact_size, human_size
 from .templating import ENVIRONMENT, macros
 
@@ -38,22 +42,30 @@ __all__ = [
     "SavedView",
     "config_view",
     "entries_html",
+    "entries_tree",
+    "entry_row",
+    "entry_statics",
     "entry_refs",
     "entry_view",
     "errors_html",
     "progress_status",
-    "render_upload_page",
+    "row_with_progress",
+    "status_share",
+    "status_words",
     "saved_html",
+    "SLOT",
+    "CONTENT",
 ]
 
 LIVE_FILE_UPLOAD_HOOK = "Phoenix.LiveFileUpload"
 
-_CONTENT = ENVIRONMENT.get_template("live/content.html.j2")
+CONTENT = ENVIRONMENT.get_template("live/content.html.j2")
 _FRAGMENTS = macros("live/fragments.html.j2")
 
+#: The template of the LiveView root's content (``slot()`` marks each dynamic).
 #: What ``slot()`` writes in place of a dynamic: never in escaped text (``<``
 #: is escaped) nor in the templates' own HTML.
-_SLOT = "<slot>"
+SLOT = "<slot>"
 
 EntryState = Literal["pending", "uploading", "done", "error", "cancelled"]
 
@@ -161,7 +173,7 @@ class ConfigView:
     multiple: bool
     auto_upload: bool
     refs: dict[str, str]
-    entries: Markup
+    entries: Comprehension
     errors: Markup
     status: str
 
@@ -199,7 +211,7 @@ def entry_view(config: Mapping[str, Any], entry: Mapping[str, Any]) -> EntryView
         config_ref=config["ref"],
         ref=entry["ref"],
         upload=config.get("name", config["ref"]),
-        name=entry.get("client_name", ""),
+        name=_display_name(entry.get("client_name", "")),
         size=entry.get("client_size", 0),
         size_words=_size_words(entry.get("client_size", 0)),
         size_exact=_size_exact(entry.get("client_size", 0)),
@@ -218,6 +230,19 @@ def _size_exact(size: Any) -> str:
     return exact_size(size) if isinstance(size, int) and size >= 0 else f"{size} bytes"
 
 
+_NAME_HEAD, _NAME_TAIL = 60, 20
+
+
+def _display_name(name: Any) -> Any:
+    """A client's file name as the page shows it: over 81 characters, its
+    first 60 and last 20 (the extension) around an ellipsis, so a 60 KB name
+    costs each reply 81 characters. Only the echo is cut: the name the session
+    keeps, and the saved file's (``safe_filename``), are not."""
+    if not isinstance(name, str) or len(name) <= _NAME_HEAD + 1 + _NAME_TAIL:
+        return name
+    return f"{name[:_NAME_HEAD]}…{name[-_NAME_TAIL:]}"
+
+
 #: Percentages at which progress is announced (each once: the text changes only there).
 MILESTONES = (25, 50, 75)
 
@@ -227,17 +252,36 @@ def progress_status(config: Mapping[str, Any]) -> str:
     at each of :data:`MILESTONES` of the bytes of its uploading entries, then
     ``"2 files uploaded"`` once all are done; empty while nothing has started
     (a screen reader announces the text only when it changes)."""
-    entries = [e for e in config.get("entries") or () if _active(e) and not _has_errors(e)]
-    started = [e for e in entries if e.get("done") or int(e.get("progress", 0) or 0) > 0]
+    totals = [0, 0, 0, 0, 0]
+    for entry in config.get("entries") or ():
+        for i, value in enumerate(status_share(entry)):
+            totals[i] += value
+    return status_words(*totals)
+
+
+def status_share(entry: Mapping[str, Any]) -> tuple[int, int, int, int, int]:
+    """What an entry adds to its config's :func:`progress_status`, as
+    ``(counted, started, done, weighted percent, weight)``: sums of these
+    over the entries give the status (:func:`status_words`), so a page can
+    keep the sums and change one entry's share."""
+    if not _active(entry) or _has_errors(entry):
+        return (0, 0, 0, 0, 0)
+    done = bool(entry.get("done"))
+    progress = 100 if done else int(entry.get("progress", 0) or 0)
+    weight = _weight(entry)
+    return (1, int(done or progress > 0), int(done), weight * progress, weight)
+
+
+def status_words(files: int, started: int, done: int, sent: int, weight: int) -> str:
+    """:func:`progress_status` from the sums of :func:`status_share`."""
     if not started:
         return ""
-    files = f"{len(entries)} file" + ("" if len(entries) == 1 else "s")
-    if all(e.get("done") for e in entries):
-        return f"{files} uploaded"
-    sent = sum(_weight(e) * (100 if e.get("done") else int(e.get("progress", 0) or 0)) for e in entries)
-    percent = sent // sum(_weight(e) for e in entries)
+    words = f"{files} file" + ("" if files == 1 else "s")
+    if done == files:
+        return f"{words} uploaded"
+    percent = sent // weight
     reached = max((m for m in MILESTONES if percent >= m), default=0)
-    return f"Uploading {files}: {reached}%" if reached else f"Uploading {files}"
+    return f"Uploading {words}: {reached}%" if reached else f"Uploading {words}"
 
 
 def _weight(entry: Mapping[str, Any]) -> int:
@@ -246,18 +290,108 @@ def _weight(entry: Mapping[str, Any]) -> int:
     return size if isinstance(size, int) and size > 0 else 1
 
 
+def entries_tree(config: Mapping[str, Any], events: PageEvents = PageEvents()) -> Comprehension:
+    """The entries of ``config["entries"]`` not cancelled, and every failed one
+    (cancelled with errors: shown until dismissed), as a comprehension keyed
+    by entry ref: one row of :data:`entry_statics` fields per entry."""
+    shown = [e for e in config.get("entries") or () if _shown(e)]
+    return Comprehension(
+        entry_statics(),
+        [entry_row(entry_view(config, e), events.cancel) for e in shown],
+        [str(e["ref"]) for e in shown],
+    )
+
+
 def entries_html(config: Mapping[str, Any], events: PageEvents = PageEvents()) -> Markup:
-    """The ``<li>`` of every entry of ``config["entries"]`` not cancelled, and
-    of every failed one (cancelled with errors: shown until dismissed)."""
-    views = [entry_view(config, e) for e in config.get("entries") or () if _shown(e)]
-    return Markup("").join(_entry_html(view, events.cancel) for view in views)
+    """The ``<li>`` of every entry :func:`entries_tree` shows."""
+    return Markup(entries_tree(config, events).to_html())
+
+
+_entry_statics: tuple[str, ...] | None = None
+
+
+def entry_statics() -> tuple[str, ...]:
+    """The text around an entry's fields (``live/fragments.html.j2``'s
+    ``entry``), the same for every entry: the comprehension's statics."""
+    if _entry_statics is None:
+        _render_row(_PROBE, "cancel")
+    assert _entry_statics is not None
+    return _entry_statics
+
+
+def entry_row(view: EntryView, cancel_event: str) -> tuple[str, ...]:
+    """One entry's fields (escaped), in the order of :func:`entry_statics`.
+
+    A progress event changes one entry of a page: only its row is made again,
+    and a diff carries only the fields that changed. Rows are rendered once
+    per view with its progress at 0 (cached); the fields that show the
+    percentage as it is (found by rendering a probe at a few percentages)
+    are then filled in, so a progress step costs no template rendering.
+    """
+    places = _progress_places()
+    if not places:
+        return _render_row(view, cancel_event)
+    row = list(_render_row(replace(view, progress=0), cancel_event))
+    percent = str(view.progress)
+    for i in places:
+        row[i] = percent
+    return tuple(row)
+
+
+def row_with_progress(row: tuple[str, ...], progress: int) -> tuple[str, ...] | None:
+    """``row`` showing ``progress`` instead, for an entry whose progress alone
+    changed and stays above 0 (its state stays ``uploading``); ``None`` when
+    the template shows progress otherwise than as the bare number."""
+    places = _progress_places()
+    if not places:
+        return None
+    new = list(row)
+    percent = str(progress)
+    for i in places:
+        new[i] = percent
+    return tuple(new)
+
+
+_PROBE = EntryView(config_ref="c", ref="r", upload="u", name="n", size=0, size_words="0 bytes",
+                   size_exact="0 bytes", progress=0, state="uploading", errors=(), action="cancel")
+_places: tuple[int, ...] | None = None
+
+
+def _progress_places() -> tuple[int, ...]:
+    """Where an entry's row shows its progress as the bare number, if nothing
+    else in the row depends on it (else ``()``: rows are rendered whole)."""
+    global _places
+    if _places is None:
+        base = _render_row(_PROBE, "cancel")
+        found: set[int] | None = None
+        for percent in (1, 2, 50, 99, 100):
+            row = _render_row(replace(_PROBE, progress=percent), "cancel")
+            changed = {i for i, (a, b) in enumerate(zip(base, row, strict=True)) if a != b}
+            if found is None:
+                found = changed
+            if changed != found or any(row[i] != str(percent) or base[i] != "0" for i in changed):
+                found = set()
+                break
+        _places = tuple(sorted(found or ()))
+    return _places
 
 
 @functools.lru_cache(maxsize=4096)
-def _entry_html(view: EntryView, cancel_event: str) -> Markup:
-    """One entry's ``<li>``. A progress event changes one entry of a page, so
-    the others come from here without escaping and templating them again."""
-    return _FRAGMENTS.entries([view], cancel_event)
+def _render_row(view: EntryView, cancel_event: str) -> tuple[str, ...]:
+    """The entry's row through ``live/fragments.html.j2``'s ``entry``."""
+    global _entry_statics
+    fields: list[str] = []
+
+    def slot(value: Any) -> Markup:
+        fields.append(str(escape(value)))
+        return Markup(SLOT)
+
+    statics = tuple(str(_FRAGMENTS.entry(view, cancel_event, slot)).split(SLOT))
+    if _entry_statics is None:
+        _entry_statics = statics
+    elif statics != _entry_statics:
+        raise ValueError("live/fragments.html.j2: an entry's text outside slot() differs between entries")
+    return tuple(fields)
 
 
 def errors_html(errors: Iterable[Any], config: Mapping[str, Any] | None = None) -> Markup:
@@ -272,7 +406,7 @@ def saved_html(saved: Iterable[Mapping[str, Any]]) -> Markup:
     """The saved files (dicts with ``name`` and ``size``, or ``error`` when the
     file could not be saved) as ``<li>`` items."""
     return _FRAGMENTS.saved(
-        [SavedView(name=f["name"], size=f.get("size", 0), size_words=_size_words(f.get("size", 0)),
+        [SavedView(name=_display_name(f["name"]), size=f.get("size", 0), size_words=_size_words(f.get("size", 0)),
                    size_exact=_size_exact(f.get("size", 0)), error=f.get("error")) for f in saved]
     )
 
@@ -312,47 +446,7 @@ def config_view(config: Mapping[str, Any], events: PageEvents = PageEvents()) ->
         multiple=int(config.get("max_entries", 1)) > 1,
         auto_upload=bool(config.get("auto_upload")),
         refs=entry_refs(config.get("entries") or ()),
-        entries=entries_html(config, events),
+        entries=entries_tree(config, events),
         errors=errors_html(config.get("errors") or (), config),
         status=progress_status(config),
     )
-
-
-def render_upload_page(
-    configs: Sequence[Mapping[str, Any]],
-    saved: Sequence[Mapping[str, Any]] = (),
-    *,
-    notice: str = "",
-    events: PageEvents = PageEvents(),
-    form_id: str = "upload-form",
-) -> Rendered:
-    """The upload page's content (the inside of the LiveView root element).
-
-    ``configs``: one mapping per ``allow_upload`` config, with ``ref``,
-    ``name``, ``accept``, ``max_entries``, ``auto_upload``, optional
-    ``errors`` (config-level) and ``entries`` (entry dicts: ``ref``,
-    ``client_name``, ``client_size``, ``client_type``, ``progress``, ``done``,
-    ``cancelled``, ``valid``, ``errors``, ``preflighted``).  ``saved``: dicts
-    with ``name`` and ``size``.  ``notice``: a status line (escaped).
-
-    Dynamics, per config in order: active refs, done refs, preflighted refs,
-    error refs, entries HTML, config errors HTML, progress status; then the
-    saved list and the notice.  Statics depend only on the configs, so diffs between renders of
-    the same configs carry dynamics only.
-    """
-    dynamics: list[Markup] = []
-
-    def slot(value: Any) -> Markup:
-        dynamics.append(escape(value))
-        return Markup(_SLOT)
-
-    html = _CONTENT.render(
-        configs=[config_view(c, events) for c in configs],
-        saved=saved_html(saved),
-        notice=notice,
-        events=events,
-        form_id=form_id,
-        hook=LIVE_FILE_UPLOAD_HOOK,
-        slot=slot,
-    )
-    return Rendered(html.split(_SLOT), dynamics)

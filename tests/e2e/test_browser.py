@@ -366,13 +366,20 @@ def test_without_a_fixed_secret_a_restart_reloads_the_page_empty(browser, tmp_pa
     assert saved(tmp_path) == {}
 
 
+class DeclaredStall(FaultyWriter):
+    """A stalling writer that says it blocks: its channel gets a thread of its
+    own, so the stall holds neither the server's loop nor the other uploads."""
+
+    blocking = True
+
+
 def test_screenshots_idle_mid_upload_and_after(browser, tmp_path):
     """Writes docs/screenshots/{idle,uploading,uploaded}.png."""
     stall = threading.Event()
 
     def writer(name, entry, session):
         if entry["client_name"] == "holiday-video.mp4":
-            return (FaultyWriter, {"fault": "stall", "at_chunk": 6, "stall_event": stall, "stall_seconds": 30})
+            return (DeclaredStall, {"fault": "stall", "at_chunk": 6, "stall_event": stall, "stall_seconds": 30})
         return (FaultyWriter, {})
 
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)

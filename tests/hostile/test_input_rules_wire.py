@@ -11,8 +11,9 @@ import pytest
 from websockets.exceptions import ConnectionClosed
 
 import actors
+from server.storage import safe_filename
 from tests.hostile.wire_helpers import assert_real_upload_completes, rendered_log, server
-from tests.server.wire import Page, Wire
+from tests.server.wire import Page, Upload, Wire, ok
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -88,3 +89,35 @@ def test_a_text_frame_that_is_not_utf8_logs_one_warning(tmp_path):
         records = [r for r in seen.records if r.levelno >= logging.WARNING]
         assert [(r.levelname, r.getMessage(), r.exc_info) for r in records] == [("WARNING", "frame.invalid_utf8", None)]
         assert_real_upload_completes(url, tmp_path)
+
+
+def test_a_long_file_name_is_cut_where_it_is_echoed_and_kept_where_it_is_data(tmp_path):
+    name = "N" * 20_000 + "-end.txt"
+    data = b"a long name " * 10
+    with server(tmp_path, config={"chunk_size": 64_000}) as (url, app), rendered_log() as log:
+        wire = Wire(url)
+        try:
+            page = Page(wire)
+            reply = page.track({name: len(data)})
+            assert reply["status"] == "ok"
+            assert len(json.dumps(reply)) < 4_000  # the name echoed cut, not 20 KB
+            html = page.state.html()
+            assert "N" * 60 + "…" + "N" * 12 + "-end.txt" in html and "N" * 61 not in html
+            [live] = app.state.live.sessions.values()
+            [entry] = live.session.proxy().uploads().get(timeout=10)["files"]["entries"]
+            assert entry["client_name"] == name  # the session keeps the whole name
+            tokens = page.allow()["entries"]
+            upload = Upload(page, "0", tokens["0"])
+            assert upload.join_reply == ok()
+            upload.send_all(data)
+            assert page.submit()["status"] == "ok"
+            [saved] = list((tmp_path / "uploads").iterdir())
+            assert saved.read_bytes() == data
+            assert saved.name == safe_filename(name) and len(saved.name.encode()) == 200  # the safe-name rules
+            [shown] = page.view.saved
+            assert shown.startswith("N" * 60 + "…" + saved.name[-20:]) and len(shown) < 120
+        finally:
+            wire.close()
+        actors.log.flush_logging()
+        [saved_line] = [line for line in log.getvalue().splitlines() if "upload.saved" in line]
+        assert "client_name='" + "N" * 200 + "…(20008 chars)'" in saved_line and len(saved_line) < 1_000  # cut at 200

@@ -39,6 +39,7 @@ class Recorder(actors.Process):
         return message
 
 
+@pytest.mark.substrates("pool", "loop")  # the loop hands its processes to the pool the same way
 def test_a_flooded_process_does_not_starve_another():
     log: list = []
     gate = threading.Event()
@@ -64,6 +65,7 @@ def test_a_flooded_process_does_not_starve_another():
         ref.stop()
 
 
+@pytest.mark.substrates("pool", "loop")  # the loop hands its processes to the pool the same way
 def test_a_process_never_runs_on_two_workers_at_once_and_keeps_pair_order():
     log: list = []
     running = {"lock": threading.Lock(), "now": set()}
@@ -88,6 +90,7 @@ def test_a_process_never_runs_on_two_workers_at_once_and_keeps_pair_order():
         ref.stop()
 
 
+@pytest.mark.substrates("pool", "loop")  # the loop hands its processes to the pool the same way
 def test_nested_asks_deeper_than_the_pool_do_not_deadlock():
     depth = scheduler().size * 3
 
@@ -111,6 +114,7 @@ def test_nested_asks_deeper_than_the_pool_do_not_deadlock():
         ref.stop()
 
 
+@pytest.mark.substrates("pool", "loop")  # the loop hands its processes to the pool the same way
 def test_blocked_handlers_do_not_starve_a_bystander():
     release = threading.Event()
     entered = queue.Queue()

@@ -9,37 +9,17 @@ from __future__ import annotations
 
 import shutil
 import tempfile
-import threading
-import time
 import uuid
 from dataclasses import dataclass
 from typing import Any
 
-import botocore.exceptions
 import pytest
 
 import writers.s3
-from benchmarks.objectstore.swift_store import SwiftError, SwiftStore
+from benchmarks.objectstore.swift_store import SwiftError, SwiftStore, create_bucket
 
 BUCKET = "liveupload-tests"
 MiB = 1024 * 1024
-
-
-def _create_bucket(client: Any, name: str, timeout: float) -> None:
-    """Create the bucket; a store that answers ListBuckets may still be starting
-    its container server under load (503 "reduce your request rate"): retry
-    that, with a deadline, and nothing else."""
-    deadline = time.monotonic() + timeout
-    pause = threading.Event()
-    while True:
-        try:
-            client.create_bucket(Bucket=name)
-            return
-        except botocore.exceptions.ClientError as exc:
-            code = exc.response.get("Error", {}).get("Code")
-            if code != "ServiceUnavailable" or time.monotonic() > deadline:
-                raise
-        pause.wait(0.5)  # the store said it is busy: back off before asking again
 
 
 @pytest.fixture(scope="session")
@@ -52,7 +32,7 @@ def swift() -> SwiftStore:
         except SwiftError as exc:
             pytest.fail(f"cannot run the S3 tests' store: {exc}", pytrace=False)
         client = writers.s3.client_for(store.client_settings())
-        _create_bucket(client, BUCKET, timeout=60.0)
+        create_bucket(client, BUCKET, timeout=60.0)
         writers.s3.shutdown()
         yield store
     finally:

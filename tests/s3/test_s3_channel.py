@@ -8,6 +8,7 @@ import random
 import threading
 
 import pytest
+from pykka import ActorDeadError
 
 import actors
 import writers.s3 as s3w
@@ -58,6 +59,7 @@ def test_a_cancel_in_the_middle_leaves_no_parts(s3):
         assert len(s3.multipart_uploads()) == 1
         assert channel.ask("cancel", timeout=WAIT) == "ok"
         actors.await_exit(channel, WAIT)
+        assert s3w.wait_aborts(WAIT)  # the abort goes to the I/O pool: nothing in the channel waits for it
         assert s3.multipart_uploads() == [] and s3.objects() == {}
     finally:
         stop_session(session)
@@ -83,6 +85,7 @@ def test_a_stopped_session_aborts_its_uploads_in_flight(s3):
         stop_session(session)
     for channel in channels:  # each saw its owner go and closed its writer with "cancel"
         actors.await_exit(channel, WAIT)
+    assert s3w.wait_aborts(WAIT)
     assert s3.multipart_uploads() == [] and s3.objects() == {}
 
 
@@ -96,7 +99,7 @@ def test_a_killed_session_leaves_no_parts_behind(s3):
         assert actors.await_exit(session, WAIT) == "killed"
         for channel in channels:
             assert actors.await_exit(channel, WAIT) in (("shutdown", "owner_down"), "shutdown")
-        assert s3w.wait_no_pending_aborts(WAIT)  # an abort that failed would be retried: none did
+        assert s3w.wait_aborts(WAIT) and s3w.wait_no_pending_aborts(WAIT)  # none failed and was retried
         assert s3.multipart_uploads() == [] and s3.objects() == {}
     finally:
         stop_session(session)
@@ -130,6 +133,7 @@ def test_a_writer_error_closes_only_its_own_channel(s3):
         assert set(client.send(good_channel, good_data, 64_000)) == {"ok"}
         [meta] = client.call("consume_uploaded_entries", "avatar", lambda meta: ("ok", meta))
         assert s3.read(meta["key"]) == good_data
+        assert s3w.wait_aborts(WAIT)
         assert s3.multipart_uploads() == []
     finally:
         stop_session(session)
@@ -229,6 +233,7 @@ def test_object_server_killed_mid_upload_fails_that_upload_only_and_its_abort_is
             assert client.entry("0")["errors"] == [("writer_failure", reason)]
             [(key, closed_with)] = journal
             assert closed_with == ("error", reason)
+            assert s3w.wait_aborts(WAIT)
             [pending] = s3w.pending_aborts()
             assert pending.key == key and pending.reason == reason
             assert session.is_alive() and sibling_channel.is_alive()
@@ -242,3 +247,65 @@ def test_object_server_killed_mid_upload_fails_that_upload_only_and_its_abort_is
         assert [reason for _, reason in journal] == [("error", ("s3_error", "ServiceUnavailable")), "done"]
     finally:
         stop_session(session)
+
+
+def held_requests(settings: dict, operation: str) -> tuple[threading.Event, threading.Event]:
+    """Hold every *operation* request of the client for *settings* until released:
+    (entered, release). The request waits on an I/O thread, never on the channel."""
+    entered, release = threading.Event(), threading.Event()
+
+    def hold(**_):
+        entered.set()
+        assert release.wait(WAIT)
+
+    s3w.client_for(settings).meta.events.register(f"before-call.s3.{operation}", hold)
+    return entered, release
+
+
+@pytest.mark.substrates("pool")
+def test_a_channel_killed_while_its_chunk_waits_for_a_part_aborts_the_multipart_upload(s3):
+    settings = s3.settings(read_timeout=71)  # a client of its own, for the hook
+    entered, release = held_requests(settings, "UploadPart")
+    session, client = started(s3, client=settings, parts_in_flight=1)
+    data = payload(3 * PART)
+    try:
+        channel = client.join(client.preflight({"a.bin": data})["entries"]["0"])
+        assert set(client.send(channel, data[: PART + 64_000], 64_000)) == {"ok"}  # part 1 on its way, held
+        assert entered.wait(WAIT)
+        assert set(client.send(channel, data[PART + 64_000 : 2 * PART - 64_000], 64_000)) == {"ok"}
+        # The chunk that fills part 2 waits for part 1: its answer is deferred, no thread held.
+        waiting = channel.ask(("chunk", data[2 * PART - 64_000 : 2 * PART]), block=False)
+        assert channel.ask("consume_start", timeout=WAIT) == ("error", "in_progress")
+        assert not waiting.done()
+        actors.exit(channel, actors.KILL)
+        assert actors.await_exit(channel, WAIT) == "killed"
+        with pytest.raises(ActorDeadError):
+            waiting.get(timeout=WAIT)
+    finally:
+        release.set()
+        stop_session(session)
+    assert s3w.wait_aborts(WAIT)  # the kill's release aborted the upload once part 1 was done
+    assert s3.multipart_uploads() == [] and s3.objects() == {}
+    assert s3w.budget_in_use() == 0 and s3w.parts_waiting_for_budget() == 0
+
+
+@pytest.mark.substrates("pool")
+def test_a_cancel_while_the_put_of_a_small_file_is_pending_leaves_no_object(s3):
+    settings = s3.settings(read_timeout=72)
+    entered, release = held_requests(settings, "PutObject")
+    session, client = started(s3, client=settings)
+    data = payload(60_000)
+    try:
+        channel = client.join(client.preflight({"a.bin": data})["entries"]["0"])
+        last = channel.ask(("chunk", data), block=False)  # the whole file: close("done") puts it
+        assert entered.wait(WAIT)
+        assert not last.done()
+        assert channel.ask("cancel", timeout=WAIT) == "ok"
+        assert actors.await_exit(channel, WAIT) == ("shutdown", "cancelled")
+        with pytest.raises(ActorDeadError):
+            last.get(timeout=WAIT)
+    finally:
+        release.set()
+        stop_session(session)
+    assert s3w.wait_aborts(WAIT)  # the put went through, then its object was deleted
+    assert s3.objects() == {} and s3.multipart_uploads() == []

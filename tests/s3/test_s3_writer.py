@@ -12,6 +12,7 @@ import pytest
 
 import writers.s3 as s3w
 from tests.s3.conftest import MiB
+from writers import Pending, settle
 from writers.s3 import S3Writer
 
 pytestmark = [pytest.mark.timeout(60), pytest.mark.pure]  # no process here
@@ -33,9 +34,21 @@ def start(s3, **opts):
     return writer, result[1]
 
 
+def done(result):
+    """A callback's final result: a ``Pending`` waited for and resumed, as a channel would."""
+    return settle(result, WAIT)
+
+
+def close(writer, state, reason):
+    """Close, then wait until any abort or delete it handed to the pool has been tried."""
+    result = done(writer.close(state, reason))
+    assert s3w.wait_aborts(WAIT)
+    return result
+
+
 def write_all(writer, state, data: bytes, chunk: int = 64_000):
     for i in range(0, len(data), chunk):
-        result = writer.write_chunk(data[i : i + chunk], state)
+        result = done(writer.write_chunk(data[i : i + chunk], state))
         if result[0] != "ok":
             return result
         state = result[1]
@@ -59,7 +72,7 @@ def test_a_file_under_one_part_is_one_put_with_nothing_remote_before_close(s3):
     writer, state = start(s3)
     assert write_all(writer, state, data)[0] == "ok"
     assert state.upload_id is None and s3.objects() == {} and s3.multipart_uploads() == []
-    assert writer.close(state, "done") == ("ok", state)
+    assert close(writer, state, "done") == ("ok", state)
     meta = writer.meta(state)
     assert meta == {"bucket": s3.bucket, "key": state.key, "size": len(data), "etag": hashlib.md5(data).hexdigest()}
     assert state.key.startswith(s3.prefix + "/") and state.key.endswith("/photo_of_me.jpg")
@@ -70,7 +83,7 @@ def test_a_file_under_one_part_is_one_put_with_nothing_remote_before_close(s3):
 
 def test_an_empty_file_is_an_empty_object(s3):
     writer, state = start(s3, key=lambda entry: f"{s3.prefix}/empty-{entry['client_name']}")
-    assert writer.close(state, "done")[0] == "ok"
+    assert close(writer, state, "done")[0] == "ok"
     assert s3.objects() == {f"{s3.prefix}/empty-photo of me.jpg": 0}
 
 
@@ -81,7 +94,7 @@ def test_a_multipart_upload_is_byte_identical_and_its_etag_checked(s3, size):
     assert write_all(writer, state, data)[0] == "ok"
     assert state.upload_id is not None
     assert len(s3.multipart_uploads()) == 1
-    assert writer.close(state, "done")[0] == "ok"
+    assert close(writer, state, "done")[0] == "ok"
     assert state.etag == multipart_etag(data, PART)
     assert writer.meta(state)["size"] == size
     assert hashlib.sha256(s3.read(state.key)).digest() == hashlib.sha256(data).digest()
@@ -100,7 +113,7 @@ def test_cancel_or_error_in_the_middle_leaves_no_parts(s3, reason):
     assert write_all(writer, state, data)[0] == "ok"
     wait_parts(state)
     assert [u["Key"] for u in s3.multipart_uploads()] == [state.key]
-    assert writer.close(state, reason) == ("ok", state)
+    assert close(writer, state, reason) == ("ok", state)
     assert s3.multipart_uploads() == []
     assert s3.objects() == {}
     assert s3w.budget_in_use() == 0
@@ -118,9 +131,9 @@ def test_a_part_refused_by_the_store_fails_the_next_write_with_its_code(s3):
     data = payload(PART)
     assert write_all(writer, state, data)[0] == "ok"  # the part is on its way
     wait_parts(state)
-    result = writer.write_chunk(b"more", state)
+    result = done(writer.write_chunk(b"more", state))
     assert result == ("error", ("s3_error", "BadDigest"), state)
-    assert writer.close(state, ("error", result[1])) == ("ok", state)
+    assert close(writer, state, ("error", result[1])) == ("ok", state)
     assert s3.multipart_uploads() == [] and s3.objects() == {}
 
 
@@ -134,7 +147,7 @@ def test_a_completed_object_with_an_unexpected_etag_is_deleted(s3):
     client.meta.events.register("after-call.s3.CompleteMultipartUpload", tamper)
     writer, state = start(s3, client=settings)
     assert write_all(writer, state, payload(PART + 10))[0] == "ok"
-    assert writer.close(state, "done") == ("error", ("s3_error", "ETagMismatch"))
+    assert close(writer, state, "done") == ("error", ("s3_error", "ETagMismatch"))
     assert s3.objects() == {} and s3.multipart_uploads() == []
 
 
@@ -148,7 +161,7 @@ def test_a_part_with_an_unexpected_etag_fails_the_upload(s3):
     client.meta.events.register("after-call.s3.UploadPart", tamper)
     writer, state = start(s3, client=settings)
     assert write_all(writer, state, payload(PART + 10))[0] == "ok"
-    assert writer.close(state, "done") == ("error", ("s3_error", "PartETagMismatch"))
+    assert close(writer, state, "done") == ("error", ("s3_error", "PartETagMismatch"))
     assert s3.objects() == {} and s3.multipart_uploads() == []
 
 
@@ -162,9 +175,9 @@ def test_a_wrong_secret_fails_init_with_the_store_code_and_leaves_nothing(s3):
     writer, state = start(s3, client=settings, check_bucket=False)
     result = write_all(writer, state, payload(PART))
     assert result == ("error", ("s3_error", "SignatureDoesNotMatch"), state)
-    assert writer.close(state, ("error", result[1])) == ("ok", state)
+    assert close(writer, state, ("error", result[1])) == ("ok", state)
     writer, state = start(s3, client=settings, check_bucket=False)
-    assert writer.close(state, "done") == ("error", ("s3_error", "SignatureDoesNotMatch"))
+    assert close(writer, state, "done") == ("error", ("s3_error", "SignatureDoesNotMatch"))
     assert s3.objects() == {} and s3.multipart_uploads() == []
     assert s3w.pending_aborts() == []
 
@@ -194,25 +207,19 @@ def test_write_chunk_waits_for_a_part_when_the_buffer_and_the_parts_in_flight_ar
     assert write_all(writer, state, data[PART : 2 * PART - chunk])[0] == "ok"  # buffered at once
     bound = PART * (1 + 1)
     assert len(state.buffer) + PART * len(state.inflight) <= bound
-    finished = threading.Event()
-    results = []
-
-    def last_chunk_of_part_two():
-        results.append(writer.write_chunk(data[2 * PART - chunk : 2 * PART], state))
-        finished.set()
-
-    writer_thread = threading.Thread(target=last_chunk_of_part_two)
-    writer_thread.start()
     try:
-        assert not finished.wait(0.5), "write_chunk answered while its part could not be sent"
+        # The last chunk of part 2 fills the buffer while part 1 is in flight: the
+        # answer is a Pending (no thread waits), done once part 1 is.
+        pending = writer.write_chunk(data[2 * PART - chunk : 2 * PART], state)
+        assert isinstance(pending, Pending), pending
+        assert not pending.wait_for.done(), "the wait for a part in flight ended while that part is held"
         assert s3w.budget_in_use() == PART
     finally:
         release.set()
-        writer_thread.join(WAIT)
-    assert results == [("ok", state)]
+    assert done(pending) == ("ok", state)
     assert len(state.buffer) + PART * len(state.inflight) <= bound
     assert write_all(writer, state, data[2 * PART :])[0] == "ok"
-    assert writer.close(state, "done")[0] == "ok"
+    assert close(writer, state, "done")[0] == "ok"
     assert s3.read(state.key) == data
     assert s3w.budget_in_use() == 0
 
@@ -234,16 +241,16 @@ def test_the_global_byte_budget_holds_a_second_upload_until_a_part_is_done(s3):
     data = payload(PART)
     assert write_all(first, first_state, data)[0] == "ok"
     assert entered.wait(WAIT)
-    finished = threading.Event()
-    thread = threading.Thread(target=lambda: (write_all(second, second_state, data), finished.set()))
-    thread.start()
     try:
-        assert not finished.wait(0.5), "the second upload's part went out beyond the budget"
+        # The second upload's part is taken (it has room in flight), but waits for
+        # the budget without a thread: not queued on the pool, not sent.
+        assert write_all(second, second_state, data)[0] == "ok"
+        assert s3w.parts_waiting_for_budget() == 1 and s3w.budget_in_use() == PART
+        [part] = second_state.inflight.values()
+        assert not part.running() and not part.done()
     finally:
         release.set()
-        thread.join(WAIT)
-    assert finished.is_set()
-    assert first.close(first_state, "done")[0] == "ok" and second.close(second_state, "done")[0] == "ok"
+    assert close(first, first_state, "done")[0] == "ok" and close(second, second_state, "done")[0] == "ok"
     assert s3.read(first_state.key) == data == s3.read(second_state.key)
 
 

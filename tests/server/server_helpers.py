@@ -45,10 +45,12 @@ REPO = Path(__file__).resolve().parents[2]
 
 @contextmanager
 def serve_child(
-    tmp_path: Path, *flags: str, env: dict[str, str | None] | None = None
+    tmp_path: Path, *flags: str, env: dict[str, str | None] | None = None,
+    preexec_fn: Callable[[], Any] | None = None,
 ) -> Iterator[tuple[subprocess.Popen, str, list[str]]]:
     """``liveupload serve --port 0`` in a child process with a temp folder of its
-    own (``env`` values of ``None`` are removed); yields the process, its URL and
+    own (``env`` values of ``None`` are removed; ``preexec_fn`` runs in the child
+    before it starts, e.g. to lower an rlimit); yields the process, its URL and
     the log lines read up to ``serve.listening``. Killed if still running at the end."""
     temp = tmp_path / "tmp"
     temp.mkdir(exist_ok=True)
@@ -60,7 +62,7 @@ def serve_child(
             child_env[key] = value
     proc = subprocess.Popen(
         [sys.executable, "-m", "cli", "serve", "--port", "0", "--uploads-dir", str(tmp_path / "uploads"), *flags],
-        stderr=subprocess.PIPE, text=True, env=child_env, cwd=tmp_path,
+        stderr=subprocess.PIPE, text=True, env=child_env, cwd=tmp_path, preexec_fn=preexec_fn,
     )
     lines: list[str] = []
     try:

@@ -10,6 +10,7 @@ import pytest
 from server.protocol import (
     BINARY_PUSH_HEADER,
     Message,
+    OkReply,
     ProtocolError,
     binary_push_overhead,
     decode_binary,
@@ -155,9 +156,11 @@ def _push(join_ref: bytes, ref: bytes, topic: bytes, event: bytes, data: bytes) 
 
 def test_decode_binary_chunk_push():
     data = bytes(range(256)) * 10
-    msg = decode_binary(_push(b"12", b"13", b"lvu:0", b"chunk", data))
+    frame = _push(b"12", b"13", b"lvu:0", b"chunk", data)
+    msg = decode_binary(frame)
     assert msg == Message("12", "13", "lvu:0", "chunk", data)
-    assert isinstance(msg.payload, bytes)
+    # The payload is a view of the frame: the chunk is not copied out of it.
+    assert isinstance(msg.payload, memoryview) and msg.payload.readonly and msg.payload.obj is frame
 
 
 def test_decode_binary_accepts_bytearray_and_memoryview_and_empty_data():
@@ -224,3 +227,10 @@ def test_server_binary_kinds_layout():
 def test_decode_binary_malformed(frame, match):
     with pytest.raises(ProtocolError, match=match):
         decode_binary(frame)
+
+
+def test_ok_reply_is_the_encoded_reply_spliced():
+    for join_ref, topic in [("4", "lvu:0"), (None, 'x"y'), ("\x00", "é\ud800")]:
+        ok_reply = OkReply(join_ref, topic)
+        for ref in ["12", None, 'a"b', "é", "\x00"]:
+            assert ok_reply.frame(ref) == encode_reply(join_ref, ref, topic, "ok", {})

@@ -560,7 +560,7 @@ def serve_process(tmp_path: Path, *flags: str, env: dict[str, str | None] | None
 @pytest.mark.pure  # the server runs in a child process
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
 def test_liveupload_serve_stops_gracefully_on_a_signal(tmp_path, signum):
-    temp = tmp_path / "tmp"
+    temp = tmp_path / "uploads" / ".partial"  # where the default writer writes: renamed into uploads when saved
     with serve_process(tmp_path, "--max-file-size", "100000", "--chunk-size", "1000", stop_signal=signum) as (
         url, lines,
     ):
@@ -574,8 +574,9 @@ def test_liveupload_serve_stops_gracefully_on_a_signal(tmp_path, signum):
     assert "serve.stopped" in log_text
     # Then the runtime itself shut down in order: nothing was left to kill.
     assert "runtime_shutdown" in log_text and "killed=0" in log_text, log_text
-    assert not [p for p in temp.iterdir() if p.name.startswith("liveupload-")]
+    assert not temp.exists()  # the cancelled upload's file went, and its folder once empty
     assert not (tmp_path / "uploads").exists() or not list((tmp_path / "uploads").iterdir())
+    assert not list((tmp_path / "tmp").iterdir())
     with pytest.raises(ConnectionClosed):
         while True:
             wire.recv()
@@ -584,10 +585,26 @@ def test_liveupload_serve_stops_gracefully_on_a_signal(tmp_path, signum):
 # ------------------------------------------------- a stalled writer
 
 
-def test_the_event_loop_serves_other_sockets_while_a_writer_stalls(tmp_path):
+class DeclaredStall(FaultyWriter):
+    """A stalling writer that says it blocks: its channel gets a thread of its own."""
+
+    blocking = True
+
+
+@pytest.mark.substrates("pool", "thread")  # with "loop" as the default, every process runs on a loop
+@pytest.mark.parametrize(
+    ("channels_on_loop", "stalling_writer"),
+    [(False, FaultyWriter), (True, FaultyWriter), (True, DeclaredStall)],
+    ids=["loop-unbound", "loop-bound-undeclared", "loop-bound-declared-blocking"],
+)
+def test_the_event_loop_serves_other_sockets_while_a_writer_stalls(tmp_path, channels_on_loop, stalling_writer):
     """A writer stuck in ``write_chunk`` holds only its own upload: the same
     socket's other topics and a second connection (heartbeat, a whole upload)
-    are served at once, long before the stall would end."""
+    are served at once, long before the stall would end. Only writers that
+    declare ``loop_safe`` run on the server's loop; a stalling writer that
+    does not (``FaultyWriter``) runs on the default substrate even when the
+    loop is bound, and one that declares ``blocking`` gets a thread of its own
+    (docs/runtime.md)."""
     journal = Journal()
     stall_started = Journal()
     stall = threading.Event()
@@ -595,13 +612,13 @@ def test_the_event_loop_serves_other_sockets_while_a_writer_stalls(tmp_path):
 
     def writer(name: str, entry: dict, session: Any) -> Any:
         if entry["client_name"] == "stuck.bin":
-            return (FaultyWriter, {"fault": "stall", "stall_event": stall, "stall_seconds": 60,
-                                   "journal": stall_started})
+            return (stalling_writer, {"fault": "stall", "stall_event": stall, "stall_seconds": 60,
+                                      "journal": stall_started})
         return good_writer(name, entry, session)
 
     (tmp_path / "tmp").mkdir()
     try:
-        with server(tmp_path, config={"writer": writer}) as (url, _app):
+        with server(tmp_path, config={"writer": writer}, channels_on_loop=channels_on_loop) as (url, _app):
             wire_a = Wire(url)
             page_a = Page(wire_a)
             stuck = Upload(page_a, "0", page_a.upload_tokens({"stuck.bin": 10})["0"])

@@ -115,14 +115,33 @@ class EchoHandler(TopicHandler):
         self.rec.events.put(("leave", self.channel.topic, self.channel.join_ref, reason))
 
 
+class InlineEchoHandler(EchoHandler):
+    """EchoHandler whose every event the socket's reader may handle itself."""
+
+    inline_events = frozenset({"echo", "chunk", "raise", "close", "crash", "later", "push", "binary_reply",
+                               "thread_push", "block", "hang", "bad_return", "unknown"})
+
+
+INLINE = {"on": False}
+
+
+@pytest.fixture(autouse=True, params=["task", "inline"])
+def handling(request):
+    """Every test twice: events handled by the topic's task, and by the socket's reader."""
+    INLINE["on"] = request.param == "inline"
+    yield request.param
+    INLINE["on"] = False
+
+
 @contextmanager
 def running(**app_kwargs: Any) -> Iterator[tuple[str, Recorder, Any]]:
     """The app with EchoHandler on lv: and lvu:, under uvicorn; yields the
     socket URL, the recorder and the app."""
     rec = Recorder()
     app = create_app(secret="t", **app_kwargs)
-    app.state.registry.register("lv:", lambda ch: EchoHandler(ch, rec))
-    app.state.registry.register("lvu:", lambda ch: EchoHandler(ch, rec))
+    handler = InlineEchoHandler if INLINE["on"] else EchoHandler
+    app.state.registry.register("lv:", lambda ch: handler(ch, rec))
+    app.state.registry.register("lvu:", lambda ch: handler(ch, rec))
     with serve_in_thread(app) as url:
         try:
             yield "ws" + url[len("http"):] + "/live/websocket", rec, app
@@ -391,6 +410,27 @@ def test_messages_of_one_topic_are_handled_in_order():
         assert [c.recv()[1] for _ in range(20)] == [str(100 + i) for i in range(20)]
 
 
+def test_a_topic_keeps_its_order_and_leaves_last_while_one_of_its_events_is_slow():
+    """Inline, a slow event hands the socket's reading to a fresh reader: the
+    heartbeat is answered at once, the topic's later events wait for the slow
+    one and are answered in order, and its leave comes after all of them."""
+    with running() as (url, rec, _), client(url) as c:
+        c.join("lvu:0", "12")
+        c.send("12", "13", "lvu:0", "block", {})
+        rec.wait_for(lambda e: e[:3] == ("in", "lvu:0", "block"))
+        c.heartbeat()
+        for i in range(5):
+            c.send("12", str(20 + i), "lvu:0", "echo", {"i": i})
+        c.send("12", "30", "lvu:0", "phx_leave", {})
+        c.heartbeat("hb2")  # still read and answered while the topic waits
+        rec.release.set()
+        assert [c.recv()[1] for _ in range(7)] == ["13", "20", "21", "22", "23", "24", "30"]
+        assert c.recv()[3] == "phx_close"
+        seen = [rec.wait_for(lambda e: e[0] in ("in", "leave")) for _ in range(6)]
+        assert [e[2] if e[0] == "in" else "leave" for e in seen] == ["echo"] * 5 + ["leave"]
+        c.heartbeat("hb3")
+
+
 def test_disconnect_leaves_every_topic_even_a_stuck_one():
     with running() as (url, rec, app):
         app.state.transport.shutdown_timeout = 0.5
@@ -512,3 +552,15 @@ def test_decoded_binary_frames_match_what_the_js_client_sends():
     # Layout as phoenix's serializer.binaryEncode builds it.
     frame = bytes([0, 2, 2, 5, 5]) + b"1213lvu:0chunk" + b"DATA"
     assert decode_binary(frame) == Message("12", "13", "lvu:0", "chunk", b"DATA")
+
+
+@pytest.mark.pure
+def test_a_text_frame_is_encoded_to_be_measured_only_when_its_length_cannot_settle_it():
+    from server.transport import _frame_size
+
+    assert _frame_size("a" * 250, None, 1_000) == 250  # 4 bytes a character at most: within the limit
+    assert _frame_size("a" * 1_001, None, 1_000) > 1_000  # 1 byte a character at least: over it
+    assert _frame_size("é" * 600, None, 1_000) == 1_200  # in between: measured exactly, and over it
+    assert _frame_size("a" * 600, None, 1_000) == 600
+    assert _frame_size("\ud800" * 300, None, 1_000) == 900  # a lone surrogate counts as its 3 bytes
+    assert _frame_size(None, b"x" * 5, 1_000) == 5

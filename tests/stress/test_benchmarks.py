@@ -41,6 +41,7 @@ TINY = [
     "--server-uploads", "3",
     "--server-chunks", "2",
     "--server-client-processes", "2",
+    "--page-events", "50",
     "--wire-scale", "0.0001",
     "--wire-concurrency-scale", "0.1",
     "--wire-repeat", "1",

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import os
+import stat
 import subprocess
 import sys
 import tempfile
@@ -207,14 +208,58 @@ def test_tmpfile_done_keeps_exact_bytes_until_release(tmp_path):
 
 
 @pytest.mark.parametrize("reason", ["cancel", ("error", "enoent")])
-def test_tmpfile_close_never_deletes(tmp_writer, reason):
+def test_tmpfile_close_deletes_a_cancelled_or_failed_upload(tmp_writer, reason):
     writer, state = tmp_writer
     state = feed(writer, state, [b"partial"])
-    assert writer.close(state, reason) == ("ok", state)
     path = writer.meta(state)["path"]
-    assert os.path.exists(path)  # the channel's release removes it
-    writer.release(state)
+    assert writer.close(state, reason) == ("ok", state)
+    assert not os.path.exists(path)  # never consumed: nothing is left even before release
+    writer.release(state)  # and release still does no harm
     assert not os.path.exists(path)
+
+
+def test_tmpfile_close_done_keeps_the_file_for_consumption(tmp_writer):
+    writer, state = tmp_writer
+    state = feed(writer, state, [b"whole"])
+    assert writer.close(state, "done") == ("ok", state)
+    assert _read(writer.meta(state)["path"]) == b"whole"
+
+
+def test_tmpfile_make_dir_makes_its_folder_and_removes_it_once_empty(tmp_path):
+    folder = tmp_path / "uploads" / ".partial"
+    writer = TmpFileWriter()
+    opts = {"dir": str(folder), "make_dir": True, "mode": 0o644}
+    a, b = ok_state(writer.init(opts)), ok_state(writer.init(opts))
+    assert folder.is_dir() and stat.S_IMODE(folder.stat().st_mode) & 0o077 == 0  # private until saved
+    assert stat.S_IMODE(os.stat(a.path).st_mode) == 0o644 & ~_umask()
+    writer.close(a, "cancel")
+    assert sorted(os.listdir(folder)) == [os.path.basename(b.path)]  # b still there: the folder stays
+    writer.close(b, "done")
+    writer.release(a)
+    writer.release(b)
+    assert not folder.exists()
+    assert os.listdir(tmp_path / "uploads") == []
+    c = ok_state(writer.init(opts))  # made again when needed
+    writer.release(c)
+    assert not folder.exists()
+
+
+def test_tmpfile_default_mode_is_private(tmp_writer):
+    writer, state = tmp_writer
+    assert stat.S_IMODE(os.stat(state.path).st_mode) == 0o600
+
+
+def test_tmpfile_takes_memoryviews_without_copying_them_first(tmp_writer):
+    writer, state = tmp_writer
+    frame = bytearray(b"header" + b"\x01" * 64_000)
+    state = feed(writer, state, [memoryview(frame)[6:]])
+    writer.close(state, "done")
+    assert _read(state.path) == b"\x01" * 64_000 and state.size == 64_000
+
+
+def _umask() -> int:
+    with open("/proc/self/status") as f:
+        return next(int(line.split()[1], 8) for line in f if line.startswith("Umask:"))
 
 
 def test_tmpfile_uses_the_system_temp_dir_by_default():
