@@ -170,6 +170,36 @@ def configure(parser: argparse.ArgumentParser) -> None:
         help="OS processes the server's clients run in (default 2; --full 4)",
     )
     parser.add_argument(
+        "--wire-scale",
+        type=float,
+        metavar="F",
+        help="wire: fraction of issue 16's file sizes (W1 16 MB, W2 200 MB, W3 1 MB; default 0.25, --full 1)",
+    )
+    parser.add_argument(
+        "--wire-concurrency-scale",
+        type=float,
+        metavar="F",
+        help="wire: fraction of issue 16's concurrent uploads (W1 20, W2 1, W3 200; default 1)",
+    )
+    parser.add_argument(
+        "--wire-repeat", type=int, metavar="N", help="wire: interleaved runs per workload and server (default 3)"
+    )
+    parser.add_argument(
+        "--wire-client-processes", type=int, metavar="P", help="wire: OS processes the clients run in (default 2)"
+    )
+    parser.add_argument(
+        "--wire-events",
+        type=int,
+        metavar="N",
+        help="wire: progress events timed with 10 and with 100 entries on the page (default 500)",
+    )
+    parser.add_argument(
+        "--wire-workload",
+        action="append",
+        choices=("W1", "W2", "W3"),
+        help="wire: run this workload (repeatable; default all three)",
+    )
+    parser.add_argument(
         "--s3-big-uploads",
         type=int,
         metavar="N",
@@ -221,6 +251,11 @@ _OVERRIDES = (
     "server_uploads",
     "server_chunks",
     "server_client_processes",
+    "wire_scale",
+    "wire_concurrency_scale",
+    "wire_repeat",
+    "wire_client_processes",
+    "wire_events",
     "s3_big_uploads",
     "s3_small_uploads",
 )
@@ -231,11 +266,16 @@ def params_from_args(args: argparse.Namespace) -> Params:
     params = PRESETS[args.preset]
     changes = {name: getattr(args, name) for name in _OVERRIDES if getattr(args, name, None) is not None}
     changes["substrates"] = tuple(args.substrate or substrates.available())
+    if getattr(args, "wire_workload", None):
+        changes["wire_workloads"] = tuple(dict.fromkeys(args.wire_workload))
     for name, value in changes.items():
         if isinstance(value, int) and not isinstance(value, bool) and value < 1 and name != "seed":
             raise ValueError(f"--{name.replace('_', '-')} must be >= 1, got {value}")
         if isinstance(value, float) and name.endswith("_seconds") and value <= 0:
             raise ValueError(f"--{name.replace('_', '-')} must be > 0, got {value}")
+    for knob in ("wire_scale", "wire_concurrency_scale"):
+        if not 0 < changes.get(knob, getattr(params, knob)) <= 1:
+            raise ValueError(f"--{knob.replace('_', '-')} must be within (0, 1]")
     if not 0 <= changes.get("crash_share", params.crash_share) <= 1:
         raise ValueError("--crash-share must be within 0..1")
     return params.with_(**changes)

@@ -98,6 +98,21 @@ class Params:
     page_events: int = 2_000
     """Progress events per point of the ``events`` scenario (10 and 100 entries on the page)."""
 
+    # wire (W1-W3 against a bare Starlette/uvicorn endpoint, both servers child processes)
+    wire_scale: float = 0.25
+    """Fraction of the issue's file sizes (W1 16 MB, W2 200 MB, W3 1 MB); ``--full``: 1."""
+    wire_concurrency_scale: float = 1.0
+    """Fraction of the issue's concurrent uploads (W1 20, W2 1, W3 200); tests shrink it."""
+    wire_repeat: int = 3
+    """Interleaved runs of every workload on each server (the rows are their medians)."""
+    wire_client_processes: int = 2
+    """OS processes the clients run in (uploads are shared among them)."""
+    wire_workloads: tuple[str, ...] = ("W1", "W2", "W3")
+    wire_event_entries: tuple[int, ...] = (10, 100)
+    """Entries on the page when the cost of one progress event is measured."""
+    wire_events: int = 500
+    """Progress events measured per page."""
+
     # s3 (a Swift started by the scenario)
     s3_big_uploads: int = 10
     s3_big_bytes: int = 16_000_000
@@ -141,6 +156,9 @@ PRESETS: dict[str, Params] = {
         server_client_processes=2,
         server_chunks=5,
         page_events=500,
+        wire_scale=0.02,
+        wire_repeat=1,
+        wire_events=100,
         s3_big_uploads=2,
         s3_small_uploads=20,
     ),
@@ -160,6 +178,8 @@ PRESETS: dict[str, Params] = {
         server_uploads=100,
         server_client_processes=4,
         server_chunks=50,
+        wire_scale=1.0,
+        wire_events=2_000,
         s3_big_uploads=100,
         s3_small_uploads=1_000,
     ),

@@ -51,6 +51,17 @@ S3_VS_BOTO3 = 0.8
 S3_THREADS = 64
 """OS threads in the process with 1,000 concurrent small S3 uploads, at most."""
 
+# issue 16: server speed, against the WebSocket stack's ceiling (the ``wire`` scenario)
+WIRE_CPU_VS_CEILING = {"W1": 2.5, "W2": 2.5, "W3": 3.0}
+"""Server CPU seconds per GB at most this times the bare Starlette/uvicorn endpoint's, per workload."""
+WIRE_RATE_VS_CEILING = {"W1": 0.5, "W3": 0.5}
+"""MB/s at least this times the bare endpoint's, per workload."""
+WIRE_CLIENT_VS_SERVER_CPU = 1.0
+"""``liveupload send``'s CPU per GB below this times the server's."""
+PROGRESS_EVENT_MS = 0.2
+"""Server CPU ms per ``progress`` event with ``PROGRESS_EVENT_ENTRIES`` entries on the page, at most."""
+PROGRESS_EVENT_ENTRIES = 100
+
 ISSUE_POOL_PROCESSES = 1_000_000
 ISSUE_POOL_SPAWN_SMALL = 10_000
 ISSUE_POOL_CHANNELS = 100_000

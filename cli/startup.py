@@ -44,7 +44,10 @@ def listen(host: str, port: int) -> socket.socket:
     """A socket listening on ``host:port`` (``port`` 0: any free one), handed to
     uvicorn; a port in use or not allowed raises :class:`Refusal` saying which."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
+    # IPPROTO_TCP, not 0: asyncio sets TCP_NODELAY only on sockets whose proto says TCP. Without it,
+    # a progress reply and the chunk reply written back to back wait on Nagle for the client's delayed
+    # ACK (tens of ms per chunk when the client pushes progress without waiting, as Phoenix's does).
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn does: a restart need not wait
         sock.bind((host, port))

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 from collections.abc import Callable
+from typing import Union
 
 import structlog
 from websockets.asyncio.client import ClientConnection, connect
@@ -15,12 +16,18 @@ from websockets.exceptions import ConnectionClosed
 from server import protocol
 from server.protocol import Message
 
-__all__ = ["ChannelClosed", "HEARTBEAT_SECONDS", "ServerError", "Socket"]
+__all__ = ["ChannelClosed", "HEARTBEAT_SECONDS", "ReplyCallback", "ServerError", "Socket"]
 
 log = structlog.get_logger("liveupload.client")
 
 #: Well inside the server's 60-second idle timeout.
 HEARTBEAT_SECONDS = 30.0
+
+
+ReplyCallback = Callable[[str, dict], None]
+"""Called with ``(status, response)`` when a push made with :meth:`Socket.push` is answered."""
+
+_Waiter = Union["asyncio.Future[tuple[str, dict]]", ReplyCallback]
 
 
 class ServerError(Exception):
@@ -39,7 +46,7 @@ class Socket:
         self.ws = ws
         self.timeout = timeout
         self._refs = itertools.count(1)
-        self._pending: dict[str, tuple[str, asyncio.Future]] = {}
+        self._pending: dict[str, tuple[str, _Waiter]] = {}
         self.listeners: dict[str, Callable[[str, dict], None]] = {}
         self._tasks = [asyncio.create_task(self._read()), asyncio.create_task(self._heartbeat())]
         self.closed: str | None = None
@@ -76,6 +83,28 @@ class Socket:
         finally:
             self._pending.pop(ref, None)
 
+    async def push(
+        self, topic: str, event: str, payload: dict | bytes, join_ref: str | None,
+        on_reply: ReplyCallback | None = None,
+    ) -> None:
+        """Push without waiting for the reply, as Phoenix's client pushes
+        ``progress``: ``on_reply(status, response)`` runs when it comes (in
+        order with every other reply on the socket); a push never answered is
+        dropped when the socket closes."""
+        if self.closed is not None:
+            raise ServerError(f"socket closed: {self.closed}")
+        ref = self.ref()
+        self._pending[ref] = (topic, on_reply or _ignore)
+        message = Message(join_ref, ref, topic, event, payload)
+        try:
+            if isinstance(payload, (bytes, bytearray)):
+                await self.ws.send(protocol.encode_binary(message))
+            else:
+                await self.ws.send(protocol.encode_text(message))
+        except ConnectionClosed as exc:
+            self._pending.pop(ref, None)
+            raise ServerError(f"socket closed: {exc}") from None
+
     async def _read(self) -> None:
         try:
             async for frame in self.ws:
@@ -91,21 +120,34 @@ class Socket:
             self.closed = str(exc)
         finally:
             self.closed = self.closed or "closed"
-            for _topic, future in self._pending.values():
-                if not future.done():
-                    future.set_exception(ServerError(f"socket closed: {self.closed}"))
+            for _topic, waiter in self._pending.values():
+                if isinstance(waiter, asyncio.Future) and not waiter.done():
+                    waiter.set_exception(ServerError(f"socket closed: {self.closed}"))
 
     def _dispatch(self, msg: Message) -> None:
         assert isinstance(msg.payload, dict)
         if msg.event == "phx_reply" and msg.ref in self._pending:
-            _topic, future = self._pending[msg.ref]
-            if not future.done():
-                future.set_result((msg.payload.get("status"), msg.payload.get("response") or {}))
+            _topic, waiter = self._pending[msg.ref]
+            reply: tuple[str, dict] = (str(msg.payload.get("status")), msg.payload.get("response") or {})
+            if isinstance(waiter, asyncio.Future):
+                if not waiter.done():
+                    waiter.set_result(reply)
+            else:
+                del self._pending[msg.ref]
+                try:
+                    waiter(*reply)
+                except Exception:  # a listener's bug must not stop the reader
+                    log.exception("client.reply_callback_failed", topic=msg.topic, ref=msg.ref)
             return
         if msg.event in ("phx_close", "phx_error"):
-            for ref, (topic, future) in list(self._pending.items()):
-                if topic == msg.topic and ref != msg.ref and not future.done():
-                    future.set_exception(ChannelClosed(f"{msg.event}: {msg.payload.get('reason', 'closed')}"))
+            for ref, (topic, waiter) in list(self._pending.items()):
+                if topic != msg.topic or ref == msg.ref:
+                    continue
+                if isinstance(waiter, asyncio.Future):
+                    if not waiter.done():
+                        waiter.set_exception(ChannelClosed(f"{msg.event}: {msg.payload.get('reason', 'closed')}"))
+                else:
+                    del self._pending[ref]
         listener = self.listeners.get(msg.topic)
         if listener is not None:
             listener(msg.event, msg.payload)
@@ -123,3 +165,7 @@ class Socket:
             task.cancel()
         await self.ws.close()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+
+
+def _ignore(status: str, response: dict) -> None:
+    """The reply callback of a push whose answer nobody reads."""

@@ -55,7 +55,8 @@ class LivePage:
         self.topic = topic
         self.join_ref = join_ref
         self.state = RenderedState(rendered)
-        self.view: PageView = read_page(self.state.html())
+        self._view: PageView | None = None
+        self._view_version = -1
         self.closed: str | None = None
         socket.listeners[topic] = self._on_push
 
@@ -96,6 +97,16 @@ class LivePage:
             await socket.close()
             raise
 
+    @property
+    def view(self) -> PageView:
+        """What the page shows now. The HTML is rendered and parsed only when
+        this is read after a change, never on every diff: a client uploading
+        reads the page before and after, not while chunks and progress flow."""
+        if self._view is None or self._view_version != self.state.version:
+            self._view = read_page(self.state.html())
+            self._view_version = self.state.version
+        return self._view
+
     def _on_push(self, event: str, payload: dict) -> None:
         if event == "diff":
             self._apply(payload)
@@ -105,7 +116,6 @@ class LivePage:
     def _apply(self, diff: dict | None) -> None:
         if diff:
             self.state.apply(diff)
-            self.view = read_page(self.state.html())
 
     async def push(self, event: str, payload: dict) -> dict:
         """Push an event on the ``lv:`` topic; the ok response (its diff applied)."""
@@ -116,6 +126,21 @@ class LivePage:
             raise ServerError(f"{event} refused: {response}")
         self._apply(response.get("diff"))
         return response
+
+    async def push_nowait(self, event: str, payload: dict) -> None:
+        """Push an event on the ``lv:`` topic without waiting for its reply,
+        as Phoenix's client pushes ``progress``; the reply's diff is applied
+        when it comes (before any later reply's), a refusal is logged."""
+        if self.closed:
+            raise ServerError(f"the page's topic ended ({self.closed})")
+
+        def on_reply(status: str, response: dict) -> None:
+            if status != "ok":
+                log.debug("client.push_refused", push_event=event, response=response)
+                return
+            self._apply(response.get("diff"))
+
+        await self.socket.push(self.topic, event, payload, self.join_ref, on_reply)
 
     async def form_event(self, name: str, **extra: Any) -> dict:
         return await self.push("event", {"type": "form", "event": name, "value": "", "meta": {}, **extra})

@@ -1,8 +1,8 @@
 """Reading the upload page as a client: the rendered tree and what it shows.
 
-:class:`RenderedState` keeps a LiveView rendered tree as the client does
-(``{"0": d0, ..., "s": statics}`` from the join, then diffs; nested trees
-and keyed comprehensions as ``docs/protocol.md`` describes them). :func:`read_page` parses HTML
+:class:`RenderedState` (:class:`client.rendered.RenderedTree`) keeps a
+LiveView rendered tree as Phoenix's client does, flat or nested, merging diffs
+without rendering. :func:`read_page` parses HTML
 (the whole document of the dead render, or the LiveView root's content) into
 a :class:`PageView`: what a client needs to join (the LiveView root's
 attributes, the CSRF token, the socket path), the form's event names, the
@@ -14,98 +14,19 @@ the one parser of the page, for the client and the tests alike.
 
 from __future__ import annotations
 
-import copy
 import json
 import re
 from dataclasses import dataclass, field
 from html.parser import HTMLParser
-from typing import Any
+
+from client.rendered import RenderedTree
 
 __all__ = ["EntryView", "InputView", "PageView", "RenderedState", "read_page"]
 
 
-class RenderedState:
-    """A rendered tree, kept up to date with diffs as LiveView's client merges
-    them (``rendered.js``): string dynamics, nested trees, and keyed
-    comprehensions (``{"s", "k": {i: row, "kc": n}}``; in a diff a row may be
-    its changed fields, its old index, or ``[old index, fields]`` when moved)."""
-
-    def __init__(self, rendered: dict[str, Any]) -> None:
-        self.tree: dict[str, Any] = {}
-        self.replace(rendered)
-
-    def replace(self, rendered: dict[str, Any]) -> None:
-        statics = rendered.get("s")
-        if not isinstance(statics, list) or not all(isinstance(s, str) for s in statics):
-            raise ValueError("a rendered tree needs a list of string statics under 's'")
-        self.tree = copy.deepcopy(rendered)
-
-    def apply(self, diff: dict[str, Any]) -> None:
-        """Apply a diff: what changed, or a whole new tree when it has ``s``."""
-        if "s" in diff:
-            self.replace(diff)
-            return
-        _merge(self.tree, copy.deepcopy(diff))
-
-    def html(self) -> str:
-        out: list[str] = []
-        _to_html(self.tree, out)
-        return "".join(out)
-
-
-def _merge(target: dict[str, Any], source: dict[str, Any]) -> None:
-    if "k" in source:
-        _merge_keyed(target, source["k"])
-        return
-    for key, value in source.items():
-        old = target.get(key)
-        if isinstance(value, dict) and "s" not in value and isinstance(old, dict):
-            _merge(old, value)
-        elif isinstance(value, (str, dict)):
-            target[key] = value
-        else:
-            raise ValueError(f"unsupported diff entry {key!r}: {type(value).__name__}")
-
-
-def _merge_keyed(target: dict[str, Any], keyed: dict[str, Any]) -> None:
-    rows = target.setdefault("k", {"kc": 0})
-    before = copy.deepcopy(rows) if keyed.get("km") else rows
-    for key, entry in keyed.items():
-        if key in ("kc", "km"):
-            continue
-        if isinstance(entry, list):
-            old, fields = entry
-            rows[key] = copy.deepcopy(before[str(old)])
-            _merge(rows[key], fields)
-        elif isinstance(entry, int):
-            rows[key] = copy.deepcopy(before[str(entry)])
-        else:
-            _merge(rows.setdefault(key, {}), entry)
-    count = int(keyed["kc"])
-    for i in range(count, int(rows.get("kc", 0))):
-        rows.pop(str(i), None)
-    rows["kc"] = count
-
-
-def _to_html(node: dict[str, Any], out: list[str]) -> None:
-    statics = node["s"]
-    if "k" in node:
-        rows = node["k"]
-        for i in range(int(rows.get("kc", 0))):
-            _fill(rows.get(str(i), {}), statics, out)
-    else:
-        _fill(node, statics, out)
-
-
-def _fill(values: dict[str, Any], statics: list[str], out: list[str]) -> None:
-    out.append(statics[0])
-    for i, static in enumerate(statics[1:]):
-        value = values.get(str(i), "")
-        if isinstance(value, dict):
-            _to_html(value, out)
-        else:
-            out.append(str(value))
-        out.append(static)
+RenderedState = RenderedTree
+"""The rendered tree a page is kept in (:class:`client.rendered.RenderedTree`;
+the old name, kept for the tests' wire client)."""
 
 
 @dataclass

@@ -14,7 +14,9 @@ the page states):
 3. uploads up to ``concurrency`` entries at once, each on its own
    ``lvu:<ref>`` topic: join with the token, then binary ``chunk`` pushes,
    stop-and-wait (the next chunk only after the reply), with rising
-   ``progress`` on the ``lv:`` topic; an error leaves the topic and reports
+   ``progress`` on the ``lv:`` topic, pushed without waiting for its reply
+   as Phoenix's client does (the reply's diff is applied when it comes);
+   an error leaves the topic and reports
    ``progress {"error": reason}`` (except ``writer_error``, which the server
    recorded itself);
 4. submits the form, which consumes the completed entries, and reads the
@@ -172,8 +174,9 @@ async def _upload_entry(batch: _Batch, result: FileResult, token: str) -> None:
                 percent = result.sent * 100 // result.size
                 if percent > last:
                     last = percent
-                    await page.push("progress", {"event": None, "ref": batch.config_ref,
-                                                 "entry_ref": result.ref, "progress": percent})
+                    # pushed, not awaited: Phoenix's client goes on with the next chunk
+                    await page.push_nowait("progress", {"event": None, "ref": batch.config_ref,
+                                                        "entry_ref": result.ref, "progress": percent})
                 _notify(batch, result)
     except ServerError as exc:  # the topic closed or crashed, a reply timed out, the socket went
         await _leave(socket, topic, join_ref)

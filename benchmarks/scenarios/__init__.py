@@ -13,7 +13,7 @@ from __future__ import annotations
 import importlib
 from types import ModuleType
 
-NAMES = ("channels", "spawn", "blocking", "crash", "server", "events", "s3")
+NAMES = ("channels", "spawn", "blocking", "crash", "server", "events", "wire", "s3")
 """The scenarios, in the order a run of several takes them."""
 
 DEFAULT = tuple(name for name in NAMES if name != "s3")

@@ -42,6 +42,12 @@ TINY = [
     "--server-chunks", "2",
     "--server-client-processes", "2",
     "--page-events", "50",
+    "--wire-scale", "0.0001",
+    "--wire-concurrency-scale", "0.1",
+    "--wire-repeat", "1",
+    "--wire-client-processes", "2",
+    "--wire-events", "10",
+    "--wire-workload", "W2",  # one upload per run here; tests/stress/test_bench_wire.py runs all three
 ]
 
 
@@ -149,6 +155,12 @@ def test_harness_runs_every_scenario_and_writes_its_figures(tmp_path, capsys):
             assert row["bytes"] == 3 * 2 * 1000 and row["chunks_timed"] == 6, row
             assert row["mb_per_s"] > 0 and row["chunk_p99_ms"] is not None, row
             assert row["loop_lag_samples"] >= 0
+
+    wire = results["scenarios"]["wire"]
+    assert [(r["workload"], r["server"]) for r in wire["rows"]] == [("W2", "liveupload"), ("W2", "ceiling")]
+    assert [r["entries"] for r in wire["events"]] == [10, 100]
+    for row in wire["rows"]:
+        assert row["completed"] == row["uploads"] and row["arrived_bytes"] == row["expected_bytes"] > 0, row
 
     for plot in ("channels.png", "spawn.png"):
         assert (tmp_path / plot).read_bytes().startswith(b"\x89PNG")

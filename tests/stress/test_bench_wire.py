@@ -1,0 +1,70 @@
+"""The ``wire`` scenario (issue 16's W1-W3 against a bare Starlette/uvicorn
+endpoint) on tiny parameters: both servers run as child processes, every
+upload's bytes arrive on the server's disk, each row carries its figures and
+each workload its targets. Nothing here is timed: no assertion is about speed."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from benchmarks.params import PRESETS
+from benchmarks.progress import NoProgress
+from benchmarks.scenarios import DEFAULT, wire
+from benchmarks.targets import WIRE_CPU_VS_CEILING, WIRE_RATE_VS_CEILING
+
+pytestmark = [pytest.mark.substrates("pool"), pytest.mark.timeout(180)]
+
+TINY = PRESETS["quick"].with_(
+    chunk_bytes=4_000, wire_scale=0.001, wire_concurrency_scale=0.1, wire_repeat=2, wire_client_processes=2,
+    wire_events=20,
+)
+
+
+def test_workloads_scale_sizes_and_concurrency():
+    assert wire.workloads(PRESETS["full"]) == wire.WORKLOADS
+    default = wire.workloads(PRESETS["default"])
+    assert default == {"W1": (20, 4_000_000), "W2": (1, 50_000_000), "W3": (200, 250_000)}
+    # at least one chunk per file and one upload per workload
+    assert wire.workloads(TINY) == {"W1": (2, 16_000), "W2": (1, 200_000), "W3": (20, 4_000)}
+    assert "wire" in DEFAULT
+
+
+def test_wire_runs_both_servers_interleaved_and_the_bytes_arrive():
+    section = wire.run(TINY, NoProgress())
+    rows = {(r["workload"], r["server"]): r for r in section["rows"]}
+    assert list(rows) == [(w, s) for w in ("W1", "W2", "W3") for s in ("liveupload", "ceiling")]
+    for (name, _server), row in rows.items():
+        uploads, size = wire.workloads(TINY)[name]
+        assert row["runs"] == 2 and len(row["each"]) == 2
+        assert row["completed"] == uploads and row["first_failure"] is None, row
+        assert row["arrived_bytes"] == row["expected_bytes"] == uploads * size  # on the server's disk, every run
+        for run in row["each"]:
+            assert run["bytes"] == uploads * size and run["arrived_bytes"] == uploads * size
+            # CPU comes in clock ticks (10 ms): a tiny run may measure none
+            assert run["server_cpu_seconds"] >= 0 and run["client_cpu_seconds"] >= 0
+        assert row["mb_per_s"] > 0 and row["seconds"] > 0, row
+        assert row["server_cpu_s_per_gb"] >= 0 and row["client_cpu_s_per_gb"] >= 0, row
+    assert [r["workload"] for r in section["ratios"]] == ["W1", "W2", "W3"]
+    targets = {t["name"]: t for t in section["targets"]}
+    for name, bound in WIRE_CPU_VS_CEILING.items():
+        assert targets[f"{name}: server CPU per GB vs the ceiling's"]["limit"] == bound
+        assert f"{name}: liveupload send's CPU per GB vs the server's" in targets
+        assert targets[f"{name}: bytes on the liveupload server's disk"]["met"] is True
+        assert targets[f"{name}: bytes on the ceiling server's disk"]["met"] is True
+    for name, bound in WIRE_RATE_VS_CEILING.items():
+        assert targets[f"{name}: MB/s vs the ceiling's"]["limit"] == bound
+    assert "W2: MB/s vs the ceiling's" not in targets
+    # the cost of one progress event, with 10 and 100 entries on the page
+    assert [(r["entries"], r["events"]) for r in section["events"]] == [(10, 20), (100, 20)]
+    for row in section["events"]:
+        assert row["server_cpu_ms_per_event"] >= 0 and row["ms_per_event"] > 0, row
+    event_target = targets["server CPU per progress event with 100 entries on the page"]
+    assert event_target["limit"] == 0.2 and event_target["unit"] == "ms"
+
+
+def test_cpu_seconds_reads_this_process():
+    before = wire.cpu_seconds(os.getpid())
+    sum(i * i for i in range(300_000))  # some CPU to see
+    assert wire.cpu_seconds(os.getpid()) >= before >= 0
