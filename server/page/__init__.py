@@ -14,7 +14,7 @@
 The page's signed session is :mod:`server.session_token`.
 """
 
-from server.page.document import CONNECTION_LOST, FAVICON_SVG, PAGE_CSS, page_html
+from server.page.document import CONNECTION_LOST, FAVICON_SVG, LOST_WORK, PAGE_CSS, page_html
 from server.page.error_text import explain_error, format_error
 from server.page.fragments import LIVE_FILE_UPLOAD_HOOK, PageEvents, entry_refs, render_upload_page
 from server.page.rendered import Rendered
@@ -23,6 +23,7 @@ __all__ = [
     "CONNECTION_LOST",
     "FAVICON_SVG",
     "LIVE_FILE_UPLOAD_HOOK",
+    "LOST_WORK",
     "PAGE_CSS",
     "PageEvents",
     "Rendered",

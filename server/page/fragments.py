@@ -44,6 +44,7 @@ __all__ = [
     "progress_status",
     "render_upload_page",
     "saved_html",
+    "selection_words",
 ]
 
 LIVE_FILE_UPLOAD_HOOK = "Phoenix.LiveFileUpload"
@@ -128,7 +129,8 @@ class EntryView:
     error, a writer failure or a crashed upload) or ``cancelled``; ``errors``
     are ``(code, words)`` pairs; ``action`` is the button's word: ``cancel``
     while it is pending, uploading or done, ``dismiss`` once it has failed
-    (``None``: no button).
+    (``None``: no button); ``over_limit``: the config has ``too_many_files``
+    and this entry is past its ``limit`` (``max_entries``), so it is marked.
     """
 
     config_ref: str
@@ -142,6 +144,8 @@ class EntryView:
     state: EntryState
     errors: tuple[tuple[str, str], ...]
     action: Literal["cancel", "dismiss"] | None
+    over_limit: bool = False
+    limit: int = 1
 
 
 @dataclass(frozen=True)
@@ -151,7 +155,8 @@ class ConfigView:
     ``accept``: ``None`` for any type; ``multiple`` when ``max_entries`` > 1;
     ``limits``: the data attributes ``liveupload send`` reads; ``options``:
     the options in words) and its dynamics (``refs``, ``entries``, ``errors``,
-    ``status``: :func:`progress_status`)."""
+    ``status``: :func:`progress_status`, ``selection``: :func:`selection_words`,
+    what the file input's own "No file chosen" would get wrong)."""
 
     ref: str
     name: str
@@ -164,6 +169,7 @@ class ConfigView:
     entries: Markup
     errors: Markup
     status: str
+    selection: str = ""
 
 
 @dataclass(frozen=True)
@@ -177,8 +183,9 @@ class SavedView:
     error: Any
 
 
-def entry_view(config: Mapping[str, Any], entry: Mapping[str, Any]) -> EntryView:
-    """One entry of ``config`` as the page shows it."""
+def entry_view(config: Mapping[str, Any], entry: Mapping[str, Any], *, over_limit: bool = False) -> EntryView:
+    """One entry of ``config`` as the page shows it (``over_limit``: marked as
+    one of the files past ``max_entries``)."""
     progress = int(entry.get("progress", 0) or 0)
     raw = _entry_errors(entry)
     state: EntryState
@@ -207,6 +214,8 @@ def entry_view(config: Mapping[str, Any], entry: Mapping[str, Any]) -> EntryView
         state=state,
         errors=tuple((format_error(e), explain_error(e, config)) for e in raw),
         action=action,
+        over_limit=over_limit,
+        limit=int(config.get("max_entries", 1)),
     )
 
 
@@ -249,8 +258,34 @@ def _weight(entry: Mapping[str, Any]) -> int:
 def entries_html(config: Mapping[str, Any], events: PageEvents = PageEvents()) -> Markup:
     """The ``<li>`` of every entry of ``config["entries"]`` not cancelled, and
     of every failed one (cancelled with errors: shown until dismissed)."""
-    views = [entry_view(config, e) for e in config.get("entries") or () if _shown(e)]
+    over = _over_limit(config)
+    views = [entry_view(config, e, over_limit=e.get("ref") in over)
+             for e in config.get("entries") or () if _shown(e)]
     return Markup("").join(_entry_html(view, events.cancel) for view in views)
+
+
+def _over_limit(config: Mapping[str, Any]) -> set[Any]:
+    """The refs of the entries past ``max_entries`` while the config has
+    ``too_many_files``: the ones to mark next to that error."""
+    if "too_many_files" not in [format_error(e) for e in config.get("errors") or ()]:
+        return set()
+    active = [e.get("ref") for e in config.get("entries") or () if _active(e)]
+    return set(active[int(config.get("max_entries", 1)):])
+
+
+def selection_words(config: Mapping[str, Any]) -> str:
+    """What is chosen, in words, next to the file input (whose own "No file
+    chosen" is wrong once LiveView's client holds the files): ``"No files
+    chosen"``, ``"3 files chosen"``, ``"3 files chosen: 1 over the limit of 2"``."""
+    active = [e for e in config.get("entries") or () if _active(e)]
+    if not active:
+        return "No files chosen"
+    words = f"{len(active)} file{'' if len(active) == 1 else 's'} chosen"
+    over = len(_over_limit(config))
+    if over:
+        limit = int(config.get("max_entries", 1))
+        words += f": {over} over the limit of {limit}"
+    return words
 
 
 @functools.lru_cache(maxsize=4096)
@@ -277,19 +312,21 @@ def saved_html(saved: Iterable[Mapping[str, Any]]) -> Markup:
     )
 
 
-def _options(config: Mapping[str, Any]) -> list[tuple[str, str]]:
-    """The upload options stated in words (static: they do not change)."""
+def _options(config: Mapping[str, Any]) -> list[tuple[str, str, str]]:
+    """The upload options stated in words, as ``(label, words, exact bytes)``
+    (``""`` when not a size); static: they do not change."""
     accept = config.get("accept", "any")
     if accept in (None, "any", ":any") or not accept:
         accept_text = "any type of file"
     else:
         accept_text = ", ".join(accept) if isinstance(accept, (list, tuple)) else str(accept)
+    largest, chunk = config.get("max_file_size", 8_000_000), config.get("chunk_size", 64_000)
     return [
-        ("Accepted", accept_text),
-        ("Files per upload", f'up to {config.get("max_entries", 1)}'),
-        ("Largest file", f'{config.get("max_file_size", 8_000_000)} bytes'),
-        ("Chunk size", f'{config.get("chunk_size", 64_000)} bytes'),
-        ("Starts", "as soon as files are chosen" if config.get("auto_upload") else "when you press Upload"),
+        ("Accepted", accept_text, ""),
+        ("Files per upload", f'up to {config.get("max_entries", 1)}', ""),
+        ("Largest file", _size_words(largest), _size_exact(largest)),
+        ("Chunk size", _size_words(chunk), _size_exact(chunk)),
+        ("Starts", "as soon as files are chosen" if config.get("auto_upload") else "when you press Upload", ""),
     ]
 
 
@@ -315,6 +352,7 @@ def config_view(config: Mapping[str, Any], events: PageEvents = PageEvents()) ->
         entries=entries_html(config, events),
         errors=errors_html(config.get("errors") or (), config),
         status=progress_status(config),
+        selection=selection_words(config),
     )
 
 
@@ -336,7 +374,7 @@ def render_upload_page(
     with ``name`` and ``size``.  ``notice``: a status line (escaped).
 
     Dynamics, per config in order: active refs, done refs, preflighted refs,
-    error refs, entries HTML, config errors HTML, progress status; then the
+    error refs, selection words, config errors HTML, entries HTML, progress status; then the
     saved list and the notice.  Statics depend only on the configs, so diffs between renders of
     the same configs carry dynamics only.
     """

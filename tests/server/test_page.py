@@ -222,12 +222,18 @@ def test_not_accepted_is_explained_with_the_accepted_types():
 
 
 def test_every_entry_carries_a_failed_text_for_a_lost_connection():
-    """The stylesheet shows it on entries still uploading while LiveView marks
-    the root with phx-error: real text, not CSS content, so it is read out."""
-    html = render_upload_page([config(entries=[entry("0", progress=30, preflighted=True)])]).to_html()
+    """The stylesheet shows it on every entry but a failed one while LiveView
+    marks the root with phx-error: real text, not CSS content, so it is read
+    out; a finished upload is "not saved" (its 100% is no longer green)."""
+    html = render_upload_page([config(max_entries=3, entries=[
+        entry("0", progress=30, preflighted=True), entry("1", progress=100, preflighted=True, done=True),
+        entry("2")])]).to_html()
     assert ('<span class="percent"><span aria-hidden="true">30%</span>'
             '<span class="lost"> failed</span></span>') in html
-    assert ".phx-error li.entry[data-state=uploading] .lost{display:inline}" in PAGE_CSS
+    assert '<span aria-hidden="true">100%</span><span class="lost"> not saved</span>' in html
+    assert '<span aria-hidden="true">0%</span><span class="lost"> not sent</span>' in html
+    assert ".phx-error li.entry:not([data-state=error]) .lost{display:inline}" in PAGE_CSS
+    assert ".phx-error li.entry[data-state=done] .percent{color:#4b5363;font-weight:400}" in PAGE_CSS
     assert "li.entry .lost{display:none" in PAGE_CSS
 
 
@@ -237,7 +243,8 @@ def test_the_connection_lost_alert_is_outside_the_view_and_filled_by_the_script(
     doc = Collect(html)
     (banner,) = doc.find("p", id="connection-lost")
     assert banner["role"] == "alert"
-    assert '<p id="connection-lost" role="alert"></p>\n<div id="' + page.view_id in html  # empty, before the root
+    assert '<p id="connection-lost" role="alert"></p>\n<div id="lost-work" class="warning" role="alert">' in html
+    assert '<div id="' + page.view_id in html.split('<div id="lost-work"', 1)[1]  # both empty, before the root
     assert "#connection-lost:empty{display:none}" in PAGE_CSS
     assert 'root.classList.contains("phx-error")' in html and CONNECTION_LOST in html.replace("\\u2026", "\u2026")
     assert "failed" in CONNECTION_LOST
@@ -247,12 +254,12 @@ def test_progress_diff_touches_only_the_entries_slot_between_milestones():
     before = render_upload_page([config(entries=[entry("0", preflighted=True, progress=10)])])
     after = render_upload_page([config(entries=[entry("0", preflighted=True, progress=20)])])
     diff = after.diff(before)
-    assert list(diff) == ["4"] and "20%" in diff["4"]
+    assert list(diff) == ["6"] and "20%" in diff["6"]
     past = render_upload_page([config(entries=[entry("0", preflighted=True, progress=55)])])
-    assert past.diff(after) == {"4": past.dynamics[4], "6": "Uploading 1 file: 50%"}  # + the live region
+    assert past.diff(after) == {"6": past.dynamics[6], "7": "Uploading 1 file: 50%"}  # + the live region
     done = render_upload_page([config(entries=[entry("0", preflighted=True, done=True, progress=100)])])
-    assert set(done.diff(past)) == {"1", "4", "6"}  # done refs + entries + the live region
-    assert done.diff(past)["1"] == "0" and done.diff(past)["6"] == "1 file uploaded"
+    assert set(done.diff(past)) == {"1", "6", "7"}  # done refs + entries + the live region
+    assert done.diff(past)["1"] == "0" and done.diff(past)["7"] == "1 file uploaded"
 
 
 def test_progress_is_announced_politely_at_milestones_and_on_completion():
@@ -303,7 +310,7 @@ def test_several_configs_each_get_their_slots():
     r = render_upload_page([config(), config(name="docs", ref="phx-F2", max_entries=5)])
     doc = Collect(r.to_html())
     assert [i["id"] for i in doc.find("input", type="file")] == ["phx-F1", "phx-F2"]
-    assert len(r.dynamics) == 7 * 2 + 2
+    assert len(r.dynamics) == 8 * 2 + 2
 
 
 def test_hostile_names_are_escaped_everywhere():
