@@ -3,16 +3,19 @@
 :func:`render_upload_page` turns plain data (upload configs, each with its
 ``entries``, the dicts ``UploadSession.uploads()`` returns, and the list of
 saved files) into what ``templates/live/content.html.j2`` shows: per config,
-its options stated in words, a drop zone (``phx-drop-target``) around the
-labelled live file input, one ``<li>`` per entry (``live/fragments.html.j2``:
-name, size in human units (exact bytes in its ``title`` and
-``data-bytes``), a labelled ``<progress>``, errors as codes plus
-:func:`explain_error`'s words, a cancel ``<button>``) and the config-level
-errors, and a polite live region announcing progress at a few milestones
-(:func:`progress_status`). An entry whose upload crashed on the server (cancelled with errors)
-stays listed as failed, with its error and a ``dismiss`` button, until
-removed. The template marks each dynamic with ``slot(value)``; the text
-between the marks is the statics. Every value is escaped by markupsafe.
+its options stated in words (sizes in human units, exact bytes in a ``title``),
+a drop zone (``phx-drop-target``) around the labelled live file input and what
+is chosen in words (:func:`selection_words`), the config-level errors right
+under it, one ``<li>`` per entry (``live/fragments.html.j2``: name, size in
+human units (exact bytes in its ``title`` and ``data-bytes``), a labelled
+``<progress>``, errors as codes plus :func:`explain_error`'s words, a mark on
+those past ``max_entries`` while ``too_many_files`` stands, a cancel
+``<button>``), and a polite live region announcing progress at a few milestones
+(:func:`progress_status`). An entry whose upload crashed on the server
+(cancelled with errors) stays listed as failed, with its error and a
+``dismiss`` button, until removed. The template marks each dynamic with
+``slot(value)``; the text between the marks is the statics. Every value is
+escaped by markupsafe.
 """
 
 from __future__ import annotations
@@ -154,14 +157,14 @@ class ConfigView:
     attributes (``ref``: the input's id and ``data-phx-upload-ref``;
     ``accept``: ``None`` for any type; ``multiple`` when ``max_entries`` > 1;
     ``limits``: the data attributes ``liveupload send`` reads; ``options``:
-    the options in words) and its dynamics (``refs``, ``entries``, ``errors``,
+    the options in words, ``(label, words, exact bytes or "")``) and its dynamics (``refs``, ``entries``, ``errors``,
     ``status``: :func:`progress_status`, ``selection``: :func:`selection_words`,
     what the file input's own "No file chosen" would get wrong)."""
 
     ref: str
     name: str
     limits: list[tuple[str, Any]]
-    options: list[tuple[str, str]]
+    options: list[tuple[str, str, str]]
     accept: list[str] | None
     multiple: bool
     auto_upload: bool

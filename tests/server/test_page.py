@@ -28,7 +28,7 @@ from server.page import (
     page_html,
     render_upload_page,
 )
-from server.page.fragments import progress_status
+from server.page.fragments import progress_status, selection_words
 from server.page.sizes import human_size
 from server.session_token import InvalidSession, SessionSigner
 
@@ -486,3 +486,38 @@ def test_installed_client_versions_match_the_protocol_doc():
     for rel in ("phoenix/priv/static/phoenix.min.js",
                 "phoenix_live_view/priv/static/phoenix_live_view.min.js"):
         assert (modules / rel).is_file()
+
+
+def test_the_selection_is_said_in_words_and_entries_over_the_limit_are_marked():
+    assert selection_words(config()) == "No files chosen"
+    two = config(max_entries=2, entries=[entry("0"), entry("1")])
+    assert selection_words(two) == "2 files chosen"
+    over = config(max_entries=2, entries=[entry("0"), entry("1"), entry("2"), entry("3", cancelled=True)],
+                  errors=["too_many_files"])
+    assert selection_words(over) == "3 files chosen: 1 over the limit of 2"
+    html = render_upload_page([over]).to_html()
+    doc = Collect(html)
+    marked = [li["data-ref"] for li in doc.find("li") if "data-over-limit" in li]
+    assert marked == ["2"]
+    assert '<span class="over">over the limit of 2 files: cancel this one or another</span>' in html
+    # The config's error sits before the entries, right under the input, which it describes.
+    assert html.index('class="upload-errors-box"') < html.index('class="entries"')
+    (picker,) = doc.find("input", type="file")
+    assert picker["aria-describedby"] == "phx-F1-selection phx-F1-errors"
+
+
+def test_the_cancel_buttons_belong_to_no_form_and_the_input_is_not_locked():
+    """Phoenix's client disables a form's elements during a submit: the entries
+    (and their buttons) are outside the <form>, the input is tied to it by its
+    form attribute and is phx-update="ignore" (never disabled nor locked)."""
+    html = render_upload_page([config(entries=[entry("0")])]).to_html()
+    form = html[html.index("<form"):html.index("</form>")]
+    assert "button class=\"cancel\"" not in form and 'type="file"' not in form
+    (picker,) = Collect(html).find("input", type="file")
+    assert picker["form"] == "upload-form" and picker["phx-update"] == "ignore"
+
+
+def test_options_sizes_are_in_human_units_with_the_exact_bytes():
+    html = render_upload_page([config(max_file_size=8_000_000, chunk_size=64_000)]).to_html()
+    assert '<dt>Largest file</dt><dd><span class="size" title="8000000 bytes" data-bytes="8000000">7.6 MB</span>' in html
+    assert '<span class="size" title="64000 bytes" data-bytes="64000">62.5 KB</span>' in html
