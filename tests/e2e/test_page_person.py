@@ -140,28 +140,33 @@ def focused(driver: Any) -> str:
 # -------------------------------------------------------------------- tests
 
 
-def test_cancel_while_a_submits_uploads_run_by_keyboard_is_never_saved(browser, tmp_path):
+def test_cancel_while_a_submits_uploads_run_is_never_saved(browser, tmp_path):
     """Upload pressed, the form's controls disabled by Phoenix's client; the
-    big file's cancel button still works from the keyboard: its upload stops,
-    its temp file is gone, it is never saved, and its sibling is."""
+    cancel buttons still work, by mouse on a file already at 100% (its temp
+    file goes) and by keyboard on the big file still uploading (its upload
+    stops, its temp file goes): neither is ever saved, and their sibling is."""
     from selenium.webdriver.common.keys import Keys
 
-    files = make_files(tmp_path / "picked", ("keep.bin", 100_000), ("big.bin", 7_900_000))
+    files = make_files(tmp_path / "picked", ("keep.bin", 100_000), ("finished.bin", 50_000), ("big.bin", 7_900_000))
     with shipped_serve(tmp_path) as url:
         open_page(browser, url)
         run_axe(browser, "idle")
         slow_down(browser)
         pick(browser, files)
-        wait_for(browser, lambda d: len(css(d, "li.entry")) == 2, what="two entries")
-        assert texts(browser, ".selection") == ["2 files chosen"]
+        wait_for(browser, lambda d: len(css(d, "li.entry")) == 3, what="three entries")
+        assert texts(browser, ".selection") == ["3 files chosen"]
         submit(browser)
-        wait_for(browser, lambda d: entry_states(d).get("big.bin") == "uploading", what="big.bin uploading")
+        wait_for(browser, lambda d: entry_states(d).get("big.bin") == "uploading"
+                 and entry_states(d).get("finished.bin") == "done", what="big.bin uploading, finished.bin done")
         state = browser.execute_script(
             "return {submit: document.querySelector('button[type=submit]').disabled,"
             " label: document.querySelector('button[type=submit]').textContent,"
             " cancels: Array.from(document.querySelectorAll('li.entry button.cancel')).map(b => b.disabled)}")
-        assert state == {"submit": True, "label": "Uploading…", "cancels": [False, False]}, state
+        assert state == {"submit": True, "label": "Uploading…", "cancels": [False, False, False]}, state
         run_axe(browser, "uploading, submit in flight")
+        css(browser, 'button.cancel[aria-label="cancel finished.bin"]')[0].click()
+        wait_for(browser, lambda d: "finished.bin" not in entry_states(d), what="finished.bin to go")
+        assert entry_states(browser).get("big.bin") == "uploading"
         cancel = css(browser, 'button.cancel[aria-label="cancel big.bin"]')[0]
         browser.execute_script("arguments[0].focus()", cancel)
         cancel.send_keys(Keys.ENTER)
