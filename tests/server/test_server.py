@@ -642,7 +642,8 @@ def test_liveupload_serve_flags_reach_the_page(tmp_path):
              "--chunk-size", "500", "--chunk-timeout", "2.5", "--auto-upload"]
     with serve_process(tmp_path, *flags) as (url, _lines):
         html = httpx.get(url + "/", trust_env=False, timeout=10).text
-        stated = dict(re.findall(r"<dt>([^<]*)</dt><dd>([^<]*)</dd>", html))
+        stated = {label: re.sub(r"<[^>]*>", "", value)
+                  for label, value in re.findall(r"<dt>([^<]*)</dt><dd>(.*?)</dd>", html)}
         assert stated == {"Accepted": ".txt, image/*", "Files per upload": "up to 3", "Largest file": "1.2 KB",
                           "Chunk size": "500 bytes", "Starts": "as soon as files are chosen"}
         wire = Wire(url)
