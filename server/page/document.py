@@ -8,7 +8,8 @@ while LiveView marks the root with ``phx-error`` (socket down), emptying it
 when the root rejoins: a live region whose text changes is what screen
 readers announce. While the root is marked, every entry shows a real text
 (the stylesheet): "failed" while uploading, "not saved" once at 100%, "not
-sent" before it started. The files listed but not saved are then said in the
+sent" before it started. The files listed but not saved (and any that went just before without the
+person's cancel or a save) are then said in the
 ``#lost-work`` warning (:data:`LOST_WORK`) once the page is back, whether
 LiveView's client rejoined or, refused by a server restarted with another
 secret, reloaded the page (the names wait in ``sessionStorage``). The script
