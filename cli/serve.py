@@ -19,7 +19,7 @@ a fixed secret, a page left open while the server restarts rejoins the new
 process and says that its unsaved uploads were lost. Without one, a random
 secret is made per process (nothing is written to disk): the new process
 cannot verify the old pages, so LiveView's client reloads them and they start
-empty; ``serve`` says so in its first lines (and logs ``serve.random_secret``).
+empty (saying which files were lost); ``serve`` says so in its first lines (and logs ``serve.random_secret``).
 
 Before serving it checks that Phoenix's scripts are installed and that the
 port is free (:mod:`cli.startup`); if not, it says what to do and exits 1.
@@ -155,8 +155,8 @@ def _serve(args: argparse.Namespace, extra: dict[str, Any], store: Any) -> int:
         print(line, file=sys.stderr, flush=True)
     if source == "random":
         log.warning("serve.random_secret",
-                    hint=f"pages open across a restart will reload and start empty; set --secret or {SECRET_ENV} "
-                         "to keep them joined (they then say their unsaved uploads were lost)")
+                    hint=f"pages open across a restart will reload and start empty (saying which files were lost); "
+                         f"set --secret or {SECRET_ENV} to keep them joined")
     config = uvicorn.Config(
         app,
         host=args.host,

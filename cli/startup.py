@@ -79,6 +79,6 @@ def first_lines(url: str, *, secret_source: str) -> list[str]:
     """What ``serve`` says first: where to open the page, and what no secret means."""
     lines = [f"liveupload: open {url} (Ctrl-C to stop)"]
     if secret_source == "random":
-        lines.append("No --secret set: open pages will reload empty after a restart "
-                     "(set LIVEUPLOAD_SECRET to keep them, and be told what was lost).")
+        lines.append("No --secret set: open pages will reload empty after a restart and say which files "
+                     "were lost (set LIVEUPLOAD_SECRET to keep them joined).")
     return lines

@@ -148,8 +148,8 @@ def create_app(
     * ``secret``: signs page session tokens (default ``$LIVEUPLOAD_SECRET`` or
       a random per-app secret, so tokens do not outlive the process: a page
       left open across a restart is then refused on rejoin and LiveView's
-      client reloads it, empty; with a fixed secret it rejoins and says its
-      unsaved uploads were lost).
+      client reloads it, empty; with a fixed secret it rejoins; either way the
+      page's script says which of its files were lost).
     * ``registry`` / ``handlers``: topic prefix -> handler factory; ``lv:`` and
       ``lvu:`` are registered unless ``handlers`` replaces them.
     * ``max_message_size``: the socket's message bound; default: the largest

@@ -160,13 +160,10 @@ class LiveViewHandler(TopicHandler):
         except InvalidSession as exc:
             self._log.warning("lv.join_refused", reason=exc.reason, detail=exc.detail)
             return "error", {"reason": exc.reason}
-        params = payload.get("params")
-        mounts = params.get("_mounts") if isinstance(params, dict) else None
-        if isinstance(mounts, int) and mounts > 0:
-            # LiveView's client rejoined (socket dropped or server restarted): this
-            # is a fresh session, the previous one's uploads are gone.
-            self.page.notice = ("The connection was lost and the page reconnected: uploads that were "
-                                "not saved were lost. Choose those files again.")
+        # A rejoin (``_mounts`` > 0: the socket dropped, or the server restarted)
+        # is a fresh session: the previous one's uploads are gone. The page's
+        # script says which files were lost (it saw them; a page reloaded by a
+        # server with another secret comes back here with ``_mounts`` 0).
         loop = asyncio.get_running_loop()
         self.session = UploadSession.start(
             on_update=lambda change: self._on_update(loop, change), token_max_age=self.context.token_max_age

@@ -16,7 +16,7 @@
 The page's signed session is :mod:`server.session_token`.
 """
 
-from server.page.document import CONNECTION_LOST, FAVICON_SVG, PAGE_CSS, page_html
+from server.page.document import CONNECTION_LOST, FAVICON_SVG, LOST_WORK, PAGE_CSS, page_html
 from server.page.error_text import explain_error, format_error
 from server.page.fragments import LIVE_FILE_UPLOAD_HOOK, PageEvents, entry_refs
 from server.page.live import LivePage, render_upload_page
@@ -28,6 +28,7 @@ __all__ = [
     "FAVICON_SVG",
     "LIVE_FILE_UPLOAD_HOOK",
     "LivePage",
+    "LOST_WORK",
     "PAGE_CSS",
     "PageEvents",
     "Rendered",

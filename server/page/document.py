@@ -6,8 +6,16 @@ The boot script starts Phoenix's ``LiveSocket`` and fills the
 ``#connection-lost`` banner (``role="alert"``, outside the LiveView root)
 while LiveView marks the root with ``phx-error`` (socket down), emptying it
 when the root rejoins: a live region whose text changes is what screen
-readers announce. While the root is marked, entries still uploading show a
-real "failed" text (the stylesheet), not a decoration.
+readers announce. While the root is marked, every entry shows a real text
+(the stylesheet): "failed" while uploading, "not saved" once at 100%, "not
+sent" before it started. The files listed but not saved (and any that went just before without the
+person's cancel or a save) are then said in the
+``#lost-work`` warning (:data:`LOST_WORK`) once the page is back, whether
+LiveView's client rejoined or, refused by a server restarted with another
+secret, reloaded the page (the names wait in ``sessionStorage``). The script
+also lists the empty files LiveView's client skips (``ul.skipped``, next to
+their input) and, after a cancel or dismiss, moves focus to the next entry's
+button or to the file input.
 """
 
 from __future__ import annotations
@@ -21,7 +29,7 @@ from server.session_token import PageSession
 from .rendered import Rendered
 from .templating import ENVIRONMENT, STATIC_DIR
 
-__all__ = ["CONNECTION_LOST", "FAVICON_SVG", "PAGE_CSS", "page_html"]
+__all__ = ["CONNECTION_LOST", "FAVICON_SVG", "LOST_WORK", "PAGE_CSS", "page_html"]
 
 #: The page's stylesheet. ``#connection-lost`` shows only while it has text;
 #: entries still uploading then show their "failed" text.
@@ -34,6 +42,13 @@ _FAVICON_URL = "data:image/svg+xml," + urllib.parse.quote(FAVICON_SVG)
 
 #: What the ``#connection-lost`` alert says while the socket is down.
 CONNECTION_LOST = "Connection lost: uploads in progress have failed. Reconnecting\u2026"
+
+#: What the ``#lost-work`` warning says once the page is back after a lost
+#: connection (rejoined, or reloaded by a server restarted with another
+#: secret), if files were listed but not saved: ``{count}`` is "1 file" or
+#: "N files", ``{names}`` their names.
+LOST_WORK = ("The connection to the server was lost, and with it {count} not yet saved: {names}. "
+             "Choose them again and press Upload.")
 
 _DOCUMENT = ENVIRONMENT.get_template("page.html.j2")
 
@@ -55,5 +70,6 @@ def page_html(
         assets=assets_path.rstrip("/"),
         socket_path=socket_path,
         connection_lost=CONNECTION_LOST,
+        lost_work=LOST_WORK,
         favicon=_FAVICON_URL,
     )

@@ -6,6 +6,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from .sizes import exact_size, human_size
+
 __all__ = ["explain_error", "format_error"]
 
 
@@ -20,8 +22,8 @@ def format_error(error: Any) -> str:
 
 
 _WORDS = {
-    "too_large": "the file is larger than the {max_file_size}-byte limit",
-    "too_many_files": "more than {max_entries} file(s) selected: remove some",
+    "too_large": "the file is larger than the {max_file_size} limit",
+    "too_many_files": "more than {max_entries} file(s) chosen: cancel the ones marked over the limit",
     "not_accepted": "this type of file is not accepted (accepted: {accept})",
     "writer_failure": "the server could not write the file",
     "channel_crash": "the server could not write the file: its upload crashed",
@@ -34,7 +36,7 @@ _WORDS = {
 
 def explain_error(error: Any, config: Mapping[str, Any] | None = None) -> str:
     """One error in words for people: ``"too_large"`` -> ``"the file is
-    larger than the 8000000-byte limit"``; a ``(code, reason)`` pair appends
+    larger than the 7.6 MB (8000000 bytes) limit"``; a ``(code, reason)`` pair appends
     the reason; unknown codes are returned as text."""
     config = config or {}
     code, reason = error, None
@@ -46,6 +48,11 @@ def explain_error(error: Any, config: Mapping[str, Any] | None = None) -> str:
     accept = config.get("accept", "any")
     if isinstance(accept, (list, tuple)):
         accept = ", ".join(str(a) for a in accept)
-    words = template.format(max_file_size=config.get("max_file_size", 8_000_000),
+    largest = config.get("max_file_size", 8_000_000)
+    if isinstance(largest, int) and largest >= 1024:
+        largest = f"{human_size(largest)} ({exact_size(largest)})"
+    elif isinstance(largest, int):
+        largest = exact_size(largest)
+    words = template.format(max_file_size=largest,
                             max_entries=config.get("max_entries", 1), accept=accept)
     return f"{words} ({reason})" if reason else words

@@ -4,19 +4,22 @@
 :func:`~server.page.live.render_upload_page` turns plain data (upload configs, each with its
 ``entries``, the dicts ``UploadSession.uploads()`` returns, and the list of
 saved files) into what ``templates/live/content.html.j2`` shows: per config,
-its options stated in words, a drop zone (``phx-drop-target``) around the
-labelled live file input, one ``<li>`` per entry (``live/fragments.html.j2``:
-name, size in human units (exact bytes in its ``title`` and
-``data-bytes``), a labelled ``<progress>``, errors as codes plus
-:func:`explain_error`'s words, a cancel ``<button>``) and the config-level
-errors, and a polite live region announcing progress at a few milestones
-(:func:`progress_status`). An entry whose upload crashed on the server (cancelled with errors)
-stays listed as failed, with its error and a ``dismiss`` button, until
-removed. The templates mark each dynamic with ``slot(value)``; the text
-between the marks is the statics. The entries of a config are a keyed
-comprehension (:func:`entries_tree`): one row of fields per entry
-(:func:`entry_row`, cached per :class:`EntryView`) around statics shared by
-all (:func:`entry_statics`). Every value is escaped by markupsafe.
+its options stated in words (sizes in human units, exact bytes in a ``title``),
+a drop zone (``phx-drop-target``) around the labelled live file input and what
+is chosen in words (:func:`selection_words`), the config-level errors right
+under it, one ``<li>`` per entry (``live/fragments.html.j2``: name, size in
+human units (exact bytes in its ``title`` and ``data-bytes``), a labelled
+``<progress>``, errors as codes plus :func:`explain_error`'s words, a mark on
+those past ``max_entries`` while ``too_many_files`` stands
+(:func:`over_limit_refs`), a cancel ``<button>``), and a polite live region
+announcing progress at a few milestones (:func:`progress_status`). An entry
+whose upload crashed on the server (cancelled with errors) stays listed as
+failed, with its error and a ``dismiss`` button, until removed. The templates
+mark each dynamic with ``slot(value)``; the text between the marks is the
+statics. The entries of a config are a keyed comprehension
+(:func:`entries_tree`): one row of fields per entry (:func:`entry_row`,
+cached per :class:`EntryView`) around statics shared by all
+(:func:`entry_statics`). Every value is escaped by markupsafe.
 """
 
 from __future__ import annotations
@@ -53,6 +56,10 @@ __all__ = [
     "status_share",
     "status_words",
     "saved_html",
+    "has_too_many_files",
+    "over_limit_refs",
+    "selection_text",
+    "selection_words",
     "SLOT",
     "CONTENT",
 ]
@@ -140,7 +147,8 @@ class EntryView:
     error, a writer failure or a crashed upload) or ``cancelled``; ``errors``
     are ``(code, words)`` pairs; ``action`` is the button's word: ``cancel``
     while it is pending, uploading or done, ``dismiss`` once it has failed
-    (``None``: no button).
+    (``None``: no button); ``over_limit``: the config has ``too_many_files``
+    and this entry is past its ``limit`` (``max_entries``), so it is marked.
     """
 
     config_ref: str
@@ -154,6 +162,8 @@ class EntryView:
     state: EntryState
     errors: tuple[tuple[str, str], ...]
     action: Literal["cancel", "dismiss"] | None
+    over_limit: bool = False
+    limit: int = 1
 
 
 @dataclass(frozen=True)
@@ -162,13 +172,14 @@ class ConfigView:
     attributes (``ref``: the input's id and ``data-phx-upload-ref``;
     ``accept``: ``None`` for any type; ``multiple`` when ``max_entries`` > 1;
     ``limits``: the data attributes ``liveupload send`` reads; ``options``:
-    the options in words) and its dynamics (``refs``, ``entries``, ``errors``,
-    ``status``: :func:`progress_status`)."""
+    the options in words, ``(label, words, exact bytes or "")``) and its dynamics (``refs``, ``entries``, ``errors``,
+    ``status``: :func:`progress_status`, ``selection``: :func:`selection_words`,
+    what the file input's own "No file chosen" would get wrong)."""
 
     ref: str
     name: str
     limits: list[tuple[str, Any]]
-    options: list[tuple[str, str]]
+    options: list[tuple[str, str, str]]
     accept: list[str] | None
     multiple: bool
     auto_upload: bool
@@ -176,6 +187,7 @@ class ConfigView:
     entries: Comprehension
     errors: Markup
     status: str
+    selection: str = ""
 
 
 @dataclass(frozen=True)
@@ -189,8 +201,9 @@ class SavedView:
     error: Any
 
 
-def entry_view(config: Mapping[str, Any], entry: Mapping[str, Any]) -> EntryView:
-    """One entry of ``config`` as the page shows it."""
+def entry_view(config: Mapping[str, Any], entry: Mapping[str, Any], *, over_limit: bool = False) -> EntryView:
+    """One entry of ``config`` as the page shows it (``over_limit``: marked as
+    one of the files past ``max_entries``)."""
     progress = int(entry.get("progress", 0) or 0)
     raw = _entry_errors(entry)
     state: EntryState
@@ -219,6 +232,8 @@ def entry_view(config: Mapping[str, Any], entry: Mapping[str, Any]) -> EntryView
         state=state,
         errors=tuple((format_error(e), explain_error(e, config)) for e in raw),
         action=action,
+        over_limit=over_limit,
+        limit=int(config.get("max_entries", 1)),
     )
 
 
@@ -295,9 +310,10 @@ def entries_tree(config: Mapping[str, Any], events: PageEvents = PageEvents()) -
     (cancelled with errors: shown until dismissed), as a comprehension keyed
     by entry ref: one row of :data:`entry_statics` fields per entry."""
     shown = [e for e in config.get("entries") or () if _shown(e)]
+    over = over_limit_refs(config)
     return Comprehension(
         entry_statics(),
-        [entry_row(entry_view(config, e), events.cancel) for e in shown],
+        [entry_row(entry_view(config, e, over_limit=str(e["ref"]) in over), events.cancel) for e in shown],
         [str(e["ref"]) for e in shown],
     )
 
@@ -376,6 +392,39 @@ def _progress_places() -> tuple[int, ...]:
     return _places
 
 
+def over_limit_refs(config: Mapping[str, Any]) -> set[str]:
+    """The refs of the entries past ``max_entries`` while the config has
+    ``too_many_files``: the ones to mark next to that error."""
+    if not has_too_many_files(config):
+        return set()
+    active = [str(e.get("ref")) for e in config.get("entries") or () if _active(e)]
+    return set(active[int(config.get("max_entries", 1)):])
+
+
+def has_too_many_files(config: Mapping[str, Any]) -> bool:
+    """Whether the config's own errors (not its entries') say ``too_many_files``."""
+    return "too_many_files" in [format_error(e) for e in config.get("errors") or ()]
+
+
+def selection_words(config: Mapping[str, Any]) -> str:
+    """What is chosen, in words, next to the file input (whose own "No file
+    chosen" is wrong once LiveView's client holds the files): ``"No files
+    chosen"``, ``"3 files chosen"``, ``"3 files chosen: 1 over the limit of 2"``."""
+    active = sum(1 for e in config.get("entries") or () if _active(e))
+    return selection_text(active, len(over_limit_refs(config)), int(config.get("max_entries", 1)))
+
+
+def selection_text(active: int, over: int, limit: int) -> str:
+    """:func:`selection_words` from the count of active entries, of those
+    over the limit, and the limit (``max_entries``)."""
+    if not active:
+        return "No files chosen"
+    words = f"{active} file{'' if active == 1 else 's'} chosen"
+    if over:
+        words += f": {over} over the limit of {limit}"
+    return words
+
+
 @functools.lru_cache(maxsize=4096)
 def _render_row(view: EntryView, cancel_event: str) -> tuple[str, ...]:
     """The entry's row through ``live/fragments.html.j2``'s ``entry``."""
@@ -411,19 +460,21 @@ def saved_html(saved: Iterable[Mapping[str, Any]]) -> Markup:
     )
 
 
-def _options(config: Mapping[str, Any]) -> list[tuple[str, str]]:
-    """The upload options stated in words (static: they do not change)."""
+def _options(config: Mapping[str, Any]) -> list[tuple[str, str, str]]:
+    """The upload options stated in words, as ``(label, words, exact bytes)``
+    (``""`` when not a size); static: they do not change."""
     accept = config.get("accept", "any")
     if accept in (None, "any", ":any") or not accept:
         accept_text = "any type of file"
     else:
         accept_text = ", ".join(accept) if isinstance(accept, (list, tuple)) else str(accept)
+    largest, chunk = config.get("max_file_size", 8_000_000), config.get("chunk_size", 64_000)
     return [
-        ("Accepted", accept_text),
-        ("Files per upload", f'up to {config.get("max_entries", 1)}'),
-        ("Largest file", f'{config.get("max_file_size", 8_000_000)} bytes'),
-        ("Chunk size", f'{config.get("chunk_size", 64_000)} bytes'),
-        ("Starts", "as soon as files are chosen" if config.get("auto_upload") else "when you press Upload"),
+        ("Accepted", accept_text, ""),
+        ("Files per upload", f'up to {config.get("max_entries", 1)}', ""),
+        ("Largest file", _size_words(largest), _size_exact(largest)),
+        ("Chunk size", _size_words(chunk), _size_exact(chunk)),
+        ("Starts", "as soon as files are chosen" if config.get("auto_upload") else "when you press Upload", ""),
     ]
 
 
@@ -449,4 +500,5 @@ def config_view(config: Mapping[str, Any], events: PageEvents = PageEvents()) ->
         entries=entries_tree(config, events),
         errors=errors_html(config.get("errors") or (), config),
         status=progress_status(config),
+        selection=selection_words(config),
     )

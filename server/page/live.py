@@ -38,8 +38,11 @@ from .fragments import (
     entry_statics,
     entry_view,
     errors_html,
+    has_too_many_files,
+    over_limit_refs,
     row_with_progress,
     saved_html,
+    selection_text,
     status_share,
     status_words,
 )
@@ -100,6 +103,7 @@ def _make_layout(static_views: Sequence[ConfigView], events: PageEvents,
             "entries": cast(Any, _Probe(i, "entries")),
             "errors": cast(Any, _Probe(i, "errors")),
             "status": cast(Any, _Probe(i, "status")),
+            "selection": cast(Any, _Probe(i, "selection")),
         })
         for i, view in enumerate(static_views)
     ]
@@ -117,15 +121,18 @@ def _make_layout(static_views: Sequence[ConfigView], events: PageEvents,
 
 
 class _Entry:
-    """One entry of a config as the page has it: its data, its row if shown,
-    and what the config's ref lists and progress status read of it."""
+    """One entry of a config as the page has it: its data, its row if shown
+    (``over``: marked as past ``max_entries``), and what the config's ref
+    lists and progress status read of it."""
 
-    __slots__ = ("data", "flags", "ref", "row", "share")
+    __slots__ = ("data", "flags", "over", "ref", "row", "share")
 
-    def __init__(self, config: Mapping[str, Any], data: Mapping[str, Any], events: PageEvents) -> None:
+    def __init__(self, config: Mapping[str, Any], data: Mapping[str, Any], events: PageEvents,
+                 over: bool = False) -> None:
         self.data = data
         self.ref = str(data["ref"])
-        self.row = entry_row(entry_view(config, data), events.cancel) if _shown(data) else None
+        self.over = over
+        self.row = entry_row(entry_view(config, data, over_limit=over), events.cancel) if _shown(data) else None
         self.flags = (_active(data), bool(data.get("done")), bool(data.get("preflighted")), _has_errors(data))
         self.share = status_share(data)
 
@@ -142,26 +149,36 @@ class _Entry:
             return None
         new = object.__new__(_Entry)
         new.data, new.ref, new.row, new.flags, new.share = data, self.ref, row, self.flags, status_share(data)
+        new.over = self.over  # its place among the active entries is the same
         return new
 
 
 class _Config:
     """One upload config: its static view, its entries in order, and its
     dynamics, each made again only when what it reads changed: a progress
-    event replaces one row of the entries and one share of the status."""
+    event replaces one row of the entries and one share of the status; an
+    entry added, cancelled or failed (the active ones change) makes the
+    selection words again and, while the config has ``too_many_files``, the
+    rows of the entries whose over-the-limit mark changes. The config's own
+    errors change only with the whole config (:meth:`LivePage.put_config`)."""
 
     def __init__(self, config: Mapping[str, Any], events: PageEvents) -> None:
         self.config = {k: v for k, v in config.items() if k != "entries"}
         self.events = events
         view = config_view({**self.config, "entries": []}, events)
         self.static_view = ConfigView(**{**view.__dict__, "refs": {}, "entries": Comprehension(("",)),
-                                         "errors": Markup(""), "status": ""})
+                                         "errors": Markup(""), "status": "", "selection": ""})
         self.static_key = _static_key(self.static_view)
         self.errors = str(errors_html(self.config.get("errors") or (), self.config))
+        self.too_many = has_too_many_files(self.config)
+        self.limit = int(self.config.get("max_entries", 1))
+        self._over = over_limit_refs(config)  # refs of the entries marked over the limit
         self.entries: dict[str, _Entry] = {}
         for data in config.get("entries") or ():
-            entry = _Entry(self.config, data, events)
+            entry = _Entry(self.config, data, events, str(data["ref"]) in self._over)
             self.entries[entry.ref] = entry
+        self._active = sum(1 for e in self.entries.values() if e.flags[0])
+        self._selection: str | None = None
         self._tree: Comprehension | None = None
         self._place: dict[str, int] = {}  # ref -> index of its row in the tree
         self._refs: dict[str, str] | None = None
@@ -171,7 +188,8 @@ class _Config:
 
     def put_entry(self, data: Mapping[str, Any]) -> None:
         old = self.entries.get(str(data["ref"]))
-        entry = (old.progressed(data) if old is not None else None) or _Entry(self.config, data, self.events)
+        entry = ((old.progressed(data) if old is not None else None)
+                 or _Entry(self.config, data, self.events, str(data["ref"]) in self._over))
         self.entries[entry.ref] = entry
         tree = self._tree
         if tree is not None and old is not None and old.row is not entry.row:
@@ -186,10 +204,33 @@ class _Config:
             self._tree = None
         if old is None or old.flags != entry.flags:
             self._refs = None
+            active = entry.flags[0] - (old.flags[0] if old is not None else 0)
+            if old is None or active:  # the active entries changed
+                self._active += active
+                self._selection = None
+                if self.too_many:
+                    self._mark_over()
         previous = old.share if old is not None else (0, 0, 0, 0, 0)
         if previous != entry.share:
             self._totals = [t - a + b for t, a, b in zip(self._totals, previous, entry.share, strict=True)]
             self._status = None
+
+    def _mark_over(self) -> None:
+        """Mark the active entries past ``max_entries`` (and no other): the
+        rows whose mark changes are made again."""
+        active = [e.ref for e in self.entries.values() if e.flags[0]]
+        over = set(active[self.limit:])
+        changed = [e for e in self.entries.values() if e.over != (e.ref in over)]
+        for old in changed:
+            entry = self.entries[old.ref] = _Entry(self.config, old.data, self.events, old.ref in over)
+            if entry.row is not None or old.row is not None:
+                self._tree = None
+        self._over = over
+
+    def selection(self) -> str:
+        if self._selection is None:
+            self._selection = str(escape(selection_text(self._active, len(self._over), self.limit)))
+        return self._selection
 
     def tree(self) -> Comprehension:
         if self._tree is None:
@@ -218,6 +259,8 @@ class _Config:
             return self.errors
         if name == "status":
             return self.status()
+        if name == "selection":
+            return self.selection()
         return self.refs()[name]
 
 
@@ -316,8 +359,9 @@ def render_upload_page(
     with ``name`` and ``size``.  ``notice``: a status line (escaped).
 
     Dynamics, per config in order: active refs, done refs, preflighted refs,
-    error refs, the entries (a keyed comprehension, one row per entry),
-    config errors HTML, progress status; then the saved list and the notice.
+    error refs, selection words, config errors HTML, the entries (a keyed
+    comprehension, one row per entry), progress status; then the saved list
+    and the notice.
     Statics depend only on the configs, so diffs between renders of the same
     configs carry dynamics only.
     """

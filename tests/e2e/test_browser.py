@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from server.app import create_app, serve_in_thread
-from server.page import CONNECTION_LOST
+from server.page import CONNECTION_LOST, LOST_WORK
 from tests.e2e.browser import browser, connected, css, texts, wait_for  # noqa: F401 - browser is a fixture
 from tests.server.server_helpers import journal_writer, wait_released
 from writers import FaultyWriter, Journal
@@ -88,8 +88,11 @@ def test_the_page_states_its_options_and_is_labelled(browser, tmp_path):
     with serve_in_thread(app) as url:
         open_page(browser, url)
         options = " ".join(texts(browser, "dl.options"))
-        for words in (".bin, text/*", "up to 5", "50000 bytes", "2000 bytes", "as soon as files are chosen"):
+        for words in (".bin, text/*", "up to 5", "48.8 KB", "2.0 KB", "as soon as files are chosen"):
             assert words in options
+        exact = browser.execute_script(
+            "return Array.from(document.querySelectorAll('dl.options .size')).map(s => [s.title, s.dataset.bytes])")
+        assert exact == [["50000 bytes", "50000"], ["2000 bytes", "2000"]]  # the exact bytes, on hover
         (file_input,) = css(browser, 'input[type="file"]')
         labels = browser.execute_script("return Array.from(arguments[0].labels).map(l => l.textContent)", file_input)
         assert labels == ["Choose files"]
@@ -162,7 +165,7 @@ def test_a_file_over_the_limit_shows_its_error_and_writes_nothing(browser, tmp_p
         open_page(browser, url)
         pick(browser, files)
         wait_for(browser, lambda d: texts(d, "li.entry .error") == ["too_large"], what="too_large")
-        assert texts(browser, "li.entry .why") == [": the file is larger than the 50000-byte limit"]
+        assert texts(browser, "li.entry .why") == [": the file is larger than the 48.8 KB (50000 bytes) limit"]
         assert entry_states(browser) == {"huge.bin": "error"}
         submit(browser)  # LiveView's client refuses to submit while an entry has errors
         assert css(browser, "#saved li") == []
@@ -176,7 +179,11 @@ def test_too_many_files_is_shown_in_words(browser, tmp_path):
         open_page(browser, url)
         pick(browser, files)
         wait_for(browser, lambda d: texts(d, ".upload-errors li") == ["too_many_files"], what="too_many_files")
-        assert texts(browser, ".upload-errors-box .why") == ["more than 2 file(s) selected: remove some"]
+        assert texts(browser, ".upload-errors-box .why") == [
+            "more than 2 file(s) chosen: cancel the ones marked over the limit"]
+        assert browser.execute_script(
+            "return Array.from(document.querySelectorAll('li.entry[data-over-limit] .name')).map(n => n.textContent)"
+        ) == ["3.bin"]
     assert saved(tmp_path) == {}
 
 
@@ -328,8 +335,10 @@ def test_the_server_stopped_and_restarted_while_the_page_is_open(browser, tmp_pa
         wait_for(browser, connected, timeout=30, what="LiveView to rejoin the restarted server")
         wait_for(browser, lambda d: not css(d, "#connection-lost")[0].is_displayed(), what="banner gone")
         assert texts(browser, "#connection-lost") == [""]
-        notice = texts(browser, "#notice")[0]
-        assert "connection was lost" in notice and "were lost" in notice
+        # The lost upload is said in the warning at the top (the page's script saw it listed).
+        wait_for(browser, lambda d: texts(d, "#lost-work p") != [""], what="the lost-work warning")
+        assert texts(browser, "#lost-work p") == [LOST_WORK.format(count="1 file", names="long.bin")]
+        assert texts(browser, "#notice") == [""]
         assert css(browser, "li.entry") == []  # a fresh session: the lost upload is not shown as running
         # The page works again.
         more = make_files(tmp_path / "again", ("after.bin", 3_000))
@@ -343,8 +352,9 @@ def test_the_server_stopped_and_restarted_while_the_page_is_open(browser, tmp_pa
 def test_without_a_fixed_secret_a_restart_reloads_the_page_empty(browser, tmp_path, monkeypatch):
     """Two processes with random secrets (``liveupload serve`` without
     ``--secret`` or ``$LIVEUPLOAD_SECRET``): the new one refuses the old page's
-    session, so LiveView's client reloads the page, which starts empty and says
-    nothing about lost uploads."""
+    session, so LiveView's client reloads the page, which starts empty; the
+    page's script kept the names of the files listed but not saved and says
+    them in the warning at the top."""
     monkeypatch.delenv("LIVEUPLOAD_SECRET", raising=False)
 
     def app():
@@ -363,6 +373,7 @@ def test_without_a_fixed_secret_a_restart_reloads_the_page_empty(browser, tmp_pa
                  timeout=30, what="the page to reload and connect")
         assert css(browser, "li.entry") == [] and texts(browser, "#notice") == [""]
         assert texts(browser, "#connection-lost") == [""]
+        assert texts(browser, "#lost-work p") == [LOST_WORK.format(count="1 file", names="chosen.bin")]
     assert saved(tmp_path) == {}
 
 

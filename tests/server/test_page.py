@@ -28,7 +28,7 @@ from server.page import (
     page_html,
     render_upload_page,
 )
-from server.page.fragments import progress_status
+from server.page.fragments import progress_status, selection_words
 from server.page.sizes import human_size
 from server.session_token import InvalidSession, SessionSigner
 
@@ -222,12 +222,18 @@ def test_not_accepted_is_explained_with_the_accepted_types():
 
 
 def test_every_entry_carries_a_failed_text_for_a_lost_connection():
-    """The stylesheet shows it on entries still uploading while LiveView marks
-    the root with phx-error: real text, not CSS content, so it is read out."""
-    html = render_upload_page([config(entries=[entry("0", progress=30, preflighted=True)])]).to_html()
+    """The stylesheet shows it on every entry but a failed one while LiveView
+    marks the root with phx-error: real text, not CSS content, so it is read
+    out; a finished upload is "not saved" (its 100% is no longer green)."""
+    html = render_upload_page([config(max_entries=3, entries=[
+        entry("0", progress=30, preflighted=True), entry("1", progress=100, preflighted=True, done=True),
+        entry("2")])]).to_html()
     assert ('<span class="percent"><span aria-hidden="true">30%</span>'
             '<span class="lost"> failed</span></span>') in html
-    assert ".phx-error li.entry[data-state=uploading] .lost{display:inline}" in PAGE_CSS
+    assert '<span aria-hidden="true">100%</span><span class="lost"> not saved</span>' in html
+    assert '<span aria-hidden="true">0%</span><span class="lost"> not sent</span>' in html
+    assert ".phx-error li.entry:not([data-state=error]) .lost{display:inline}" in PAGE_CSS
+    assert ".phx-error li.entry[data-state=done] .percent{color:#4b5363;font-weight:400}" in PAGE_CSS
     assert "li.entry .lost{display:none" in PAGE_CSS
 
 
@@ -237,7 +243,8 @@ def test_the_connection_lost_alert_is_outside_the_view_and_filled_by_the_script(
     doc = Collect(html)
     (banner,) = doc.find("p", id="connection-lost")
     assert banner["role"] == "alert"
-    assert '<p id="connection-lost" role="alert"></p>\n<div id="' + page.view_id in html  # empty, before the root
+    assert '<p id="connection-lost" role="alert"></p>\n<div id="lost-work" class="warning" role="alert">' in html
+    assert '<div id="' + page.view_id in html.split('<div id="lost-work"', 1)[1]  # both empty, before the root
     assert "#connection-lost:empty{display:none}" in PAGE_CSS
     assert 'root.classList.contains("phx-error")' in html and CONNECTION_LOST in html.replace("\\u2026", "\u2026")
     assert "failed" in CONNECTION_LOST
@@ -248,13 +255,13 @@ def test_progress_diff_touches_only_the_entries_slot_between_milestones():
     after = render_upload_page([config(entries=[entry("0", preflighted=True, progress=20)])])
     diff = after.diff(before)
     # Only the entry's own fields that show its percentage (entries are a keyed comprehension).
-    assert list(diff) == ["4"] and diff["4"]["k"]["kc"] == 1 and set(diff["4"]["k"]) == {"0", "kc"}
-    assert set(diff["4"]["k"]["0"].values()) == {"20"}
+    assert list(diff) == ["6"] and diff["6"]["k"]["kc"] == 1 and set(diff["6"]["k"]) == {"0", "kc"}
+    assert set(diff["6"]["k"]["0"].values()) == {"20"}
     past = render_upload_page([config(entries=[entry("0", preflighted=True, progress=55)])])
-    assert set(past.diff(after)) == {"4", "6"} and past.diff(after)["6"] == "Uploading 1 file: 50%"  # + the live region
+    assert set(past.diff(after)) == {"6", "7"} and past.diff(after)["7"] == "Uploading 1 file: 50%"  # + the live region
     done = render_upload_page([config(entries=[entry("0", preflighted=True, done=True, progress=100)])])
-    assert set(done.diff(past)) == {"1", "4", "6"}  # done refs + entries + the live region
-    assert done.diff(past)["1"] == "0" and done.diff(past)["6"] == "1 file uploaded"
+    assert set(done.diff(past)) == {"1", "6", "7"}  # done refs + entries + the live region
+    assert done.diff(past)["1"] == "0" and done.diff(past)["7"] == "1 file uploaded"
 
 
 def test_progress_is_announced_politely_at_milestones_and_on_completion():
@@ -305,7 +312,7 @@ def test_several_configs_each_get_their_slots():
     r = render_upload_page([config(), config(name="docs", ref="phx-F2", max_entries=5)])
     doc = Collect(r.to_html())
     assert [i["id"] for i in doc.find("input", type="file")] == ["phx-F1", "phx-F2"]
-    assert len(r.dynamics) == 7 * 2 + 2
+    assert len(r.dynamics) == 8 * 2 + 2
 
 
 def test_hostile_names_are_escaped_everywhere():
@@ -481,3 +488,38 @@ def test_installed_client_versions_match_the_protocol_doc():
     for rel in ("phoenix/priv/static/phoenix.min.js",
                 "phoenix_live_view/priv/static/phoenix_live_view.min.js"):
         assert (modules / rel).is_file()
+
+
+def test_the_selection_is_said_in_words_and_entries_over_the_limit_are_marked():
+    assert selection_words(config()) == "No files chosen"
+    two = config(max_entries=2, entries=[entry("0"), entry("1")])
+    assert selection_words(two) == "2 files chosen"
+    over = config(max_entries=2, entries=[entry("0"), entry("1"), entry("2"), entry("3", cancelled=True)],
+                  errors=["too_many_files"])
+    assert selection_words(over) == "3 files chosen: 1 over the limit of 2"
+    html = render_upload_page([over]).to_html()
+    doc = Collect(html)
+    marked = [li["data-ref"] for li in doc.find("li") if "data-over-limit" in li]
+    assert marked == ["2"]
+    assert '<span class="over">over the limit of 2 files: cancel this one or another</span>' in html
+    # The config's error sits before the entries, right under the input, which it describes.
+    assert html.index('class="upload-errors-box"') < html.index('class="entries"')
+    (picker,) = doc.find("input", type="file")
+    assert picker["aria-describedby"] == "phx-F1-selection phx-F1-errors"
+
+
+def test_the_cancel_buttons_belong_to_no_form_and_the_input_is_not_locked():
+    """Phoenix's client disables a form's elements during a submit: the entries
+    (and their buttons) are outside the <form>, the input is tied to it by its
+    form attribute and is phx-update="ignore" (never disabled nor locked)."""
+    html = render_upload_page([config(entries=[entry("0")])]).to_html()
+    form = html[html.index("<form"):html.index("</form>")]
+    assert "button class=\"cancel\"" not in form and 'type="file"' not in form
+    (picker,) = Collect(html).find("input", type="file")
+    assert picker["form"] == "upload-form" and picker["phx-update"] == "ignore"
+
+
+def test_options_sizes_are_in_human_units_with_the_exact_bytes():
+    html = render_upload_page([config(max_file_size=8_000_000, chunk_size=64_000)]).to_html()
+    assert '<dt>Largest file</dt><dd><span class="size" title="8000000 bytes" data-bytes="8000000">7.6 MB</span>' in html
+    assert '<span class="size" title="64000 bytes" data-bytes="64000">62.5 KB</span>' in html

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+import re
 from typing import Any
 
 import pytest
@@ -117,7 +118,8 @@ def test_a_progress_change_diffs_one_entrys_changed_fields():
     (entries_key,) = [k for k, v in diff.items() if isinstance(v, dict)]
     keyed = diff[entries_key]["k"]
     assert set(keyed) == {"42", "kc"} and keyed["kc"] == 100
-    assert set(keyed["42"].values()) <= {"37", "uploading"} and "37" in keyed["42"].values()
+    # pending -> uploading: its state, its percentage, and what it says if the socket drops ("not sent" -> "failed")
+    assert set(keyed["42"].values()) <= {"37", "uploading", "failed"} and "37" in keyed["42"].values()
     assert set(diff) - {entries_key} <= {str(i) for i in range(len(page._sent.dynamics))}
     assert all(isinstance(v, str) and "Uploading" in v for k, v in diff.items() if k != entries_key)
     assert before is not None and applied(before, diff) == page._sent.to_html()
@@ -148,6 +150,48 @@ def test_the_page_matches_a_full_render_after_any_changes():
     page.set_saved([{"name": "a", "size": 1}])
     state.apply(page.diff())
     assert state.html() == render_upload_page([data], [{"name": "a", "size": 1}], notice="saved 2 file(s)").to_html()
+
+
+def test_over_the_limit_marks_and_the_selection_follow_entry_changes():
+    """While the config has too_many_files, the entries past max_entries are
+    marked: an entry added or cancelled moves the mark (those rows only) and
+    the selection words; a progress step of a marked entry keeps the fast path."""
+    data = config(2, errors=["too_many_files"], entries=[entry("0"), entry("1"), entry("2")])
+    page = LivePage()
+    page.put_config(data)
+    state = RenderedState(page.rendered().to_json())
+
+    def marked() -> list[str]:
+        return re.findall(r'data-ref="(\w+)" data-state="\w+" data-over-limit', state.html())
+
+    def check(change: dict[str, Any]) -> dict[str, Any]:
+        page.put_entry("files", change)
+        data["entries"] = [e for e in data["entries"] if e["ref"] != change["ref"]] + [change] \
+            if change["ref"] not in {e["ref"] for e in data["entries"]} \
+            else [change if e["ref"] == change["ref"] else e for e in data["entries"]]
+        diff = page.diff()
+        state.apply(diff)
+        assert state.html() == render_upload_page([data]).to_html()
+        return diff
+
+    assert "3 files chosen: 1 over the limit of 2" in state.html() and marked() == ["2"]
+    diff = check(entry("3"))  # a fourth: it is marked too, no other row changes
+    assert "4 files chosen: 2 over the limit of 2" in state.html()
+    (rows,) = [v["k"] for v in diff.values() if isinstance(v, dict)]
+    assert set(rows) == {"3", "kc"} and marked() == ["2", "3"]
+    check(entry("0", cancelled=True))  # the first goes: 2 is no longer over, 3 still is
+    assert "3 files chosen: 1 over the limit of 2" in state.html() and marked() == ["3"]
+    renders = page.renders
+    check(entry("3", progress=40))  # pending -> uploading: not the fast path, the mark stays
+    diff = check(entry("3", progress=41))  # the fast path: the marked row's percentage only
+    (rows,) = [v["k"] for v in diff.values() if isinstance(v, dict)]
+    assert set(rows) == {"2", "kc"} and set(rows["2"].values()) == {"41"}
+    assert page.renders == renders + 2 and marked() == ["3"]  # one render per diff
+    data["errors"] = []
+    page.put_config(data)  # the config's error goes: no entry is marked
+    state.apply(page.diff())
+    assert state.html() == render_upload_page([data]).to_html() and "data-over-limit" not in state.html()
+    assert "3 files chosen" in state.html() and "over the limit" not in state.html() and marked() == []
 
 
 # ------------------------------------------------------------ the handler
