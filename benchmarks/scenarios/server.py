@@ -40,7 +40,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import multiprocessing
 import os
 import shutil
 import tempfile
@@ -50,6 +49,7 @@ from typing import Any
 
 import actors
 from benchmarks import substrates
+from benchmarks.client_processes import ClientProcesses
 from benchmarks.params import Params
 from benchmarks.progress import Progress
 from benchmarks.sessions import fixed_writer
@@ -253,56 +253,6 @@ def _client_main(conn: Any, go: Any) -> None:
         conn.close()
 
 
-class _Clients:
-    """``count`` client processes, started once, driven round by round."""
-
-    def __init__(self, count: int) -> None:
-        context = multiprocessing.get_context("spawn")
-        self.go = context.Event()
-        self.conns: list[Any] = []
-        self.procs: list[Any] = []
-        for k in range(count):
-            parent, child = context.Pipe()
-            proc = context.Process(target=_client_main, args=(child, self.go), name=f"bench-server-client-{k}")
-            proc.start()
-            child.close()
-            self.conns.append(parent)
-            self.procs.append(proc)
-
-    def _receive(self, conn: Any, deadline: float) -> Any:
-        if not conn.poll(max(0.0, deadline - time.monotonic())):
-            raise TimeoutError(f"a server client did not answer within {WAIT}s")
-        return conn.recv()
-
-    def run(self, url: str, path: str, shares: list[int], on_release: Any) -> list[dict[str, Any]]:
-        """One round: every process uploads its share; ``on_release()`` runs just
-        before they are released; their reports."""
-        deadline = time.monotonic() + WAIT
-        self.go.clear()
-        active = [(conn, share) for conn, share in zip(self.conns, shares, strict=False) if share]
-        for conn, share in active:
-            conn.send(("run", url, path, share))
-        for conn, _ in active:
-            if self._receive(conn, deadline)[0] != "ready":
-                raise RuntimeError("a server client failed to get ready")
-        on_release()
-        self.go.set()
-        return [self._receive(conn, deadline)[1] for conn, _ in active]
-
-    def close(self) -> None:
-        self.go.set()  # a process left waiting by a failed round runs it (against no server) and ends
-        for conn in self.conns:
-            with contextlib.suppress(OSError, BrokenPipeError):
-                conn.send(("exit",))
-        for proc in self.procs:
-            proc.join(timeout=30)
-            if proc.is_alive():
-                proc.kill()
-                proc.join()
-        for conn in self.conns:
-            conn.close()
-
-
 # -- the server, in this process ------------------------------------------------------
 
 
@@ -337,7 +287,7 @@ def _server(directory: str, params: Params, size: int, deflate: bool | None) -> 
 
 
 def _measure(
-    params: Params, substrate: str, deflate: bool | None, clients: _Clients, path: str, directory: str
+    params: Params, substrate: str, deflate: bool | None, clients: ClientProcesses, path: str, directory: str
 ) -> dict[str, Any]:
     size = os.path.getsize(path)
     lag = LoopLag()
@@ -358,7 +308,7 @@ def _measure(
 
         cpu = os.times()
         try:
-            reports = clients.run(url, path, shares, release)
+            reports = clients.run(lambda share: ("run", url, path, share), shares, release)
             cpu_end = os.times()
         finally:
             with contextlib.suppress(Exception):
@@ -418,7 +368,8 @@ def run(params: Params, progress: Progress) -> dict[str, Any]:
         with open(path, "wb") as f:
             f.write(os.urandom(params.chunk_bytes * params.server_chunks))
         progress.note("server: starting client processes")
-        clients = _Clients(min(params.server_client_processes, params.server_uploads))
+        clients = ClientProcesses(_client_main, min(params.server_client_processes, params.server_uploads),
+                                  "bench-server-client", WAIT)
         try:
             for substrate, deflate in _cases(params):
                 label = f"server {substrate}, " + (

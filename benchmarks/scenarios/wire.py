@@ -47,7 +47,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import multiprocessing
 import os
 import re
 import shutil
@@ -64,6 +63,7 @@ from websockets.asyncio.client import connect
 
 import actors
 import benchmarks
+from benchmarks.client_processes import ClientProcesses
 from benchmarks.params import Params
 from benchmarks.progress import Progress
 from benchmarks.stats import rate
@@ -235,58 +235,6 @@ def _client_main(conn: Any, go: Any) -> None:
         conn.close()
 
 
-class _Clients:
-    """``count`` client processes, started once, driven run by run."""
-
-    def __init__(self, count: int) -> None:
-        context = multiprocessing.get_context("spawn")
-        self.go = context.Event()
-        self.conns: list[Any] = []
-        self.procs: list[Any] = []
-        for k in range(count):
-            parent, child = context.Pipe()
-            proc = context.Process(target=_client_main, args=(child, self.go), name=f"bench-wire-client-{k}")
-            proc.start()
-            child.close()
-            self.conns.append(parent)
-            self.procs.append(proc)
-
-    def _receive(self, conn: Any, deadline: float) -> Any:
-        if not conn.poll(max(0.0, deadline - time.monotonic())):
-            raise TimeoutError(f"a wire client did not answer within {WAIT}s")
-        return conn.recv()
-
-    def run(
-        self, server: str, url: str, shares: list[list[str]], chunk_bytes: int, on_release: Callable[[], None]
-    ) -> list[dict[str, Any]]:
-        """One run: every process uploads its share of paths; ``on_release()``
-        runs just before they are released; their reports."""
-        deadline = time.monotonic() + WAIT
-        self.go.clear()
-        active = [(conn, share) for conn, share in zip(self.conns, shares, strict=False) if share]
-        for conn, share in active:
-            conn.send(("run", server, url, share, chunk_bytes))
-        for conn, _ in active:
-            if self._receive(conn, deadline)[0] != "ready":
-                raise RuntimeError("a wire client failed to get ready")
-        on_release()
-        self.go.set()
-        return [self._receive(conn, deadline)[1] for conn, _ in active]
-
-    def close(self) -> None:
-        self.go.set()
-        for conn in self.conns:
-            with contextlib.suppress(OSError, BrokenPipeError):
-                conn.send(("exit",))
-        for proc in self.procs:
-            proc.join(timeout=30)
-            if proc.is_alive():
-                proc.kill()
-                proc.join()
-        for conn in self.conns:
-            conn.close()
-
-
 def _shares(paths: list[str], processes: int) -> list[list[str]]:
     """Whole pages dealt out among the processes, round-robin."""
     shares: list[list[str]] = [[] for _ in range(processes)]
@@ -452,11 +400,12 @@ def _event_costs(params: Params, directory: str) -> list[dict[str, Any]]:
 
 
 def _run_once(
-    server: _Server, clients: _Clients, paths: list[str], params: Params, expected: int
+    server: _Server, clients: ClientProcesses, paths: list[str], params: Params, expected: int
 ) -> dict[str, Any]:
     cpu: list[float] = []
     reports = clients.run(
-        server.name, server.url, _shares(paths, len(clients.conns)), params.chunk_bytes,
+        lambda share: ("run", server.name, server.url, share, params.chunk_bytes),
+        _shares(paths, len(clients.conns)),
         lambda: cpu.append(server.cpu_seconds()),
     )
     server_cpu = server.cpu_seconds() - cpu[0]
@@ -497,7 +446,7 @@ def run(params: Params, progress: Progress) -> dict[str, Any]:
         progress.note("wire: starting the servers and the client processes")
         largest = max(size for _, size in chosen.values())
         with _servers(params, directory, largest) as servers:
-            clients = _Clients(params.wire_client_processes)
+            clients = ClientProcesses(_client_main, params.wire_client_processes, "bench-wire-client", WAIT)
             try:
                 for name, (uploads, size) in chosen.items():
                     source = os.path.join(inputs, f"{name}.bin")
