@@ -69,12 +69,8 @@ class Socket:
         ref = ref or self.ref()
         future = asyncio.get_running_loop().create_future()
         self._pending[ref] = (topic, future)
-        message = Message(join_ref, ref, topic, event, payload)
         try:
-            if isinstance(payload, (bytes, bytearray)):
-                await self.ws.send(protocol.encode_binary(message))
-            else:
-                await self.ws.send(protocol.encode_text(message))
+            await self._send(Message(join_ref, ref, topic, event, payload))
             return await asyncio.wait_for(future, timeout or self.timeout)
         except asyncio.TimeoutError:
             raise ServerError(f"no reply to {event} on {topic} within {timeout or self.timeout}s") from None
@@ -82,6 +78,13 @@ class Socket:
             raise ServerError(f"socket closed: {exc}") from None
         finally:
             self._pending.pop(ref, None)
+
+    async def _send(self, message: Message) -> None:
+        """One frame: binary for a chunk, text for the rest."""
+        if isinstance(message.payload, (bytes, bytearray)):
+            await self.ws.send(protocol.encode_binary(message))
+        else:
+            await self.ws.send(protocol.encode_text(message))
 
     async def push(
         self, topic: str, event: str, payload: dict | bytes, join_ref: str | None,
@@ -95,12 +98,8 @@ class Socket:
             raise ServerError(f"socket closed: {self.closed}")
         ref = self.ref()
         self._pending[ref] = (topic, on_reply or _ignore)
-        message = Message(join_ref, ref, topic, event, payload)
         try:
-            if isinstance(payload, (bytes, bytearray)):
-                await self.ws.send(protocol.encode_binary(message))
-            else:
-                await self.ws.send(protocol.encode_text(message))
+            await self._send(Message(join_ref, ref, topic, event, payload))
         except ConnectionClosed as exc:
             self._pending.pop(ref, None)
             raise ServerError(f"socket closed: {exc}") from None
