@@ -167,7 +167,8 @@ class SaveToDirectory:
     def _discard_partial(self, source: str) -> None:
         """Remove a saved file's temp name if it is one of our ``.partial`` (and
         that folder once empty); any other writer's file stays its own."""
-        if Path(source).parent.resolve() != self.partial.resolve():
+        # Our writers name their files in str(self.partial) itself: no path to resolve.
+        if os.path.dirname(source) != str(self.partial) and Path(source).parent.resolve() != self.partial.resolve():
             return
         try:
             os.unlink(source)
