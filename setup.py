@@ -37,6 +37,7 @@ setup(
             "matplotlib>=3.8",
             "psutil>=5.9",
             "boto3>=1.34",  # `liveupload bench s3`
+            "py-spy>=0.3",  # profiling the server under the wire scenario (docs/benchmarks.md)
         ],
         "test": [
             "pytest>=8",

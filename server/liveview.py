@@ -49,7 +49,7 @@ from typing import Any
 import structlog
 
 import actors
-from actors import ProcessRef
+from actors import ProcessRef, substrates
 from actors.bridge import exit_future
 from uploads import SessionChange, UploadConfig, UploadSession, validate_accept
 
@@ -68,7 +68,7 @@ from .page import LivePage, PageEvents
 from .session_token import InvalidSession, SessionSigner
 from .transport import Channel, Reply, TopicHandler
 
-__all__ = ["ConsumeHook", "LiveContext", "LiveViewHandler", "normalise_upload_configs"]
+__all__ = ["ConsumeHook", "LiveContext", "LiveViewHandler", "normalise_upload_configs", "session_substrate"]
 
 log = structlog.get_logger("liveupload.server")
 
@@ -82,6 +82,10 @@ log = structlog.get_logger("liveupload.server")
 ConsumeHook = Callable[[str, Mapping[str, Any], Mapping[str, Any]], Any]
 
 _UNKNOWN = {"reason": "unknown event"}
+
+#: Events the socket's reader handles itself when the page's session runs on the
+#: server's loop: the client's progress reports, the only frequent ones.
+_INLINE_ON_LOOP = frozenset({"progress"})
 
 
 def normalise_upload_configs(configs: Any) -> dict[str, dict[str, Any]]:
@@ -165,7 +169,13 @@ class LiveViewHandler(TopicHandler):
         # script says which files were lost (it saw them; a page reloaded by a
         # server with another secret comes back here with ``_mounts`` 0).
         loop = asyncio.get_running_loop()
+        substrate = session_substrate(self.context)
+        if substrate == "loop":
+            # Its asks cross no thread: the socket's reader may handle a progress
+            # event itself (``inline_events``), no hop through the topic's task.
+            self.inline_events = _INLINE_ON_LOOP
         self.session = UploadSession.start(
+            substrate=substrate,
             on_update=lambda change: self._on_update(loop, change), token_max_age=self.context.token_max_age
         )
         try:
@@ -412,6 +422,24 @@ class LiveViewHandler(TopicHandler):
 
 
 # ---------------------------------------------------------------- helpers
+
+
+def session_substrate(context: LiveContext) -> str | None:
+    """Where a page's session runs: the server's event loop (``"loop"``) when
+    one is bound and nothing the session runs can wait on anything slow (the
+    consume hook and every config's writer factory declare ``loop_safe``, no
+    config has a ``progress`` hook that does not), so each event's ask of the
+    session crosses no thread; else the runtime's default (the shared pool),
+    where a hook that stalls holds only its own page."""
+    if substrates.bound_loop() is None or not getattr(context.consume, "loop_safe", False):
+        return None
+    for options in context.upload_configs.values():
+        if not getattr(options.get("writer"), "loop_safe", False):
+            return None
+        progress = options.get("progress")
+        if progress is not None and not getattr(progress, "loop_safe", False):
+            return None
+    return "loop"
 
 
 def _is_error(result: Any) -> bool:

@@ -91,7 +91,9 @@ def decode_text(frame: str) -> Message:
     if not isinstance(frame, str):
         raise ProtocolError(f"text frame must be str, got {type(frame).__name__}")
     try:
-        data = json.loads(frame, parse_constant=_reject_constant)
+        if frame.startswith("\ufeff"):  # as json.loads refuses it
+            raise ValueError("Unexpected UTF-8 BOM (decode using utf-8-sig)")
+        data = _DECODER.decode(frame)
     except (ValueError, RecursionError) as exc:
         raise ProtocolError(f"text frame is not valid JSON: {exc}") from None
     if not isinstance(data, list):
@@ -118,13 +120,7 @@ def encode_text(message: Message) -> str:
     if isinstance(message.payload, (bytes, bytearray, memoryview)):
         raise ProtocolError("binary payloads go in binary frames; use encode_binary*")
     try:
-        return json.dumps(
-            [message.join_ref, message.ref, message.topic, message.event, message.payload],
-            separators=(",", ":"),
-            # ASCII escapes keep lone surrogates (legal in JSON input) sendable.
-            ensure_ascii=True,
-            allow_nan=False,
-        )
+        return _ENCODER.encode([message.join_ref, message.ref, message.topic, message.event, message.payload])
     except (TypeError, ValueError) as exc:
         raise ProtocolError(f"message cannot be encoded as JSON: {exc}") from None
 
@@ -282,6 +278,13 @@ def _as_bytes(data: Any) -> bytes:
 
 def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not JSON")
+
+
+# Made once: ``json.loads``/``json.dumps`` given any option build a fresh
+# decoder or encoder for every frame.
+_DECODER = json.JSONDecoder(parse_constant=_reject_constant)
+# ASCII escapes keep lone surrogates (legal in JSON input) sendable.
+_ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=True, allow_nan=False)
 
 
 def _check_ref(name: str, value: Any) -> None:

@@ -79,11 +79,18 @@ def _truncate(name: str, limit: int) -> str:
 class SaveToDirectory:
     """Consume hook: ``hook(upload_name, meta, entry) -> {"name", "size", "path"}``.
 
-    Runs in the session's process (never on the event loop). If saving
-    fails, nothing is left behind and the result carries ``"error"`` instead,
-    which the page shows next to the file's name. :meth:`writer` is the writer
+    Runs in the session's process (on the server's event loop when the session
+    runs there, see :attr:`loop_safe`). If saving fails, nothing is left behind
+    and the result carries ``"error"`` instead, which the page shows next to
+    the file's name. :meth:`writer` is the writer
     factory whose files it saves without a copy.
     """
+
+    #: Saving hard-links the writer's file into the folder (its own temp folder is
+    #: inside it): a few metadata calls, so a server may run the session that
+    #: calls it on its event loop (``server.liveview.session_substrate``). The
+    #: copy it falls back to only where the file system refuses hard links.
+    loop_safe = True
 
     def __init__(self, directory: str | os.PathLike[str]) -> None:
         self.directory = Path(directory)
@@ -94,6 +101,8 @@ class SaveToDirectory:
         (made when needed, removed when empty) with the permissions a copied file
         would get, so :meth:`__call__` renames rather than copies."""
         return (TmpFileWriter, {"dir": str(self.partial), "make_dir": True, "mode": 0o644})
+
+    writer.loop_safe = True  # type: ignore[attr-defined]  # its writers are TmpFileWriters (loop_safe)
 
     def __call__(self, upload: str, meta: Mapping[str, Any], entry: Mapping[str, Any]) -> dict[str, Any]:
         client_name = entry.get("client_name", "")
@@ -158,7 +167,8 @@ class SaveToDirectory:
     def _discard_partial(self, source: str) -> None:
         """Remove a saved file's temp name if it is one of our ``.partial`` (and
         that folder once empty); any other writer's file stays its own."""
-        if Path(source).parent.resolve() != self.partial.resolve():
+        # Our writers name their files in str(self.partial) itself: no path to resolve.
+        if os.path.dirname(source) != str(self.partial) and Path(source).parent.resolve() != self.partial.resolve():
             return
         try:
             os.unlink(source)
