@@ -14,16 +14,14 @@ from __future__ import annotations
 import argparse
 import re
 import sys
-import time
-from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
 import writers.s3 as s3
 
-from .store import Store, check_store, parse_store, quiet_client_logs
+from .store import check_store, parse_store, quiet_client_logs
 
-__all__ = ["configure", "list_stale", "parse_duration", "run_cleanup"]
+__all__ = ["configure", "parse_duration", "run_cleanup"]
 
 _UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*$", re.IGNORECASE)
@@ -44,18 +42,6 @@ def _duration(text: str) -> float:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
-def list_stale(client: Any, store: Store, older_than_seconds: float) -> list[dict]:
-    """The multipart uploads under the store's prefix started more than
-    *older_than_seconds* ago, without aborting them (``key``, ``upload_id``, ``initiated``)."""
-    cutoff = time.time() - older_than_seconds
-    found = []
-    for page in client.get_paginator("list_multipart_uploads").paginate(Bucket=store.bucket, Prefix=store.prefix):
-        for upload in page.get("Uploads", []):
-            if upload["Initiated"].timestamp() <= cutoff:
-                found.append({"key": upload["Key"], "upload_id": upload["UploadId"], "initiated": upload["Initiated"]})
-    return found
-
-
 def run_cleanup(args: argparse.Namespace) -> int:
     quiet_client_logs()
     try:
@@ -70,10 +56,7 @@ def run_cleanup(args: argparse.Namespace) -> int:
             return 2
         client = s3.client_for({})
         try:
-            if args.dry_run:
-                found = list_stale(client, store, args.older_than)
-            else:
-                found = s3.cleanup_stale(client, store.bucket, store.prefix, args.older_than)
+            found = s3.cleanup_stale(client, store.bucket, store.prefix, args.older_than, abort=not args.dry_run)
         except (BotoCoreError, ClientError) as exc:
             print(f"liveupload s3 cleanup: listing {store} failed: {s3.s3_reason(exc)[1]}", file=sys.stderr)
             return 1

@@ -78,8 +78,3 @@ def check_store(store: Store, settings: dict[str, Any] | None = None) -> str | N
 def upload_options(store: Store, settings: dict[str, Any] | None = None) -> dict[str, Any]:
     """The ``allow_upload`` options that stream every entry into *store*."""
     return {"writer": s3.s3_writer_factory(store.bucket, prefix=store.prefix, client=dict(settings or {}))}
-
-
-def client(settings: dict[str, Any] | None = None) -> Any:
-    """The shared boto3 client for *settings* (default: the AWS chain)."""
-    return s3.client_for(settings or {})

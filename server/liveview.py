@@ -371,7 +371,7 @@ class LiveViewHandler(TopicHandler):
                     return  # (a reply took the news meanwhile)
                 diff = self._diff()
                 if diff:
-                    await self.channel.push("diff", {**diff})
+                    await self.channel.push("diff", diff)
 
     # --------------------------------------------------------------- ending
 

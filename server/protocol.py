@@ -177,7 +177,7 @@ def decode_binary(frame: bytes | bytearray | memoryview) -> Message:
     :class:`ProtocolError`, as does a truncated header, a length that runs past
     the end of the frame, or a field that is not UTF-8.
     """
-    buf = frame if isinstance(frame, bytes) else bytes(frame)  # bytes(bytes) would be the same object anyway
+    buf = bytes(frame)  # the same object for bytes; a copy only of another buffer
     if not buf:
         raise ProtocolError("binary frame is empty")
     kind = buf[0]

@@ -612,7 +612,7 @@ class Connection:
             if not self.open:
                 return "disconnect"
 
-    async def _dispatch(self, msg: Message, reader: _Reader | None = None) -> None:
+    async def _dispatch(self, msg: Message, reader: _Reader) -> None:
         if msg.topic == "phoenix":
             if msg.event == "heartbeat":
                 await self.send(protocol.encode_reply(None, msg.ref, "phoenix", "ok", {}))
@@ -627,8 +627,7 @@ class Connection:
             await self._unmatched(msg, None)
             return
         if (
-            reader is not None
-            and msg.event in state.handler.inline_events
+            msg.event in state.handler.inline_events
             and state.channel.joined
             and state.channel._stop is None
             and not state.lock.locked()
@@ -643,7 +642,7 @@ class Connection:
     async def _inline(self, state: _TopicState, msg: Message, reader: _Reader) -> None:
         """Handle ``msg`` in the reader, no hop to the topic's task: nothing of
         its topic is waiting or being handled, so the order is the same."""
-        reader.inline_since = self.loop.time()
+        reader.inline_since = self._last_seen  # when this frame was read
         if self._inline_timer is None:
             self._inline_timer = self.loop.call_at(reader.inline_since + INLINE_GRACE, self._check_inline)
         try:

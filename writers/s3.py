@@ -1055,10 +1055,13 @@ def _ensure_retrier() -> None:
 # -- cleanup and shutdown -----------------------------------------------------------------
 
 
-def cleanup_stale(client: Any, bucket: str, prefix: str, older_than_seconds: float) -> list[dict]:
+def cleanup_stale(
+    client: Any, bucket: str, prefix: str, older_than_seconds: float, *, abort: bool = True
+) -> list[dict]:
     """Abort the multipart uploads under *prefix* started more than *older_than_seconds*
     ago (what a crashed process left). Returns ``{"key", "upload_id", "initiated",
-    "aborted", "reason"}`` for each one found."""
+    "aborted", "reason"}`` for each one found; with ``abort=False`` only lists them
+    (``aborted`` False, a dry run)."""
     cutoff = time.time() - older_than_seconds
     found = []
     paginator = client.get_paginator("list_multipart_uploads")
@@ -1071,15 +1074,16 @@ def cleanup_stale(client: Any, bucket: str, prefix: str, older_than_seconds: flo
                 "key": upload["Key"],
                 "upload_id": upload["UploadId"],
                 "initiated": initiated,
-                "aborted": True,
+                "aborted": abort,
                 "reason": None,
             }
-            try:
-                client.abort_multipart_upload(Bucket=bucket, Key=upload["Key"], UploadId=upload["UploadId"])
-            except ClientError as exc:
-                if s3_reason(exc)[1] != "NoSuchUpload":
-                    item.update(aborted=False, reason=s3_reason(exc))
-            _log.info("s3 stale upload", **{k: v for k, v in item.items() if k != "initiated"})
+            if abort:
+                try:
+                    client.abort_multipart_upload(Bucket=bucket, Key=upload["Key"], UploadId=upload["UploadId"])
+                except ClientError as exc:
+                    if s3_reason(exc)[1] != "NoSuchUpload":
+                        item.update(aborted=False, reason=s3_reason(exc))
+                _log.info("s3 stale upload", **{k: v for k, v in item.items() if k != "initiated"})
             found.append(item)
     return found
 

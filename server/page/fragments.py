@@ -344,14 +344,8 @@ def entry_row(view: EntryView, cancel_event: str) -> tuple[str, ...]:
     percentage as it is (found by rendering a probe at a few percentages)
     are then filled in, so a progress step costs no template rendering.
     """
-    places = _progress_places()
-    if not places:
-        return _render_row(view, cancel_event)
-    row = list(_render_row(replace(view, progress=0), cancel_event))
-    percent = str(view.progress)
-    for i in places:
-        row[i] = percent
-    return tuple(row)
+    row = row_with_progress(_render_row(replace(view, progress=0), cancel_event), view.progress)
+    return row if row is not None else _render_row(view, cancel_event)
 
 
 def row_with_progress(row: tuple[str, ...], progress: int) -> tuple[str, ...] | None:

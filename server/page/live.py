@@ -276,6 +276,8 @@ class LivePage:
         self.form_id = form_id
         self.renders = 0  # trees made (each join, reply with a diff, or push)
         self._configs: dict[str, _Config] = {}
+        # The layout of the configs as they are: made again when one is put or removed.
+        self._layout: tuple[tuple[str, ...], tuple[_Probe, ...]] | None = None
         self._saved = str(saved_html(()))
         self._notice_text = ""
         self._notice = ""  # escaped
@@ -296,9 +298,11 @@ class LivePage:
     def put_config(self, config: Mapping[str, Any]) -> None:
         """Add or replace a whole config (with its ``entries``)."""
         self._configs[str(config.get("name", config["ref"]))] = _Config(config, self.events)
+        self._layout = None
 
     def remove_config(self, name: str) -> None:
         self._configs.pop(name, None)
+        self._layout = None
 
     def put_entry(self, name: str, entry: Mapping[str, Any]) -> None:
         """Replace (or add, at the end) one entry of config ``name``."""
@@ -316,8 +320,10 @@ class LivePage:
         """The whole tree as it is now (unchanged parts are the same objects)."""
         self.renders += 1
         configs = list(self._configs.values())
-        statics, order = _layout(tuple(c.static_key for c in configs), [c.static_view for c in configs],
-                                 self.events, self.form_id)
+        if self._layout is None:
+            self._layout = _layout(tuple(c.static_key for c in configs), [c.static_view for c in configs],
+                                   self.events, self.form_id)
+        statics, order = self._layout
         dynamics: list[Dynamic] = []
         for probe in order:
             if probe.config is not None:

@@ -95,7 +95,7 @@ class Comprehension:
             same: dict[str, Any] = {}
             rows = self.rows
             for i in compress(range(len(rows)), map(is_not, old_rows, rows)):  # rows replaced (in C)
-                fields = {str(n): new for n, (a, new) in enumerate(zip(old_rows[i], rows[i], strict=True)) if a != new}
+                fields = _changed_fields(old_rows[i], rows[i])
                 if fields:
                     same[str(i)] = fields
             if not same:
@@ -111,9 +111,7 @@ class Comprehension:
                 keyed[str(i)] = _row_json(row)
                 continue
             old = old_rows[j]
-            fields = {} if old is row else {
-                str(n): new for n, (a, new) in enumerate(zip(old, row, strict=True)) if a != new
-            }
+            fields = {} if old is row else _changed_fields(old, row)
             if j == i:
                 if fields:
                     keyed[str(i)] = fields
@@ -126,6 +124,11 @@ class Comprehension:
             keyed["km"] = 1
         keyed["kc"] = len(self.rows)
         return {"k": keyed}
+
+
+def _changed_fields(old: tuple[str, ...], new: tuple[str, ...]) -> dict[str, str]:
+    """A row's fields that differ, by index: what a diff carries of a row that stayed."""
+    return {str(n): b for n, (a, b) in enumerate(zip(old, new, strict=True)) if a != b}
 
 
 def _row_json(row: tuple[str, ...]) -> dict[str, str]:
