@@ -347,6 +347,12 @@ class Process(ThreadingActor):
         if self._start_ack is not None:  # on_start failed: start_link raises
             _answer(self._start_ack, ref._exit_reason)
 
+    @property
+    def exit_requested(self) -> bool:
+        """Whether this process has asked to exit (``exit``, a ``stop()`` taken,
+        an exit signal obeyed) and will once its current message is handled."""
+        return self._pending_exit is not None
+
     def _add_stop_waiter(self, future: Any) -> None:
         if future is not None:
             if self._stop_waiters is None:

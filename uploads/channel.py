@@ -38,6 +38,7 @@ by ``release``); an answer that never came is ``ActorDeadError`` to its asker.
 
 from __future__ import annotations
 
+import functools
 import threading
 import time
 from collections import deque
@@ -49,7 +50,7 @@ import structlog
 from pykka import ActorDeadError
 
 from actors.process import DeferredReply, Process, ProcessRef
-from actors.reasons import KILLED, NORMAL, Down, Exit, ExitReason, is_clean_exit
+from actors.reasons import KILLED, Down, Exit, ExitReason, is_clean_exit
 from actors.timers import Timer, cancel_timer
 from writers import CloseReason, Pending, UploadWriter
 
@@ -141,7 +142,6 @@ class UploadChannel(Process):
         self.waiting: WriterWait | None = None
         self.chunk_reply: DeferredReply | None = None  # the chunk answered once the writer is done
         self.queued_chunks: deque[tuple[bytes, DeferredReply]] = deque()
-        self.exiting = False
         self._wait_serials = 0
 
     # -- dispatch: one handler per message --------------------------------------
@@ -211,10 +211,11 @@ class UploadChannel(Process):
             self._last_activity = time.monotonic()
         if self.done or self.uploaded + len(data) > self.size:
             return self.stop_file_size_limit_exceeded()
-        size = len(data)
-        return self.after_writer(
-            self.writer.write_chunk(data, self.writer_state), lambda result: self.chunk_written(result, size)
-        )
+        result = self.writer.write_chunk(data, self.writer_state)
+        if isinstance(result, Pending):  # the callback made only for a writer that waits
+            self.wait_for_writer(result, functools.partial(self.chunk_written, size=len(data)))
+            return DEFERRED
+        return self.chunk_written(result, len(data))
 
     def chunk_written(self, result: Any, size: int) -> Answer:
         """What ``write_chunk`` returned (at once, or from a pending's ``resume``)."""
@@ -399,15 +400,10 @@ class UploadChannel(Process):
             self._last_activity = time.monotonic()  # the client's idle time starts with its answer
             if reply is not None:
                 reply.send(answer)
-            if not self.queued_chunks or self.exiting:
+            if not self.queued_chunks or self.exit_requested:
                 return  # if exiting, the queued asks get ActorDeadError, as unhandled mail does
             data, self.chunk_reply = self.queued_chunks.popleft()
             answer = self.take_chunk(data)
-
-    def exit(self, reason: ExitReason = NORMAL) -> None:
-        """``Process.exit``, noted so that no queued chunk is taken after it."""
-        self.exiting = True
-        super().exit(reason)
 
     # -- helpers ---------------------------------------------------------------------
 

@@ -121,7 +121,7 @@ class UploadSession(Process):
         """A stop request (``session.stop()``) starts a stop that holds no thread
         (:meth:`_begin_stop`); while it runs, calls are left unanswered until the
         session is gone (then ``ActorDeadError``), and channel news is still heard."""
-        if envelope is not None and self._pending_exit is None:
+        if envelope is not None and not self.exit_requested:
             if isinstance(envelope.message, ActorStop):
                 self._add_stop_waiter(envelope.reply_to)  # answered once the session is gone
                 self._begin_stop(NORMAL)

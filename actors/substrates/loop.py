@@ -163,9 +163,7 @@ class LoopHome:
         """The loop is going away: its processes run on the pool from now on."""
         with self._lock:
             self.detached = True
-        self.hand_off()
-        with self._lock:
-            self.blocked = True
+        self.hand_off()  # blocked from now on: take_back no longer unblocks a detached loop
 
     @contextmanager
     def handing_off(self) -> Iterator[None]:
