@@ -70,39 +70,41 @@ def test_at_the_descriptor_limit_the_server_logs_once_per_interval_keeps_serving
         lines = Lines(proc.stderr)
         child = psutil.Process(proc.pid)
         wire = Wire(url)  # a connection made before the limit
-        page = Page(wire)
-        host, port = url.split("//", 1)[1].rsplit(":", 1)
-        idle: list[socket.socket] = []
         try:
-            while len(idle) < 3 * LIMIT:  # idle connections, until accept() fails
-                idle.append(socket.create_connection((host, int(port)), timeout=5))
-                if len(idle) >= LIMIT and lines.wait_for(EXHAUSTED, 0.05):
-                    break
-            else:
-                assert lines.wait_for(EXHAUSTED, 10), "accept() never failed:\n" + "".join(lines.all[-20:])
-            assert lines.wait_for(r"\[Errno 24\] Too many open files", 5)  # the line's traceback
-            cpu_before = sum(child.cpu_times()[:2])
-            waited = time.monotonic()
+            page = Page(wire)
+            host, port = url.split("//", 1)[1].rsplit(":", 1)
+            idle: list[socket.socket] = []
+            try:
+                while len(idle) < 3 * LIMIT:  # idle connections, until accept() fails
+                    idle.append(socket.create_connection((host, int(port)), timeout=5))
+                    if len(idle) >= LIMIT and lines.wait_for(EXHAUSTED, 0.05):
+                        break
+                else:
+                    assert lines.wait_for(EXHAUSTED, 10), "accept() never failed:\n" + "".join(lines.all[-20:])
+                assert lines.wait_for(r"\[Errno 24\] Too many open files", 5)  # the line's traceback
+                cpu_before = sum(child.cpu_times()[:2])
+                waited = time.monotonic()
 
-            # The connection it had is still served.
-            assert page.track({"a.txt": 10})["status"] == "ok"
+                # The connection it had is still served.
+                assert page.track({"a.txt": 10})["status"] == "ok"
 
-            # One line per interval, saying how many it held back: about one failed accept a second.
-            second = lines.wait_for(EXHAUSTED, INTERVAL + 10)
-            assert second, "no second line within the interval:\n" + "".join(lines.all[-20:])
-            seconds = time.monotonic() - waited
-            held = int(re.search(r"\((\d+) more like it", second).group(1))
-            assert 1 <= held <= 2 * INTERVAL, second
-            assert sum(1 for line in lines.all if EXHAUSTED in line) == 2
-            cpu = sum(child.cpu_times()[:2]) - cpu_before
-            assert cpu < 0.25 * seconds, (cpu, seconds)  # not spinning on accept()
-        finally:
-            for sock in idle:
-                sock.close()
-        # The idle clients gone, new connections are accepted again.
-        assert_real_upload_completes(url, tmp_path)
-        wire.heartbeat()
-        wire.close()
-        proc.kill()
-        proc.wait()
-        lines.join()
+                # One line per interval, saying how many it held back: about one failed accept a second.
+                second = lines.wait_for(EXHAUSTED, INTERVAL + 10)
+                assert second, "no second line within the interval:\n" + "".join(lines.all[-20:])
+                seconds = time.monotonic() - waited
+                held = int(re.search(r"\((\d+) more like it", second).group(1))
+                assert 1 <= held <= 2 * INTERVAL, second
+                assert sum(1 for line in lines.all if EXHAUSTED in line) == 2
+                cpu = sum(child.cpu_times()[:2]) - cpu_before
+                assert cpu < 0.25 * seconds, (cpu, seconds)  # not spinning on accept()
+            finally:
+                for sock in idle:
+                    sock.close()
+            # The idle clients gone, new connections are accepted again.
+            assert_real_upload_completes(url, tmp_path)
+            wire.heartbeat()
+        finally:  # also when an assertion failed: no socket, child or reader thread left
+            wire.close()
+            proc.kill()
+            proc.wait()
+            lines.join()

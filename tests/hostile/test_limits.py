@@ -5,6 +5,7 @@ and their exhaustion is logged once per interval."""
 from __future__ import annotations
 
 import logging
+import resource
 import socket
 
 import httpx
@@ -70,7 +71,9 @@ def test_the_watchdog_is_one_timer_per_connection_not_one_per_frame(tmp_path):
         raw.send(b"".join(text(None, str(i), "phoenix", "heartbeat", {}) for i in range(500)))
         got = b""
         while got.count(b'"phx_reply"') < 500:
-            got += raw.sock.recv(65536)
+            chunk = raw.sock.recv(65536)
+            assert chunk, got[-500:]  # the server closed the socket before answering them all
+            got += chunk
         (conn,) = app.state.transport.connections
         loop = conn.loop
         timers = [h for h in loop._scheduled if not h.cancelled()]  # noqa: SLF001 - what the loop holds
@@ -111,10 +114,18 @@ def test_connections_past_the_limit_are_closed_at_once_and_logged_once(tmp_path,
 
 
 def test_the_descriptor_limit_is_raised_to_the_hard_one():
-    limits = raise_nofile_limit()
-    assert limits is not None
-    soft, hard = limits
-    assert soft == hard or hard == -1
+    before = resource.getrlimit(resource.RLIMIT_NOFILE)
+    try:
+        if before[0] > 256:  # start from a low soft limit, so that raising it is seen
+            resource.setrlimit(resource.RLIMIT_NOFILE, (256, before[1]))
+        limits = raise_nofile_limit()
+        assert limits is not None
+        soft, hard = limits
+        assert soft == hard or hard == resource.RLIM_INFINITY
+        assert resource.getrlimit(resource.RLIMIT_NOFILE) == (soft, hard)  # what it says is what the process has
+        assert soft > 256
+    finally:
+        resource.setrlimit(resource.RLIMIT_NOFILE, before)
 
 
 def test_descriptor_exhaustion_is_logged_once_per_interval():

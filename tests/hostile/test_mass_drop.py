@@ -86,7 +86,9 @@ def open_pages(url: str, count: int) -> list[RawSocket]:
     for raw in sockets:  # every join answered
         got = b""
         while b'"phx_reply"' not in got:
-            got += raw.sock.recv(65536)
+            chunk = raw.sock.recv(65536)
+            assert chunk, got  # closed before the join was answered
+            got += chunk
         assert b'"status":"ok"' in got
     return sockets
 

@@ -184,16 +184,19 @@ def test_a_crash_on_the_loop_ends_that_process_only(bound, logs):
 
 
 def test_processes_still_alive_when_the_loop_is_unbound_go_on_on_the_pool():
+    inbox: queue.Queue = queue.Queue()
     loop = LoopThread()
     try:
         ref = Where.start(substrate="loop")
+        probe = Probe.start(inbox, substrate="loop")
         assert ref.ask("where", timeout=WAIT) == "test-loop"
     finally:
         loop.close()
     assert ref.ask("where", timeout=WAIT).startswith("actors-worker-")
-    timer = actors.send_after(ref, "where", 0.001)  # timers reach it too
-    assert timer is not None
-    ref.stop()
+    actors.send_after(probe, "tick", 0.001)  # timers reach them too
+    assert inbox.get(timeout=WAIT) == "tick"
+    for r in (ref, probe):
+        r.stop()
     assert substrates.bound_loop() is None
 
 

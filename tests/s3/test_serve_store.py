@@ -105,7 +105,8 @@ def test_two_serve_nodes_on_one_store_put_every_upload_in_the_bucket(s3, tmp_pat
         for thread in threads:
             thread.start()
         for thread in threads:
-            thread.join()
+            thread.join(120)
+            assert not thread.is_alive()
         for url in (url_a, url_b):
             assert not isinstance(results[url], BaseException), results[url]
     objects = s3.objects()

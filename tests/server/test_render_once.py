@@ -340,6 +340,7 @@ def test_a_finished_upload_reaches_the_page_as_one_push():
         try:
             await settled(handler)
             pushes = len(channel.pushes)
+            channel.pushing.clear()
             # The session marks the entry done on its own (as a channel's upload_done would).
             handler._proxy().update_progress(ref, "0", 100)  # not through the handler: no reply takes it
             await asyncio.wait_for(channel.pushing.wait(), WAIT)

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
+import pykka
 from pykka import ActorDeadError
 
 import actors
@@ -297,8 +298,8 @@ def test_the_chunk_timeout_does_not_run_against_a_client_waiting_for_its_answer(
         channel = joined(client, b"abcdef")
         reply = channel.ask(("chunk", b"abc"), block=False)
         future = control.next_wait()
-        assert not threading.Event().wait(0.4)  # eight timeouts' worth, waiting on the writer
-        assert channel.is_alive()
+        with pytest.raises(pykka.Timeout):  # alive after eight timeouts' worth, waiting on the writer
+            actors.await_exit(channel, 0.4)
         future.set_result("ok")
         assert reply.get(timeout=WAIT) == "ok"
         # Now the client is idle: the timeout does run.
