@@ -173,7 +173,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "--wire-scale",
         type=float,
         metavar="F",
-        help="wire: fraction of issue 16's file sizes (W1 16 MB, W2 200 MB, W3 1 MB; default 0.25, --full 1)",
+        help="wire: fraction of issue 16's file sizes (W1 16 MB, W2 200 MB, W3 1 MB; default 1, --quick 0.02)",
     )
     parser.add_argument(
         "--wire-concurrency-scale",

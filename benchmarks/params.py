@@ -99,8 +99,8 @@ class Params:
     """Progress events per point of the ``events`` scenario (10 and 100 entries on the page)."""
 
     # wire (W1-W3 against a bare Starlette/uvicorn endpoint, both servers child processes)
-    wire_scale: float = 0.25
-    """Fraction of the issue's file sizes (W1 16 MB, W2 200 MB, W3 1 MB); ``--full``: 1."""
+    wire_scale: float = 1.0
+    """Fraction of the issue's file sizes (W1 16 MB, W2 200 MB, W3 1 MB); ``--quick``: 0.02."""
     wire_concurrency_scale: float = 1.0
     """Fraction of the issue's concurrent uploads (W1 20, W2 1, W3 200); tests shrink it."""
     wire_repeat: int = 3

@@ -1,6 +1,9 @@
 """The ``wire`` scenario's ceiling: a bare Starlette WebSocket endpoint under
 uvicorn with ``liveupload serve``'s WebSocket options, that writes every binary
-frame it gets to a file and answers each with a short text frame.
+frame it gets to a file and answers each with a short text frame; a text frame
+(the harness's stand-in for a LiveView event) is answered with
+:data:`EVENT_REPLY`, a text frame as long as liveupload's reply to a progress
+event, and nothing else is done with it.
 
 Every connection is one upload: a file of its own under ``--dir``, opened at
 connect, written chunk by chunk, closed at disconnect. Nothing else happens
@@ -35,15 +38,20 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 from server.http_deadline import DEFAULT_REQUEST_TIMEOUT, with_request_timeout
 from server.transport import max_message_size_for
 
-__all__ = ["ACK", "create_app", "main"]
+__all__ = ["ACK", "EVENT_REPLY", "create_app", "main"]
 
 ACK = "ok"
 """The short text frame every chunk is answered with."""
+EVENT_REPLY = "e" * 146
+"""What a text frame is answered with: as many bytes as liveupload's reply to a
+``progress`` event with 100 entries on the page (146, the ``events`` scenario's
+figure), so the bare endpoint writes what the upload server writes per event."""
 
 
 def create_app(directory: str) -> Starlette:
     """The endpoint: ``/upload`` (WebSocket) writes each connection's binary
-    frames to ``directory/upload-N.bin``, answering each with ``ok``."""
+    frames to ``directory/upload-N.bin``, answering each with ``ok``, and
+    answers each text frame with :data:`EVENT_REPLY`."""
     numbers = itertools.count()
 
     async def upload(ws: WebSocket) -> None:
@@ -59,6 +67,8 @@ def create_app(directory: str) -> Starlette:
                     if data is not None:
                         out.write(data)
                         await ws.send_text(ACK)
+                    elif message.get("text") is not None:
+                        await ws.send_text(EVENT_REPLY)
             except WebSocketDisconnect:
                 return
 

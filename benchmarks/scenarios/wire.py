@@ -1,10 +1,10 @@
 """``wire``: issue 16's workloads against the WebSocket stack's own ceiling.
 
 W1: 20 concurrent uploads of 16 MB; W2: 1 upload of 200 MB; W3: 200
-concurrent uploads of 1 MB (the issue's sizes with ``--full``; the default
-preset sends a quarter of each file, ``--quick`` a fiftieth, the concurrency
-stays). Each workload runs against two servers, both child processes started
-once for the scenario:
+concurrent uploads of 1 MB (the issue's sizes, in the default preset and
+``--full``; ``--quick`` sends a fiftieth of each file, the concurrency stays).
+Each workload runs against two servers, both child processes started once for
+the scenario, in three ways:
 
 * ``liveupload``: ``liveupload serve`` as shipped (``--max-entries 10``, the
   default writer and consume hook, temp files and saved files in this run's
@@ -17,7 +17,13 @@ once for the scenario:
   options (:mod:`benchmarks.wire_baseline`) that writes each binary frame to a
   file and answers it with a short text frame, driven by the same kind of
   client with the protocol reduced to bytes in, ``ok`` back: one connection
-  per upload, the same chunks, stop-and-wait.
+  per upload, the same chunks, stop-and-wait;
+* ``ceiling+events``: the same endpoint, the same client, which also sends a
+  text frame the size of a ``progress`` event whenever an upload's whole
+  percentage rises, without waiting for its answer, as Phoenix's client
+  does. LiveView's protocol costs a frame in and a frame out per event, so
+  this row is what the stack alone costs for the frames the upload server
+  handles: the ratios against it show what the server adds to them.
 
 The clients run in ``wire_client_processes`` OS processes (pages dealt out
 among them), all released by one event once ready. Runs interleave
@@ -34,7 +40,10 @@ Then the cost of one ``progress`` event with 10 and with 100 entries on the
 page (``wire_event_entries``): a ``liveupload serve --max-entries 100`` of its
 own, one page tracking and preflighting that many entries (no chunks), then
 ``wire_events`` progress events (each entry in turn, rising), each awaited;
-the server's CPU over them from ``/proc``, per event.
+the server's CPU over them from ``/proc``, per event. Beside it, the stack's
+floor for one event: the same number of event-sized text frames, each
+awaited, sent to the bare endpoint (a frame in, a frame as long as
+liveupload's reply out).
 
 Targets (issue 16), as ratios of the two servers' medians in this run: server
 CPU per GB at most 2.5x the ceiling's on W1 and W2, 3x on W3; MB/s at least
@@ -47,6 +56,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import re
 import shutil
@@ -76,11 +86,11 @@ from benchmarks.targets import (
     TableSpec,
     target,
 )
-from benchmarks.wire_baseline import ACK
+from benchmarks.wire_baseline import ACK, EVENT_REPLY
 from client import upload_files_async
 from client.live_page import LivePage
 
-__all__ = ["NAME", "PER_PAGE", "SERVERS", "TABLES", "WORKLOADS", "run", "steps", "workloads"]
+__all__ = ["NAME", "PER_PAGE", "RUNS", "SERVERS", "TABLES", "WORKLOADS", "event_frame", "run", "steps", "workloads"]
 
 NAME = "wire"
 WORKLOADS: dict[str, tuple[int, int]] = {"W1": (20, 16_000_000), "W2": (1, 200_000_000), "W3": (200, 1_000_000)}
@@ -88,6 +98,9 @@ WORKLOADS: dict[str, tuple[int, int]] = {"W1": (20, 16_000_000), "W2": (1, 200_0
 PER_PAGE = 10
 """Files per page (``liveupload serve --max-entries``)."""
 SERVERS = ("liveupload", "ceiling")
+RUNS: dict[str, str] = {"liveupload": "liveupload", "ceiling": "ceiling", "ceiling+events": "ceiling"}
+"""Each way a workload runs -> the server it runs against (``ceiling+events``:
+the bare endpoint, with a text frame per rising percentage as well)."""
 WAIT = 900.0
 """Seconds any one run, or a server's start, may take before the scenario gives up."""
 GB = 1e9
@@ -111,11 +124,13 @@ TABLES: list[TableSpec] = [
     ),
     (
         "events",
-        "wire: server CPU per progress event, by entries on the page",
+        "wire: server CPU per progress event, by entries on the page, and the stack's floor for one",
         [
+            ("server", "server", ""),
             ("entries", "entries", "d"),
             ("events", "events", "d"),
             ("server_cpu_ms_per_event", "server CPU ms/event", ".3f"),
+            ("net_of_floor_ms", "above the floor ms", ".3f"),
             ("ms_per_event", "wall ms/event", ".3f"),
         ],
     ),
@@ -126,6 +141,8 @@ TABLES: list[TableSpec] = [
             ("workload", "workload", ""),
             ("mb_per_s_ratio", "MB/s ratio", ".2f"),
             ("server_cpu_ratio", "server CPU/GB ratio", ".2f"),
+            ("mb_per_s_vs_events", "MB/s vs ceiling+events", ".2f"),
+            ("server_cpu_vs_events", "CPU/GB vs ceiling+events", ".2f"),
             ("client_vs_server_cpu", "client/server CPU", ".2f"),
         ],
     ),
@@ -146,7 +163,7 @@ def workloads(params: Params) -> dict[str, tuple[int, int]]:
 
 
 def steps(params: Params) -> int:
-    return len(params.wire_workloads) * params.wire_repeat * len(SERVERS) + 1
+    return len(params.wire_workloads) * params.wire_repeat * len(RUNS) + 1
 
 
 # -- the clients, each in an OS process of its own -------------------------------------
@@ -172,46 +189,71 @@ async def _liveupload(url: str, paths: list[str]) -> list[tuple[bool, int, str |
     return out
 
 
-async def _bare_one(url: str, path: str, chunk_bytes: int) -> tuple[bool, int, str | None]:
-    """One upload to the ceiling: a connection, chunks stop-and-wait, ``ok`` each.
-    The socket is opened as ``client.channels.Socket`` opens its own."""
+def event_frame(ref: int, percent: int) -> str:
+    """A text frame shaped and sized as the ``progress`` event Phoenix's client pushes."""
+    return json.dumps(["4", str(ref), "lv:phx-GBenchBenchBench0", "progress",
+                       {"event": None, "ref": "phx-GBenchBenchBench0", "entry_ref": "0", "progress": percent}],
+                      separators=(",", ":"))
+
+
+async def _bare_one(url: str, path: str, chunk_bytes: int, events: bool) -> tuple[bool, int, str | None]:
+    """One upload to the ceiling: a connection, chunks stop-and-wait, ``ok`` each;
+    with ``events``, an event frame (not waited for) whenever the whole
+    percentage rises, as Phoenix's client pushes ``progress``. The socket is
+    opened as ``client.channels.Socket`` opens its own."""
     sent = 0
+    size = os.path.getsize(path)
+    percent = unanswered = 0
     try:
         async with connect(url, open_timeout=WAIT, close_timeout=WAIT, max_size=None, proxy=None) as ws:
             with open(path, "rb") as handle:
                 while data := handle.read(chunk_bytes):
                     await ws.send(data)
-                    reply = await asyncio.wait_for(ws.recv(), WAIT)
+                    while (reply := await asyncio.wait_for(ws.recv(), WAIT)) == EVENT_REPLY:
+                        unanswered -= 1
                     if reply != ACK:
                         return False, sent, f"unexpected reply {reply!r}"
                     sent += len(data)
+                    if events and sent * 100 // size > percent:
+                        percent = sent * 100 // size
+                        await ws.send(event_frame(percent, percent))
+                        unanswered += 1
+            while unanswered:  # the last events' answers, as the page's reply to 100%
+                if await asyncio.wait_for(ws.recv(), WAIT) != EVENT_REPLY:
+                    return False, sent, "unexpected reply to an event"
+                unanswered -= 1
     except Exception as exc:  # noqa: BLE001 - a failed upload is a result
         return False, sent, repr(exc)
     return True, sent, None
 
 
-async def _bare(url: str, paths: list[str], chunk_bytes: int) -> list[tuple[bool, int, str | None]]:
-    socket_url = re.sub(r"^http", "ws", url.rstrip("/")) + "/upload"
-    return list(await asyncio.gather(*(_bare_one(socket_url, path, chunk_bytes) for path in paths)))
+def _socket_url(url: str) -> str:
+    return re.sub(r"^http", "ws", url.rstrip("/")) + "/upload"
+
+
+async def _bare(url: str, paths: list[str], chunk_bytes: int, events: bool) -> list[tuple[bool, int, str | None]]:
+    socket_url = _socket_url(url)
+    return list(await asyncio.gather(*(_bare_one(socket_url, path, chunk_bytes, events) for path in paths)))
 
 
 def _client_main(conn: Any, go: Any) -> None:
-    """A client process: for every ``("run", server, url, paths, chunk_bytes)``
-    it is sent, report ready, wait for ``go``, upload, and send back what it saw."""
+    """A client process: for every ``("run", way, url, paths, chunk_bytes)``
+    it is sent (``way``: one of :data:`RUNS`), report ready, wait for ``go``,
+    upload, and send back what it saw."""
     actors.configure_logging("warning")
     try:
         while True:
             command = conn.recv()
             if command[0] != "run":
                 return
-            _, server, url, paths, chunk_bytes = command
+            _, way, url, paths, chunk_bytes = command
             conn.send(("ready",))
             go.wait()
             began, cpu = time.monotonic(), os.times()
-            if server == "liveupload":
+            if way == "liveupload":
                 results = asyncio.run(_liveupload(url, paths))
             else:
-                results = asyncio.run(_bare(url, paths, chunk_bytes))
+                results = asyncio.run(_bare(url, paths, chunk_bytes, events=way == "ceiling+events"))
             ended, cpu_end = time.monotonic(), os.times()
             failures = [error for ok, _, error in results if not ok]
             conn.send(
@@ -367,11 +409,29 @@ async def _progress_events(url: str, entries: int, events: int, cpu: Callable[[]
         seconds, server_cpu = time.perf_counter() - began, cpu() - cpu_began
     finally:
         await page.close()
+    return _event_row("liveupload", entries, events, server_cpu, seconds)
+
+
+async def _floor_events(url: str, events: int, cpu: Callable[[], float]) -> dict[str, Any]:
+    """The stack's floor for one event: ``events`` event-sized text frames to
+    the bare endpoint, each awaited (its answer is as long as liveupload's)."""
+    async with connect(_socket_url(url), open_timeout=WAIT, close_timeout=WAIT, proxy=None) as ws:
+        began, cpu_began = time.perf_counter(), cpu()
+        for k in range(events):
+            await ws.send(event_frame(k, min(99, 1 + k // 100)))
+            if await asyncio.wait_for(ws.recv(), WAIT) != EVENT_REPLY:
+                raise RuntimeError("the bare endpoint did not answer an event frame")
+        seconds, server_cpu = time.perf_counter() - began, cpu() - cpu_began
+    return _event_row("ceiling", None, events, server_cpu, seconds)
+
+
+def _event_row(server: str, entries: int | None, events: int, cpu: float, seconds: float) -> dict[str, Any]:
     return {
+        "server": server,
         "entries": entries,
         "events": events,
-        "server_cpu_seconds": server_cpu,
-        "server_cpu_ms_per_event": server_cpu * 1e3 / events,
+        "server_cpu_seconds": cpu,
+        "server_cpu_ms_per_event": cpu * 1e3 / events,
         "ms_per_event": seconds * 1e3 / events,
     }
 
@@ -400,11 +460,11 @@ def _event_costs(params: Params, directory: str) -> list[dict[str, Any]]:
 
 
 def _run_once(
-    server: _Server, clients: ClientProcesses, paths: list[str], params: Params, expected: int
+    way: str, server: _Server, clients: ClientProcesses, paths: list[str], params: Params, expected: int
 ) -> dict[str, Any]:
     cpu: list[float] = []
     reports = clients.run(
-        lambda share: ("run", server.name, server.url, share, params.chunk_bytes),
+        lambda share: ("run", way, server.url, share, params.chunk_bytes),
         _shares(paths, len(clients.conns)),
         lambda: cpu.append(server.cpu_seconds()),
     )
@@ -460,19 +520,25 @@ def run(params: Params, progress: Progress) -> dict[str, Any]:
                         os.link(source, path)
                         paths.append(path)
                     for repeat in range(params.wire_repeat):
-                        for server in SERVERS:
-                            label = f"wire {name} {server} {repeat + 1}/{params.wire_repeat}"
+                        for way, server in RUNS.items():
+                            label = f"wire {name} {way} {repeat + 1}/{params.wire_repeat}"
                             progress.note(f"{label}: {uploads} x {size:,} B")
-                            runs.setdefault((name, server), []).append(
-                                _run_once(servers[server], clients, paths, params, uploads * size)
+                            runs.setdefault((name, way), []).append(
+                                _run_once(way, servers[server], clients, paths, params, uploads * size)
                             )
                             progress.tick(label)
                     for path in [source, *paths]:
                         os.unlink(path)
             finally:
                 clients.close()
+            progress.note("wire: the stack's floor for one event")
+            ceiling = servers["ceiling"]
+            floor = asyncio.run(_floor_events(ceiling.url, params.wire_events, ceiling.cpu_seconds))
         progress.note(f"wire: progress events with {', '.join(map(str, params.wire_event_entries))} entries")
         events = _event_costs(params, directory)
+        for row in events:
+            row["net_of_floor_ms"] = row["server_cpu_ms_per_event"] - floor["server_cpu_ms_per_event"]
+        events.append(floor)
         progress.tick("wire: progress events")
     finally:
         shutil.rmtree(directory, ignore_errors=True)
@@ -484,7 +550,9 @@ def run(params: Params, progress: Progress) -> dict[str, Any]:
                 target(
                     f"server CPU per progress event with {row['entries']} entries on the page",
                     row["server_cpu_ms_per_event"], "<=", PROGRESS_EVENT_MS, "ms",
-                    f"{row['events']} events, awaited one by one; {row['ms_per_event']:.2f} ms each, wall",
+                    f"{row['events']} events, awaited one by one; {row['ms_per_event']:.2f} ms each, wall; "
+                    f"the stack's floor for one (a frame in and out of the bare endpoint) "
+                    f"{floor['server_cpu_ms_per_event']:.3f} ms, so {row['net_of_floor_ms']:.3f} ms above it",
                 )
             )
     return section
@@ -498,11 +566,11 @@ def _section(
     checks: list[dict[str, Any]] = []
     for name, (uploads, size) in chosen.items():
         medians: dict[str, dict[str, Any]] = {}
-        for server in SERVERS:
-            done = runs[(name, server)]
+        for way in RUNS:
+            done = runs[(name, way)]
             row = {
                 "workload": name,
-                "server": server,
+                "server": way,
                 "uploads": uploads,
                 "file_bytes": size,
                 "file_mb": size / 1e6,
@@ -516,19 +584,23 @@ def _section(
             for key in ("mb_per_s", "server_cpu_s_per_gb", "client_cpu_s_per_gb", "seconds"):
                 row[key] = _median(done, key)
             rows.append(row)
-            medians[server] = row
-        ours, ceiling = medians["liveupload"], medians["ceiling"]
+            medians[way] = row
+        ours, ceiling, with_events = medians["liveupload"], medians["ceiling"], medians["ceiling+events"]
         ratio: dict[str, Any] = {
             "workload": name,
             "mb_per_s_ratio": _ratio(ours["mb_per_s"], ceiling["mb_per_s"]),
             "server_cpu_ratio": _ratio(ours["server_cpu_s_per_gb"], ceiling["server_cpu_s_per_gb"]),
+            "mb_per_s_vs_events": _ratio(ours["mb_per_s"], with_events["mb_per_s"]),
+            "server_cpu_vs_events": _ratio(ours["server_cpu_s_per_gb"], with_events["server_cpu_s_per_gb"]),
             "client_vs_server_cpu": _ratio(ours["client_cpu_s_per_gb"], ours["server_cpu_s_per_gb"]),
         }
         ratios.append(ratio)
         scale = f"{uploads} x {size / 1e6:g} MB, medians of {params.wire_repeat}"
         figures = (
             f"liveupload {ours['mb_per_s']:.1f} MB/s, {ours['server_cpu_s_per_gb']:.2f} s/GB; "
-            f"ceiling {ceiling['mb_per_s']:.1f} MB/s, {ceiling['server_cpu_s_per_gb']:.2f} s/GB ({scale})"
+            f"ceiling {ceiling['mb_per_s']:.1f} MB/s, {ceiling['server_cpu_s_per_gb']:.2f} s/GB; "
+            f"ceiling+events {with_events['mb_per_s']:.1f} MB/s, {with_events['server_cpu_s_per_gb']:.2f} s/GB "
+            f"({ratio['mb_per_s_vs_events']:.2f}x and {ratio['server_cpu_vs_events']:.2f}x of it) ({scale})"
         )
         checks.append(
             target(
@@ -550,7 +622,7 @@ def _section(
                 f"client {ours['client_cpu_s_per_gb']:.2f} s/GB, server {ours['server_cpu_s_per_gb']:.2f} s/GB",
             )
         )
-        for row in (ours, ceiling):
+        for row in (ours, ceiling, with_events):
             checks.append(
                 target(
                     f"{name}: bytes on the {row['server']} server's disk",

@@ -5,14 +5,18 @@ each workload its targets. Nothing here is timed: no assertion is about speed.""
 
 from __future__ import annotations
 
+import asyncio
+import json
 import os
 
 import pytest
+from websockets.asyncio.client import connect
 
 from benchmarks.params import PRESETS
 from benchmarks.progress import NoProgress
 from benchmarks.scenarios import DEFAULT, wire
 from benchmarks.targets import WIRE_CPU_VS_CEILING, WIRE_RATE_VS_CEILING
+from benchmarks.wire_baseline import ACK, EVENT_REPLY
 
 pytestmark = [pytest.mark.substrates("pool"), pytest.mark.timeout(180)]
 
@@ -24,8 +28,8 @@ TINY = PRESETS["quick"].with_(
 
 def test_workloads_scale_sizes_and_concurrency():
     assert wire.workloads(PRESETS["full"]) == wire.WORKLOADS
-    default = wire.workloads(PRESETS["default"])
-    assert default == {"W1": (20, 4_000_000), "W2": (1, 50_000_000), "W3": (200, 250_000)}
+    assert wire.workloads(PRESETS["default"]) == wire.WORKLOADS  # the issue's sizes by default
+    assert wire.workloads(PRESETS["quick"]) == {"W1": (20, 320_000), "W2": (1, 4_000_000), "W3": (200, 64_000)}
     # at least one chunk per file and one upload per workload
     assert wire.workloads(TINY) == {"W1": (2, 16_000), "W2": (1, 200_000), "W3": (20, 4_000)}
     assert "wire" in DEFAULT
@@ -34,7 +38,7 @@ def test_workloads_scale_sizes_and_concurrency():
 def test_wire_runs_both_servers_interleaved_and_the_bytes_arrive():
     section = wire.run(TINY, NoProgress())
     rows = {(r["workload"], r["server"]): r for r in section["rows"]}
-    assert list(rows) == [(w, s) for w in ("W1", "W2", "W3") for s in ("liveupload", "ceiling")]
+    assert list(rows) == [(w, s) for w in ("W1", "W2", "W3") for s in ("liveupload", "ceiling", "ceiling+events")]
     for (name, _server), row in rows.items():
         uploads, size = wire.workloads(TINY)[name]
         assert row["runs"] == 2 and len(row["each"]) == 2
@@ -47,21 +51,70 @@ def test_wire_runs_both_servers_interleaved_and_the_bytes_arrive():
         assert row["mb_per_s"] > 0 and row["seconds"] > 0, row
         assert row["server_cpu_s_per_gb"] >= 0 and row["client_cpu_s_per_gb"] >= 0, row
     assert [r["workload"] for r in section["ratios"]] == ["W1", "W2", "W3"]
+    for ratio in section["ratios"]:
+        assert {"mb_per_s_vs_events", "server_cpu_vs_events"} <= set(ratio)
     targets = {t["name"]: t for t in section["targets"]}
     for name, bound in WIRE_CPU_VS_CEILING.items():
         assert targets[f"{name}: server CPU per GB vs the ceiling's"]["limit"] == bound
         assert f"{name}: liveupload send's CPU per GB vs the server's" in targets
         assert targets[f"{name}: bytes on the liveupload server's disk"]["met"] is True
         assert targets[f"{name}: bytes on the ceiling server's disk"]["met"] is True
+        assert targets[f"{name}: bytes on the ceiling+events server's disk"]["met"] is True
     for name, bound in WIRE_RATE_VS_CEILING.items():
         assert targets[f"{name}: MB/s vs the ceiling's"]["limit"] == bound
     assert "W2: MB/s vs the ceiling's" not in targets
     # the cost of one progress event, with 10 and 100 entries on the page
-    assert [(r["entries"], r["events"]) for r in section["events"]] == [(10, 20), (100, 20)]
+    # and the stack's floor for one: the same number of event frames to the bare endpoint
+    assert [(r["server"], r["entries"], r["events"]) for r in section["events"]] == [
+        ("liveupload", 10, 20), ("liveupload", 100, 20), ("ceiling", None, 20)]
+    floor = section["events"][-1]["server_cpu_ms_per_event"]
     for row in section["events"]:
         assert row["server_cpu_ms_per_event"] >= 0 and row["ms_per_event"] > 0, row
+    for row in section["events"][:2]:
+        assert row["net_of_floor_ms"] == pytest.approx(row["server_cpu_ms_per_event"] - floor)
     event_target = targets["server CPU per progress event with 100 entries on the page"]
     assert event_target["limit"] == 0.2 and event_target["unit"] == "ms"
+    assert "the stack's floor for one" in event_target["detail"]
+
+
+def test_the_bare_endpoint_answers_chunks_and_event_frames_in_order(tmp_path, monkeypatch):
+    """The ceiling writes chunks and answers each ``ok``; an event frame gets a
+    reply as long as liveupload's to a progress event; and the ``ceiling+events``
+    client, which pushes one per rising percentage without waiting, uploads
+    the whole file with every answer in its place."""
+    folder = tmp_path / "ceiling"
+    folder.mkdir()
+    server = wire._Server("ceiling", [wire.sys.executable, "-m", "benchmarks.wire_baseline", "--port", "0",
+                                      "--dir", str(folder), "--chunk-size", "4000"], str(folder), str(tmp_path))
+    try:
+        socket_url = wire._socket_url(server.url)
+
+        async def talk() -> list[str]:
+            async with connect(socket_url, proxy=None) as ws:
+                answers = []
+                for frame in (b"x" * 4_000, wire.event_frame(1, 1), b"y" * 10):
+                    await ws.send(frame)
+                    answers.append(await asyncio.wait_for(ws.recv(), 30))
+                return answers
+
+        assert asyncio.run(talk()) == [ACK, EVENT_REPLY, ACK]
+        assert server.arrived() == 4_010
+        event = json.loads(wire.event_frame(42, 42))
+        assert event[3] == "progress" and event[4]["progress"] == 42
+        path = tmp_path / "file.bin"
+        path.write_bytes(os.urandom(41_000))  # 11 chunks: the percentage rises after every one
+        pushed: list[int] = []
+        frame = wire.event_frame
+        monkeypatch.setattr(wire, "event_frame", lambda ref, percent: pushed.append(percent) or frame(ref, percent))
+        outcome = asyncio.run(wire._bare_one(socket_url, str(path), 4_000, events=True))
+        assert outcome == (True, 41_000, None)
+        assert pushed == [9, 19, 29, 39, 48, 58, 68, 78, 87, 97, 100]
+        assert server.arrived() == 41_000
+        pushed.clear()
+        assert asyncio.run(wire._bare_one(socket_url, str(path), 4_000, events=False)) == (True, 41_000, None)
+        assert pushed == []
+    finally:
+        server.stop()
 
 
 def test_cpu_seconds_reads_this_process():
