@@ -157,8 +157,9 @@ def test_harness_runs_every_scenario_and_writes_its_figures(tmp_path, capsys):
             assert row["loop_lag_samples"] >= 0
 
     wire = results["scenarios"]["wire"]
-    assert [(r["workload"], r["server"]) for r in wire["rows"]] == [("W2", "liveupload"), ("W2", "ceiling")]
-    assert [r["entries"] for r in wire["events"]] == [10, 100]
+    assert [(r["workload"], r["server"]) for r in wire["rows"]] == [
+        ("W2", "liveupload"), ("W2", "ceiling"), ("W2", "ceiling+events")]
+    assert [(r["server"], r["entries"]) for r in wire["events"]] == [("liveupload", 10), ("liveupload", 100), ("ceiling", None)]
     for row in wire["rows"]:
         assert row["completed"] == row["uploads"] and row["arrived_bytes"] == row["expected_bytes"] > 0, row
 
