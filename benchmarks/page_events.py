@@ -8,6 +8,11 @@ progress events spread over the entries (rising percentages, none reaching
 100). Server CPU is ``time.process_time()`` across the events, so the
 session's thread, the proxy hops, rendering, diffing and encoding are all in
 it, and so is any ``diff`` push an event causes (the run waits for them).
+
+``bound=True`` runs the page as ``liveupload serve`` does: the handler's loop
+is bound as the ``"loop"`` substrate's home and the page's hooks are
+``loop_safe``, so its session runs on that loop
+(``server.liveview.session_substrate``) and an event's ask crosses no thread.
 """
 
 from __future__ import annotations
@@ -18,10 +23,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import actors
+from actors import substrates
 from server import protocol
-from server.liveview import LiveContext, LiveViewHandler, normalise_upload_configs
+from server.liveview import LiveContext, LiveViewHandler, normalise_upload_configs, session_substrate
 from server.protocol import Message
 from server.session_token import SessionSigner
+from writers import MemoryWriter
 
 __all__ = ["PageEventCost", "measure_progress_events", "measure_round_trip"]
 
@@ -82,14 +89,45 @@ async def _settle(handler: LiveViewHandler) -> None:
             await asyncio.gather(task, return_exceptions=True)
 
 
-async def _run(entries: int, events: int) -> PageEventCost:
+def _keep_nothing(name: str, meta: Any, entry: Any) -> None:
+    """The page's consume hook (never called: the run submits nothing)."""
+
+
+_keep_nothing.loop_safe = True  # type: ignore[attr-defined]  # as the shipped saver declares
+
+
+def _in_memory(name: str, entry: Any, session: Any) -> tuple[type, dict]:
+    """The page's writer factory (never called: the run uploads no chunk)."""
+    return MemoryWriter, {}
+
+
+_in_memory.loop_safe = True  # type: ignore[attr-defined]  # its MemoryWriters are loop_safe
+
+
+async def _run(entries: int, events: int, bound: bool = False) -> PageEventCost:
+    if not bound:
+        return await _measure(entries, events, bound)
+    if not substrates.bind_loop():
+        raise RuntimeError("another loop is bound as the loop substrate's home")
+    try:
+        return await _measure(entries, events, bound)
+    finally:
+        substrates.unbind_loop()
+
+
+async def _measure(entries: int, events: int, bound: bool) -> PageEventCost:
     signer = SessionSigner("bench-secret")
     page = signer.new_page()
+    config: dict[str, Any] = {"accept": "any", "max_entries": entries}
+    if bound:
+        config["writer"] = _in_memory
     context = LiveContext(
         signer=signer,
-        upload_configs=normalise_upload_configs({"files": {"accept": "any", "max_entries": entries}}),
-        consume=lambda name, meta, entry: None,
+        upload_configs=normalise_upload_configs({"files": config}),
+        consume=_keep_nothing if bound else (lambda name, meta, entry: None),
     )
+    if bound and session_substrate(context) != "loop":
+        raise RuntimeError("the page's session would not run on the bound loop")
     channel = _Channel(topic=f"lv:{page.view_id}")
     handler = LiveViewHandler(channel, context)  # type: ignore[arg-type]  # a stand-in channel
     status, _ = await handler.join({
@@ -129,9 +167,10 @@ async def _run(entries: int, events: int) -> PageEventCost:
         await handler.leave("bench")
 
 
-def measure_progress_events(entries: int, events: int = 2_000) -> PageEventCost:
-    """Per-event server CPU of ``events`` progress events on a page of ``entries`` entries."""
-    return asyncio.run(_run(entries, events))
+def measure_progress_events(entries: int, events: int = 2_000, *, bound: bool = False) -> PageEventCost:
+    """Per-event server CPU of ``events`` progress events on a page of ``entries``
+    entries; ``bound``: the session on the handler's own loop, as served."""
+    return asyncio.run(_run(entries, events, bound))
 
 
 class _Echo(actors.Process):
@@ -139,7 +178,9 @@ class _Echo(actors.Process):
         return value
 
 
-async def _round_trips(count: int) -> float:
+async def _round_trips(count: int, bound: bool) -> float:
+    if bound and not substrates.bind_loop():
+        raise RuntimeError("another loop is bound as the loop substrate's home")
     ref = _Echo.start()
     try:
         proxy = ref.proxy()
@@ -150,13 +191,16 @@ async def _round_trips(count: int) -> float:
         return (time.process_time() - started) / count * 1e6
     finally:
         ref.stop()
+        if bound:
+            substrates.unbind_loop()
 
 
-def measure_round_trip(count: int = 2_000) -> float:
+def measure_round_trip(count: int = 2_000, *, bound: bool = False) -> float:
     """Server CPU (µs) of one bare ask of a process from the event loop, as the
     handler asks its session once per event: the share of a progress event
-    that is the runtime's hop, not the page's or the session's work."""
-    return asyncio.run(_round_trips(count))
+    that is the runtime's hop, not the page's or the session's work
+    (``bound``: the process on the asking loop, as a served page's session)."""
+    return asyncio.run(_round_trips(count, bound))
 
 
 if __name__ == "__main__":  # pragma: no cover - a quick look by hand

@@ -51,10 +51,10 @@ def steps(params: Params) -> int:
     return len(params.substrates) * len(ENTRIES)
 
 
-def _point(params: Params, entries: int) -> dict[str, Any]:
-    runs = [measure_progress_events(entries, params.page_events) for _ in range(max(1, params.repeat))]
+def _point(params: Params, entries: int, bound: bool) -> dict[str, Any]:
+    runs = [measure_progress_events(entries, params.page_events, bound=bound) for _ in range(max(1, params.repeat))]
     best = min(runs, key=lambda r: r.cpu_us_per_event)
-    ask = min(measure_round_trip(params.page_events) for _ in range(max(1, params.repeat)))
+    ask = min(measure_round_trip(params.page_events, bound=bound) for _ in range(max(1, params.repeat)))
     return {
         "entries": entries,
         "events": best.events,
@@ -72,7 +72,7 @@ def run(params: Params, progress: Progress) -> dict[str, Any]:
         for entries in ENTRIES:
             progress.note(f"events: {substrate}, {entries} entries")
             with substrates.using(substrate):
-                rows.append({"substrate": substrate, **_point(params, entries)})
+                rows.append({"substrate": substrate, **_point(params, entries, bound=substrate == "loop")})
             progress.tick(f"events: {substrate}, {entries} entries")
     checks = [
         target(
