@@ -195,6 +195,12 @@ def configure(parser: argparse.ArgumentParser) -> None:
              "bare endpoint (default 3,000: the server's CPU comes in 10 ms ticks; --full 5,000)",
     )
     parser.add_argument(
+        "--wire-server-checkout",
+        metavar="DIR",
+        help="wire: run liveupload serve from this checkout of the project (e.g. a git worktree of an older "
+             "commit), against the same ceiling and clients: before/after figures in one harness",
+    )
+    parser.add_argument(
         "--wire-workload",
         action="append",
         choices=("W1", "W2", "W3"),
@@ -257,6 +263,7 @@ _OVERRIDES = (
     "wire_repeat",
     "wire_client_processes",
     "wire_events",
+    "wire_server_checkout",
     "s3_big_uploads",
     "s3_small_uploads",
 )
@@ -274,6 +281,11 @@ def params_from_args(args: argparse.Namespace) -> Params:
             raise ValueError(f"--{name.replace('_', '-')} must be >= 1, got {value}")
         if isinstance(value, float) and name.endswith("_seconds") and value <= 0:
             raise ValueError(f"--{name.replace('_', '-')} must be > 0, got {value}")
+    checkout = changes.get("wire_server_checkout")
+    if checkout is not None:
+        if not os.path.isfile(os.path.join(checkout, "cli", "__main__.py")):
+            raise ValueError(f"--wire-server-checkout {checkout}: not a checkout of liveupload (no cli/__main__.py)")
+        changes["wire_server_checkout"] = os.path.abspath(checkout)
     for knob in ("wire_scale", "wire_concurrency_scale"):
         if not 0 < changes.get(knob, getattr(params, knob)) <= 1:
             raise ValueError(f"--{knob.replace('_', '-')} must be within (0, 1]")

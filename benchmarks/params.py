@@ -110,6 +110,9 @@ class Params:
     wire_workloads: tuple[str, ...] = ("W1", "W2", "W3")
     wire_event_entries: tuple[int, ...] = (10, 100)
     """Entries on the page when the cost of one progress event is measured."""
+    wire_server_checkout: str | None = None
+    """Run ``liveupload serve`` from this checkout (its code, this harness and
+    ceiling): another commit's server measured the same way, for before/after figures."""
     wire_events: int = 3_000
     """Progress events measured per page (server CPU comes in 10 ms clock ticks: 3,000 events of 0.2 ms
     read to within 2%)."""

@@ -298,11 +298,12 @@ def cpu_seconds(pid: int) -> float:
 class _Server:
     """A server in a child process: its URL, its CPU, the folder it writes into."""
 
-    def __init__(self, name: str, argv: list[str], folder: str, directory: str) -> None:
+    def __init__(self, name: str, argv: list[str], folder: str, directory: str, root: str | None = None) -> None:
+        """``root``: the checkout whose code the child runs (default: this one)."""
         self.name = name
         self.folder = folder
         self.log_path = os.path.join(directory, f"{name}.log")
-        root = os.path.dirname(os.path.dirname(os.path.abspath(benchmarks.__file__)))
+        root = root or os.path.dirname(os.path.dirname(os.path.abspath(benchmarks.__file__)))
         env = {
             **os.environ,
             "TMPDIR": directory,  # temp files on the saved files' file system, cleaned with the run
@@ -368,6 +369,7 @@ def _servers(params: Params, directory: str, largest: int) -> Iterator[dict[str,
              "--chunk-size", str(params.chunk_bytes), "--secret", "liveupload-bench"],
             saved,
             directory,
+            params.wire_server_checkout,
         )
         started["ceiling"] = _Server(
             "ceiling",
@@ -446,6 +448,7 @@ def _event_costs(params: Params, directory: str) -> list[dict[str, Any]]:
          "--max-entries", str(most), "--secret", "liveupload-bench"],
         saved,
         directory,
+        params.wire_server_checkout,
     )
     try:
         return [
@@ -635,6 +638,7 @@ def _section(
     return {
         "description": __doc__.strip().splitlines()[0],
         "per_page": PER_PAGE,
+        "server_checkout": params.wire_server_checkout,
         "workloads": {name: {"uploads": u, "file_bytes": s} for name, (u, s) in chosen.items()},
         "rows": rows,
         "ratios": ratios,

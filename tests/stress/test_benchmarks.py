@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+from pathlib import Path
 
 import pytest
 
@@ -268,3 +269,14 @@ def test_a_thread_limit_or_a_memory_floor_stops_a_channel_row_which_then_cleans_
     assert (row["limit"], row["count"], curve) == ("memory", 0, [])
     assert row["left_processes"] == 0 and row["left_threads"] == 0
     assert spawn._limit_of(MemoryError()) == "memory"
+
+
+def test_the_wire_server_may_come_from_another_checkout(tmp_path):
+    """``--wire-server-checkout`` names the checkout whose ``liveupload serve``
+    the wire scenario measures (before/after figures); anything else is refused."""
+    root = str(Path(cli.__file__).resolve().parents[1])
+    params = cli.params_from_args(_parser().parse_args(["wire", "--wire-server-checkout", root]))
+    assert params.wire_server_checkout == root
+    assert cli.params_from_args(_parser().parse_args(["wire"])).wire_server_checkout is None
+    with pytest.raises(ValueError, match="not a checkout of liveupload"):
+        cli.params_from_args(_parser().parse_args(["wire", "--wire-server-checkout", str(tmp_path)]))
