@@ -2,7 +2,8 @@
 
 ``Supervisor`` (one_for_one, one_for_all, rest_for_one), ``DynamicSupervisor``
 (children started on demand), ``ChildSpec``, and the module functions that
-work on both: ``start_child``, ``terminate_child``, ``restart_child``,
+work on both: ``start_child`` (and ``start_child_request``, its answer as a
+future), ``terminate_child``, ``restart_child``,
 ``delete_child``, ``which_children``, ``count_children``.
 """
 
@@ -13,6 +14,7 @@ from supervision.api import (
     delete_child,
     restart_child,
     start_child,
+    start_child_request,
     terminate_child,
     which_children,
 )
@@ -31,6 +33,7 @@ __all__ = [
     "delete_child",
     "restart_child",
     "start_child",
+    "start_child_request",
     "terminate_child",
     "which_children",
 ]

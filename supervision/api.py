@@ -17,6 +17,7 @@ from pykka import ActorDeadError
 
 import actors
 from actors import ProcessRef
+from actors.futures import ProcessFuture
 from supervision.child_spec import ChildSpec
 
 __all__ = [
@@ -24,6 +25,7 @@ __all__ = [
     "delete_child",
     "restart_child",
     "start_child",
+    "start_child_request",
     "terminate_child",
     "which_children",
 ]
@@ -37,6 +39,22 @@ def start_child(sup: ProcessRef | str, spec: ChildSpec, *, timeout: float | None
     if not isinstance(spec, ChildSpec):
         raise TypeError(f"start_child takes a ChildSpec, got {spec!r}")
     return _call(sup, ("start_child", spec), timeout)
+
+
+def start_child_request(sup: ProcessRef | str, spec: ChildSpec) -> ProcessFuture[tuple[str, Any]]:
+    """``start_child`` without waiting (OTP's ``gen_server:send_request``): the
+    future of its answer. A process that must not hold its thread (one on the
+    event loop) asks this way and hears of the answer through the future's
+    done-callback, which runs in the supervisor's thread: it should only send
+    the asker a message. A dead supervisor raises ``ActorDeadError`` here or
+    in the future."""
+    if not isinstance(spec, ChildSpec):
+        raise TypeError(f"start_child_request takes a ChildSpec, got {spec!r}")
+    ref = _resolve(sup)
+    if actors.current_process() is ref:
+        raise RuntimeError(f"{ref} cannot ask itself to start a child")
+    future: ProcessFuture[tuple[str, Any]] = ref.ask(("start_child", spec), block=False)
+    return future
 
 
 def terminate_child(sup: ProcessRef | str, id_or_ref: Any, *, timeout: float | None = None) -> Any:

@@ -32,13 +32,14 @@ import actors.process
 import actors.timers
 from actors import substrates
 from actors._pykka import ActorStop, Envelope
-from actors.process import Process, ProcessRef
+from actors.futures import ProcessFuture
+from actors.process import DeferredReply, Process, ProcessRef
 from actors.reasons import KILL, NORMAL, SHUTDOWN, Down, Exit, ExitReason, MonitorRef, is_clean_exit
-from supervision import ChildSpec, DynamicSupervisor, start_child
+from supervision import ChildSpec, DynamicSupervisor, start_child_request
 from uploads.channel import UploadChannel
 from uploads.client_data import ClientError, check_entries, parse_progress
 from uploads.config import UploadConfig, UploadEntry, validate_accept
-from uploads.tokens import EntryTokens, session_id_of
+from uploads.tokens import EntryClaim, EntryTokens, session_id_of
 from writers import UploadWriter, WriterFactory, default_writer_factory, instantiate
 
 __all__ = ["SessionChange", "UploadSession", "session_for_token"]
@@ -112,6 +113,8 @@ class UploadSession(Process):
         self._stopping_channels: dict[MonitorRef, ProcessRef] = {}  # channels told to stop, not yet Down
         self._stop_timer: actors.timers.Timer | None = None  # kills the stragglers at channel_shutdown
         self._parent = actors.process.current_process()  # the supervisor that start_link'ed us, if any
+        self._joins: dict[str, _Join] = {}  # entry ref -> its join in progress (not yet answered by its channel)
+        self._abandoned: dict[ProcessRef, tuple[str, MonitorRef]] = {}  # channels of joins given up, not yet Down
 
     def on_start(self) -> None:
         self.supervisor = DynamicSupervisor.start_link()
@@ -152,6 +155,8 @@ class UploadSession(Process):
             if channel.is_alive():
                 self._stopping_channels[self.monitor(channel)] = channel
                 actors.process.exit(channel, SHUTDOWN)
+        for abandoned, (_, mref) in self._abandoned.items():  # told to stop already: wait for them too
+            self._stopping_channels[mref] = abandoned
         if self._stopping_channels:
             self._stop_timer = self.send_after(_StopDeadline(), self.channel_shutdown)
         self._stop_when_channels_down()
@@ -287,18 +292,24 @@ class UploadSession(Process):
     def join(self, token: Any) -> Any:
         """Start the channel of a token's entry and initialise its writer.
 
-        Returns the channel's ref, or ``("error", {"reason": r})`` with ``r`` one
+        Answers the channel's ref, or ``("error", {"reason": r})`` with ``r`` one
         of ``invalid_token``, ``disallowed``, ``already_registered``, ``writer_error``.
+
+        The session never waits here (OTP's ``{noreply, State}``): it takes over
+        the reply, asks its supervisor to start the channel and then the channel
+        to open its writer without blocking, and answers once both are done
+        (:meth:`_join_started`, :meth:`_join_answered`). Meanwhile it handles its
+        other mail; on the event loop a wait would hold every socket of the server.
+        Until the channel has started, the join stands in ``entry.channel``: the
+        entry is taken.
         """
         claim = self.tokens.verify(token)
         if claim is None:
             return _join_error("invalid_token")
-        config = self._config_by_ref(claim.config_ref)
-        entry = config.entry(claim.entry_ref) if config is not None else None
-        if config is None or entry is None or entry.id != claim.entry_id or entry.failed:
-            return _join_error("disallowed")
-        if entry.channel is not None or entry.done:
-            return _join_error("already_registered")
+        refusal, config, entry = self._join_target(claim)
+        if refusal is not None:
+            return refusal
+        assert config is not None and entry is not None  # no refusal: both found
         try:
             writer, opts = instantiate(config.writer(config.name, entry.to_dict(), self.actor_ref))
         except Exception as exc:  # the application's factory failed this entry only (logged)
@@ -326,24 +337,118 @@ class UploadSession(Process):
             shutdown=self.channel_shutdown,
         )
         assert self.supervisor is not None  # started by on_start
-        started = start_child(self.supervisor, spec)
-        if started[0] != "ok":
-            return _join_error("writer_error")
-        channel = started[1]
+        started = start_child_request(self.supervisor, spec)  # a dead supervisor raises: we crash, as before
+        join = _Join(self.defer_reply(), claim, config, entry)
+        entry.channel = join  # taken: a second join is already_registered, a disallow refused
+        self._joins[entry.ref] = join
+        started.add_done_callback(_tell_session(self.actor_ref, _JoinStarted, join))
+        return None
+
+    def _join_target(self, claim: EntryClaim) -> tuple[Any, UploadConfig | None, UploadEntry | None]:
+        """``(None, config, entry)``: what a claim may join now; or ``(error, None, None)``."""
+        config = self._config_by_ref(claim.config_ref)
+        entry = config.entry(claim.entry_ref) if config is not None else None
+        if config is None or entry is None or entry.id != claim.entry_id or entry.failed:
+            return _join_error("disallowed"), None, None
+        if entry.channel is not None or entry.done or self._ref_taken(entry.ref):
+            return _join_error("already_registered"), None, None
+        return None, config, entry
+
+    def _ref_taken(self, entry_ref: str) -> bool:
+        """A join of ``entry_ref`` is in progress, or a channel of it the session
+        stopped is not down yet: another channel of that ref now could take its news."""
+        return entry_ref in self._joins or any(ref == entry_ref for ref, _ in self._abandoned.values())
+
+    def _join_started(self, join: _Join, future: ProcessFuture[Any]) -> None:
+        """The supervisor answered the join's ``start_child``: monitor the
+        channel and ask it to open its writer, again without waiting; or, if the
+        entry went meanwhile (cancelled, its config replaced) or the session is
+        stopping, stop the channel it started."""
+        if self._joins.get(join.entry.ref) is not join:
+            return
+        started = future.get()  # resolved; a dead supervisor raises: we crash, as before
+        channel = started[1] if started[0] == "ok" else None
+        current = self._join_current(join) and join.entry.channel is join
+        if not current or self._stopping is not None:
+            del self._joins[join.entry.ref]
+            if join.entry.channel is join:
+                join.entry.channel = None
+            if isinstance(channel, ProcessRef):
+                self._abandon(channel, join.entry.ref)
+            self._answer_join(join, self._join_refusal(join))
+            return
+        entry = join.entry
+        entry.channel = None
+        if not isinstance(channel, ProcessRef):
+            del self._joins[entry.ref]
+            self._answer_join(join, _join_error("writer_error"))
+            return
+        join.channel = channel
         entry.channel = channel
         entry.monitor = self.monitor(channel)
-        self.channels[channel] = (config.name, entry.ref)
+        self.channels[channel] = (join.config.name, entry.ref)
         try:
-            joined = channel.ask("join")
+            joined = channel.ask("join", block=False)
+        except ActorDeadError:  # gone already: its Down records why
+            del self._joins[entry.ref]
+            self._answer_join(join, _join_error("writer_error"))
+            return
+        joined.add_done_callback(_tell_session(self.actor_ref, _JoinAnswered, join))
+
+    def _join_answered(self, join: _Join, future: ProcessFuture[Any]) -> None:
+        """The channel answered ``"join"`` (its writer's ``init``): answer the join."""
+        if self._joins.get(join.entry.ref) is not join:
+            return  # answered already (its Down, a cancel)
+        del self._joins[join.entry.ref]
+        assert join.channel is not None  # set before the channel was asked
+        if self._stopping is not None:
+            return  # the channel is stopping with us; the asker gets ActorDeadError
+        if not self._join_current(join):
+            if join.entry.channel is join.channel:
+                self._forget_channel(join.entry)
+                join.entry.channel = None
+            self._abandon(join.channel, join.entry.ref)
+            self._answer_join(join, self._join_refusal(join))
+            return
+        try:
+            joined = future.get()
         except ActorDeadError:
-            return _join_error("writer_error")  # killed meanwhile: its Down records why
+            joined = _join_error("writer_error")  # killed meanwhile: its Down records why
         except Exception as exc:  # noqa: BLE001 - init raised: the channel crashed, not us
-            entry.add_error(("writer_failure", repr(exc)))
-            self._changed(config, entry)
-            return _join_error("writer_error")
+            join.entry.add_error(("writer_failure", repr(exc)))
+            self._changed(join.config, join.entry)
+            joined = _join_error("writer_error")
         if joined != "ok":
-            return _join_error("writer_error")  # its ("writer_error", ...) news records why
-        return channel
+            self._answer_join(join, _join_error("writer_error"))  # its ("writer_error", ...) news records why
+        else:
+            self._answer_join(join, join.channel)
+
+    def _join_current(self, join: _Join) -> bool:
+        """The join's entry is still in its config, and the config still allowed."""
+        return self.configs.get(join.config.name) is join.config and join.config.entry(join.entry.ref) is join.entry
+
+    def _join_refusal(self, join: _Join) -> Any:
+        """What a join of the same token would answer now (the entry was cancelled: ``disallowed``)."""
+        refusal, _, _ = self._join_target(join.claim)
+        return refusal if refusal is not None else _join_error("disallowed")
+
+    def _answer_join(self, join: _Join, answer: Any) -> None:
+        """Answer a join once; never while stopping (the asker then gets
+        ``ActorDeadError`` once the session is gone, as every ask meanwhile)."""
+        if self._stopping is None and not join.answered:
+            join.answered = True
+            join.reply.send(answer)
+
+    def _abandon(self, channel: ProcessRef, entry_ref: str) -> None:
+        """Stop a channel whose join was given up (its entry went, or the session
+        is stopping): it closes its writer with ``"cancel"``, if opened. Its
+        entry's ref stays taken until its ``Down``, so no other channel can
+        take its last news."""
+        mref = self.monitor(channel)
+        self._abandoned[channel] = (entry_ref, mref)
+        if self._stopping is not None and self._stopping_channels:
+            self._stopping_channels[mref] = channel  # the stop waits for it too
+        actors.process.exit(channel, CANCELLED)
 
     @client_input
     def update_progress(self, name: str, entry_ref: str, progress: Any) -> dict[str, Any]:
@@ -369,7 +474,14 @@ class UploadSession(Process):
         entry = config.entry(entry_ref)
         if entry is None:
             raise ClientError(f"no entry {entry_ref!r} in upload {config.name!r}")
-        if entry.channel is not None:
+        join = self._joins.get(entry_ref)
+        if join is not None and join.entry is not entry:
+            join = None
+        if isinstance(entry.channel, _Join):
+            entry.channel = None  # its channel is not started yet: _join_started stops it then
+        elif entry.channel is not None:
+            if join is not None:  # its channel is opening the writer: it closes it with "cancel" next
+                del self._joins[entry_ref]
             self._forget_channel(entry)
             try:
                 entry_channel_reply = entry.channel.ask("cancel")
@@ -380,6 +492,8 @@ class UploadSession(Process):
         config.entries.remove(entry)
         config.validate()
         self._changed(config)
+        if join is not None:
+            self._answer_join(join, self._join_refusal(join))  # as a join of a cancelled entry
 
     # -- reading ---------------------------------------------------------------------
 
@@ -498,7 +612,13 @@ class UploadSession(Process):
                 return self._channel_ended(ref, error)
             case ("cancelled", str(ref)):
                 return self._channel_ended(ref, None)
+            case _JoinStarted():
+                return self._join_started(message.join, message.future)
+            case _JoinAnswered():
+                return self._join_answered(message.join, message.future)
             case Down():
+                if self._abandoned:
+                    self._abandoned.pop(message.target, None)  # type: ignore[call-overload]  # any ActorRef
                 if self._stopping_channels.pop(message.ref, None) is not None:
                     self._channel_down(message)
                     return self._stop_when_channels_down()
@@ -533,6 +653,10 @@ class UploadSession(Process):
     def _channel_down(self, down: Down) -> None:
         """A channel ended without a word: it crashed (or was killed)."""
         where = self.channels.pop(down.target, None)
+        join = self._joins.get(where[1]) if where is not None else None
+        if join is not None and join.channel is down.target:  # it died before it answered "join"
+            del self._joins[join.entry.ref]
+            self._answer_join(join, _join_error("writer_error"))
         config = self.configs.get(where[0]) if where is not None else None
         entry = config.entry(where[1]) if config is not None and where is not None else None
         if config is None or entry is None:
@@ -563,7 +687,7 @@ class UploadSession(Process):
     def _entry_with_channel(self, entry_ref: str) -> UploadEntry | None:
         for config in self.configs.values():
             entry = config.entry(entry_ref)
-            if entry is not None and entry.channel is not None:
+            if entry is not None and isinstance(entry.channel, ProcessRef):  # not a join still starting it
                 return entry
         return None
 
@@ -635,6 +759,54 @@ def channel_substrate(writer: UploadWriter) -> str | None:
 
 class _StopDeadline:
     """Mail to a stopping session: its channels' time to stop is up."""
+
+
+CANCELLED: ExitReason = ("shutdown", "cancelled")
+"""The exit signal of a channel whose join was given up (as a cancel's exit)."""
+
+
+@dataclass(eq=False)
+class _Join:
+    """A join in progress: the asker's deferred reply, what it joins, and its
+    channel once started. Until then it stands in ``entry.channel``."""
+
+    reply: DeferredReply
+    claim: EntryClaim
+    config: UploadConfig
+    entry: UploadEntry
+    channel: ProcessRef | None = None
+    answered: bool = False
+
+
+@dataclass(frozen=True)
+class _JoinStarted:
+    """Mail to the session: the supervisor answered a join's ``start_child``."""
+
+    join: _Join
+    future: ProcessFuture[Any]
+
+
+@dataclass(frozen=True)
+class _JoinAnswered:
+    """Mail to the session: a joining channel answered ``"join"``."""
+
+    join: _Join
+    future: ProcessFuture[Any]
+
+
+def _tell_session(
+    session: ProcessRef, mail: Callable[[_Join, ProcessFuture[Any]], Any], join: _Join
+) -> Callable[[ProcessFuture[Any]], None]:
+    """The done-callback of a join's ask (run in the thread that answers it):
+    only tell the session, whose own process goes on with the join."""
+
+    def done(future: ProcessFuture[Any]) -> None:
+        try:
+            session.tell(mail(join, future))
+        except ActorDeadError:
+            pass  # the session is gone: its supervisor stops the channel
+
+    return done
 
 
 class ChannelGone(RuntimeError):
