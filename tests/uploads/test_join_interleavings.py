@@ -81,6 +81,19 @@ def gated_init(gate: Gate, base: type = MemoryWriter) -> type:
     return GatedInit
 
 
+def gated_temp_file(gate: Gate) -> tuple[type, list]:
+    """A ``TmpFileWriter`` whose ``init`` waits at ``gate``, and the list of the
+    reasons its ``close`` was called with."""
+    closes: list = []
+
+    class Writer(gated_init(gate, TmpFileWriter)):  # type: ignore[misc]
+        def close(self, state: Any, reason: Any) -> Any:
+            closes.append(reason)
+            return super().close(state, reason)
+
+    return Writer, closes
+
+
 def started(writer: Any = None, **allow: Any) -> tuple[Any, InProcessClient]:
     session = UploadSession.start()
     client = InProcessClient(session)
@@ -172,12 +185,7 @@ def test_an_entry_cancelled_while_its_channel_starts_stops_the_channel_and_refus
 
 def test_an_entry_cancelled_while_its_writer_opens_closes_it_with_cancel_and_leaves_no_temp_file(tmp_path):
     gate = Gate()
-    closes: list = []
-
-    class Writer(gated_init(gate, TmpFileWriter)):  # type: ignore[misc]
-        def close(self, state: Any, reason: Any) -> Any:
-            closes.append(reason)
-            return super().close(state, reason)
+    Writer, closes = gated_temp_file(gate)
 
     session, client = started(writer=lambda *_: (Writer, {"dir": str(tmp_path)}))
     try:
@@ -271,12 +279,7 @@ def test_a_session_ending_while_a_channel_starts_answers_actor_dead_and_leaves_n
 @pytest.mark.parametrize("how", ["stop", "kill", "crash"])
 def test_a_session_ending_while_a_writer_opens_answers_actor_dead_and_cancels_the_writer(tmp_path, how):
     gate = Gate()
-    closes: list = []
-
-    class Writer(gated_init(gate, TmpFileWriter)):  # type: ignore[misc]
-        def close(self, state: Any, reason: Any) -> Any:
-            closes.append(reason)
-            return super().close(state, reason)
+    Writer, closes = gated_temp_file(gate)
 
     session, client = started(writer=lambda *_: (Writer, {"dir": str(tmp_path)}))
     supervisor = session.proxy().supervisor.get(timeout=WAIT)
