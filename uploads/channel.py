@@ -15,7 +15,9 @@ What it is asked, and answers:
 
 What it tells its owner, which must know (before the channel exits, if it does):
 
-- ``("upload_done", ref)``: every byte arrived and the writer closed ``"done"``
+- ``("upload_done", ref, meta)``: every byte arrived and the writer closed
+  ``"done"``; ``meta`` is the writer's ``meta`` then, which no longer changes,
+  so the owner consumes without asking (``"consume_start"`` answers the same)
 - ``("writer_error", ref, reason)``: ``init``, ``write_chunk`` or ``close("done")`` failed
 - ``("upload_error", ref, "file_size_limit_exceeded" | "chunk_too_large" | "timeout")``
 - ``("cancelled", ref)``: cancelled, or shut down, before it was consumed
@@ -69,7 +71,7 @@ ChunkReply = Literal["ok"] | tuple[Literal["error"], dict[str, Any]]
 UploadError = Literal["file_size_limit_exceeded", "chunk_too_large", "timeout"]
 
 OwnerNews = (
-    tuple[Literal["upload_done"], str]
+    tuple[Literal["upload_done"], str, dict]
     | tuple[Literal["writer_error"], str, Any]
     | tuple[Literal["upload_error"], str, UploadError]
     | tuple[Literal["cancelled"], str]
@@ -241,9 +243,10 @@ class UploadChannel(Process):
         match self.close_reply(result):
             case ("error", reason):
                 return self.stop_writer_error(reason)
+        meta = self.writer.meta(self.writer_state)  # final: raising, it crashes the channel as any writer call
         self.done = True
         self.disarm_chunk_timer()
-        self.tell_owner(("upload_done", self.entry_ref))
+        self.tell_owner(("upload_done", self.entry_ref, meta))
         return OK
 
     def handle_cancel(self) -> Reply:
@@ -260,6 +263,7 @@ class UploadChannel(Process):
         return ("ok", self.writer.meta(self.writer_state))
 
     def handle_consume_done(self) -> Literal["ok"]:
+        """Its owner consumed it (told, not asked: the owner does not wait)."""
         self.stop_consumed()
         return OK
 

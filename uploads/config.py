@@ -90,6 +90,9 @@ class UploadEntry:
     errors: list[EntryError] = field(default_factory=list)
     channel: Any = None
     monitor: Any = None
+    #: The writer's ``meta``, from the channel's ``upload_done`` news: what
+    #: consuming hands over, so consuming never asks the channel. Not client data.
+    meta: Any = None
     #: Random, minted when the entry is announced: its tokens name it, so a
     #: later entry the client gives the same ``ref`` is another entry.
     id: str = field(default_factory=lambda: secrets.token_urlsafe(12))

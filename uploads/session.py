@@ -552,22 +552,22 @@ class UploadSession(Process):
 
     def _consume(self, config: UploadConfig, entry: UploadEntry | None, fn: Callable[..., Any]) -> Any:
         """Consume one completed entry; raises :class:`ChannelGone` (a
-        ``RuntimeError``) if its channel ended before it could be consumed."""
+        ``RuntimeError``) if its channel ended before it could be consumed.
+
+        Never waits: the writer's meta came with the channel's ``upload_done``
+        news, and the channel is told ``"consume_done"``, not asked. On the
+        event loop each wait would hold every socket of the server.
+        """
         assert entry is not None
-        if entry.channel is None:
+        channel = entry.channel
+        if not isinstance(channel, ProcessRef):
             raise ChannelGone(f"upload entry {entry.ref} has no channel left to consume from")
-        try:
-            started = entry.channel.ask("consume_start")
-        except ActorDeadError:
+        if not channel.is_alive():
             # Ended after it completed (a late chunk from the client, a kill): its
             # news or Down is still in our mailbox and will mark the entry.
             log.warning("upload_consume_channel_gone", entry=entry.ref)
-            raise ChannelGone(f"upload entry {entry.ref} ended before it was consumed") from None
-        match started:
-            case ("ok", meta):
-                pass
-            case _:
-                raise RuntimeError("cannot consume uploaded file that is still in progress")
+            raise ChannelGone(f"upload entry {entry.ref} ended before it was consumed")
+        meta = dict(entry.meta) if isinstance(entry.meta, dict) else entry.meta  # fresh, as each ask gave
         try:
             result = fn(meta, entry.to_dict()) if _arity(fn) >= 2 else fn(meta)
         except BaseException:
@@ -589,12 +589,14 @@ class UploadSession(Process):
         return value
 
     def _consumed(self, config: UploadConfig, entry: UploadEntry) -> None:
+        """Forget the entry and tell its channel it is consumed: the channel
+        stops (``("shutdown", "consumed")``) and its writer releases what it kept."""
         channel = entry.channel
         self._forget_channel(entry)
         try:
-            channel.ask("consume_done")
-        except Exception:  # noqa: BLE001 - it already stopped
-            pass
+            channel.tell("consume_done")
+        except ActorDeadError:
+            pass  # it already stopped: its writer is released
         config.entries.remove(entry)
         config.consumed_count += 1
         config.validate()
@@ -604,8 +606,8 @@ class UploadSession(Process):
 
     def on_receive(self, message: Any) -> Any:
         match message:
-            case ("upload_done", str(ref)):
-                return self._upload_done(ref)
+            case ("upload_done", str(ref), meta):
+                return self._upload_done(ref, meta)
             case ("writer_error", str(ref), reason):
                 return self._channel_ended(ref, ("writer_failure", reason))
             case ("upload_error", str(ref), error):
@@ -629,9 +631,11 @@ class UploadSession(Process):
                 return self._exit_signal(message)
         raise ValueError(f"upload session: unexpected message {message!r}")
 
-    def _upload_done(self, entry_ref: str) -> None:
+    def _upload_done(self, entry_ref: str, meta: Any) -> None:
+        """Every byte arrived and the writer closed ``"done"``: keep its final meta to consume with."""
         entry = self._entry_with_channel(entry_ref)
         if entry is not None:
+            entry.meta = meta
             entry.done = True
             entry.progress = 100
             self._entry_changed(entry)
