@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
+import subprocess
 import time
 from datetime import datetime, timezone
 from typing import Any
@@ -201,6 +203,13 @@ def configure(parser: argparse.ArgumentParser) -> None:
              "commit), against the same ceiling and clients: before/after figures in one harness",
     )
     parser.add_argument(
+        "--wire-pyview",
+        dest="wire_pyview_python",
+        metavar="PYTHON",
+        help="wire: also run the workloads against a pyview-web upload page served by this interpreter (of a "
+             "separate virtual environment with pyview-web, uvicorn and websockets), driven by the same client",
+    )
+    parser.add_argument(
         "--wire-workload",
         action="append",
         choices=("W1", "W2", "W3"),
@@ -264,6 +273,7 @@ _OVERRIDES = (
     "wire_client_processes",
     "wire_events",
     "wire_server_checkout",
+    "wire_pyview_python",
     "s3_big_uploads",
     "s3_small_uploads",
 )
@@ -286,12 +296,30 @@ def params_from_args(args: argparse.Namespace) -> Params:
         if not os.path.isfile(os.path.join(checkout, "cli", "__main__.py")):
             raise ValueError(f"--wire-server-checkout {checkout}: not a checkout of liveupload (no cli/__main__.py)")
         changes["wire_server_checkout"] = os.path.abspath(checkout)
+    python = changes.get("wire_pyview_python")
+    if python is not None:
+        changes["wire_pyview_python"] = pyview_python(python)
     for knob in ("wire_scale", "wire_concurrency_scale"):
         if not 0 < changes.get(knob, getattr(params, knob)) <= 1:
             raise ValueError(f"--{knob.replace('_', '-')} must be within (0, 1]")
     if not 0 <= changes.get("crash_share", params.crash_share) <= 1:
         raise ValueError("--crash-share must be within 0..1")
     return params.with_(**changes)
+
+
+def pyview_python(python: str) -> str:
+    """``python`` (its absolute path) if it is an interpreter in which ``import pyview`` works, else ValueError."""
+    path = shutil.which(python) or python
+    if not (os.path.isfile(path) and os.access(path, os.X_OK)):
+        raise ValueError(f"--wire-pyview {python}: no such interpreter")
+    try:
+        done = subprocess.run([path, "-c", "import pyview, uvicorn"], capture_output=True, timeout=60, check=False)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        raise ValueError(f"--wire-pyview {python}: cannot run it: {exc}") from None
+    if done.returncode != 0:
+        last = (done.stderr.decode(errors="replace").strip().splitlines() or ["?"])[-1]
+        raise ValueError(f"--wire-pyview {python}: import pyview, uvicorn failed: {last}")
+    return os.path.abspath(path)
 
 
 def run_scenarios(params: Params, names: list[str], progress: Any) -> dict[str, Any]:

@@ -113,6 +113,9 @@ class Params:
     wire_server_checkout: str | None = None
     """Run ``liveupload serve`` from this checkout (its code, this harness and
     ceiling): another commit's server measured the same way, for before/after figures."""
+    wire_pyview_python: str | None = None
+    """An interpreter whose environment has pyview-web: the workloads also run
+    against a pyview upload page (:mod:`benchmarks.pyview_app`), driven by the same client."""
     wire_events: int = 3_000
     """Progress events measured per page (server CPU comes in 10 ms clock ticks: 3,000 events of 0.2 ms
     read to within 2%)."""

@@ -32,6 +32,7 @@ import asyncio
 import itertools
 import mimetypes
 import os
+import urllib.parse
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -107,7 +108,10 @@ async def _upload_batch(batch: _Batch) -> None:
     page = batch.page
     fields = [_entry_fields(r, batch.input_name) for r in batch.results]
     form = page.view.form
-    await page.form_event(form.get("phx-change", "validate"), meta={"_target": batch.input_name},
+    # ``_target`` in the urlencoded form too, as Phoenix's client serializes it
+    # (servers built on older LiveView clients, pyview's, read it only there)
+    target = {"_target": batch.input_name}
+    await page.form_event(form.get("phx-change", "validate"), value=urllib.parse.urlencode(target), meta=target,
                           uploads={batch.config_ref: fields})
     errors = page.view.upload_errors
     live = []
@@ -135,9 +139,13 @@ async def _upload_batch(batch: _Batch) -> None:
 
     async def one(result: FileResult) -> None:
         async with gate:
+            # the entry's preflight answer, passed back as the ``lvu:`` join's token as
+            # Phoenix's client does: Phoenix signs a string, other servers send the entry's fields
             token = tokens.get(result.ref)
-            if not isinstance(token, str):
+            if token is None:
                 result.fail("failed preflight")
+            elif isinstance(token, dict) and "uploader" in token:
+                result.fail(f"external uploader {token['uploader']!r}: not supported by this client")
             else:
                 await _upload_entry(batch, result, token)
             _notify(batch, result)
@@ -148,7 +156,7 @@ async def _upload_batch(batch: _Batch) -> None:
             await page.cancel(result.ref)
 
 
-async def _upload_entry(batch: _Batch, result: FileResult, token: str) -> None:
+async def _upload_entry(batch: _Batch, result: FileResult, token: Any) -> None:
     """One entry on its ``lvu:`` topic, chunk by chunk, stop-and-wait."""
     page, socket = batch.page, batch.page.socket
     topic, join_ref = f"lvu:{result.ref}", socket.ref()

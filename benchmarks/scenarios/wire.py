@@ -3,8 +3,9 @@
 W1: 20 concurrent uploads of 16 MB; W2: 1 upload of 200 MB; W3: 200
 concurrent uploads of 1 MB (the issue's sizes, in the default preset and
 ``--full``; ``--quick`` sends a fiftieth of each file, the concurrency stays).
-Each workload runs against two servers, both child processes started once for
-the scenario, in three ways:
+Each workload runs against two servers (three with ``--wire-pyview``),
+child processes started once for the scenario, in three ways (four with
+``--wire-pyview``):
 
 * ``liveupload``: ``liveupload serve`` as shipped (``--max-entries 10``, the
   default writer and consume hook, temp files and saved files in this run's
@@ -23,7 +24,12 @@ the scenario, in three ways:
   percentage rises, without waiting for its answer, as Phoenix's client
   does. LiveView's protocol costs a frame in and a frame out per event, so
   this row is what the stack alone costs for the frames the upload server
-  handles: the ratios against it show what the server adds to them.
+  handles: the ratios against it show what the server adds to them;
+* ``pyview`` (only with ``--wire-pyview PYTHON``): an equivalent upload page
+  built with pyview-web (:mod:`benchmarks.pyview_app`), served by that
+  interpreter (a virtual environment of its own) under uvicorn, driven by the
+  same client as ``liveupload``; the ``vs pyview`` ratios are liveupload's
+  figures over its (no targets: the issue's bound is the ceiling).
 
 The clients run in ``wire_client_processes`` OS processes (pages dealt out
 among them), all released by one event once ready. Runs interleave
@@ -90,7 +96,8 @@ from benchmarks.wire_baseline import ACK, EVENT_REPLY
 from client import upload_files_async
 from client.live_page import LivePage
 
-__all__ = ["NAME", "PER_PAGE", "RUNS", "SERVERS", "TABLES", "WORKLOADS", "event_frame", "run", "steps", "workloads"]
+__all__ = ["NAME", "PER_PAGE", "RUNS", "SERVERS", "TABLES", "WORKLOADS", "event_frame", "run", "steps", "ways",
+           "workloads"]
 
 NAME = "wire"
 WORKLOADS: dict[str, tuple[int, int]] = {"W1": (20, 16_000_000), "W2": (1, 200_000_000), "W3": (200, 1_000_000)}
@@ -100,7 +107,10 @@ PER_PAGE = 10
 SERVERS = ("liveupload", "ceiling")
 RUNS: dict[str, str] = {"liveupload": "liveupload", "ceiling": "ceiling", "ceiling+events": "ceiling"}
 """Each way a workload runs -> the server it runs against (``ceiling+events``:
-the bare endpoint, with a text frame per rising percentage as well)."""
+the bare endpoint, with a text frame per rising percentage as well); :func:`ways`
+adds ``pyview`` when a pyview interpreter is given."""
+PYVIEW_APP = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "pyview_app.py")
+"""The pyview-web upload page, run as a script by the pyview interpreter (it imports nothing of ours)."""
 WAIT = 900.0
 """Seconds any one run, or a server's start, may take before the scenario gives up."""
 GB = 1e9
@@ -146,6 +156,15 @@ TABLES: list[TableSpec] = [
             ("client_vs_server_cpu", "client/server CPU", ".2f"),
         ],
     ),
+    (
+        "ratios_pyview",
+        "wire: liveupload / pyview-web (the same client; with --wire-pyview)",
+        [
+            ("workload", "workload", ""),
+            ("mb_per_s_vs_pyview", "MB/s vs pyview", ".2f"),
+            ("server_cpu_vs_pyview", "CPU/GB vs pyview", ".2f"),
+        ],
+    ),
 ]
 
 
@@ -162,8 +181,14 @@ def workloads(params: Params) -> dict[str, tuple[int, int]]:
     return out
 
 
+def ways(params: Params) -> dict[str, str]:
+    """The ways the run's workloads run (:data:`RUNS`, and ``pyview`` if
+    ``wire_pyview_python`` is set) -> the server each runs against."""
+    return {**RUNS, "pyview": "pyview"} if params.wire_pyview_python else dict(RUNS)
+
+
 def steps(params: Params) -> int:
-    return len(params.wire_workloads) * params.wire_repeat * len(RUNS) + 1
+    return len(params.wire_workloads) * params.wire_repeat * len(ways(params)) + 1
 
 
 # -- the clients, each in an OS process of its own -------------------------------------
@@ -250,7 +275,7 @@ def _client_main(conn: Any, go: Any) -> None:
             conn.send(("ready",))
             go.wait()
             began, cpu = time.monotonic(), os.times()
-            if way == "liveupload":
+            if way in ("liveupload", "pyview"):  # the same client, LiveView's upload protocol
                 results = asyncio.run(_liveupload(url, paths))
             else:
                 results = asyncio.run(_bare(url, paths, chunk_bytes, events=way == "ceiling+events"))
@@ -378,6 +403,17 @@ def _servers(params: Params, directory: str, largest: int) -> Iterator[dict[str,
             ceiling,
             directory,
         )
+        if params.wire_pyview_python:
+            pyview = os.path.join(directory, "pyview")
+            os.makedirs(pyview)
+            started["pyview"] = _Server(
+                "pyview",
+                [params.wire_pyview_python, PYVIEW_APP, "--port", "0", "--dir", pyview,
+                 "--max-entries", str(PER_PAGE), "--max-file-size", str(largest),
+                 "--chunk-size", str(params.chunk_bytes)],
+                pyview,
+                directory,
+            )
         yield started
     finally:
         for server in started.values():
@@ -523,7 +559,7 @@ def run(params: Params, progress: Progress) -> dict[str, Any]:
                         os.link(source, path)
                         paths.append(path)
                     for repeat in range(params.wire_repeat):
-                        for way, server in RUNS.items():
+                        for way, server in ways(params).items():
                             label = f"wire {name} {way} {repeat + 1}/{params.wire_repeat}"
                             progress.note(f"{label}: {uploads} x {size:,} B")
                             runs.setdefault((name, way), []).append(
@@ -566,10 +602,11 @@ def _section(
 ) -> dict[str, Any]:
     rows: list[dict[str, Any]] = []
     ratios: list[dict[str, Any]] = []
+    vs_pyview: list[dict[str, Any]] = []
     checks: list[dict[str, Any]] = []
     for name, (uploads, size) in chosen.items():
         medians: dict[str, dict[str, Any]] = {}
-        for way in RUNS:
+        for way in ways(params):
             done = runs[(name, way)]
             row = {
                 "workload": name,
@@ -598,6 +635,13 @@ def _section(
             "client_vs_server_cpu": _ratio(ours["client_cpu_s_per_gb"], ours["server_cpu_s_per_gb"]),
         }
         ratios.append(ratio)
+        if "pyview" in medians:
+            pyview = medians["pyview"]
+            vs_pyview.append({
+                "workload": name,
+                "mb_per_s_vs_pyview": _ratio(ours["mb_per_s"], pyview["mb_per_s"]),
+                "server_cpu_vs_pyview": _ratio(ours["server_cpu_s_per_gb"], pyview["server_cpu_s_per_gb"]),
+            })
         scale = f"{uploads} x {size / 1e6:g} MB, medians of {params.wire_repeat}"
         figures = (
             f"liveupload {ours['mb_per_s']:.1f} MB/s, {ours['server_cpu_s_per_gb']:.2f} s/GB; "
@@ -625,7 +669,7 @@ def _section(
                 f"client {ours['client_cpu_s_per_gb']:.2f} s/GB, server {ours['server_cpu_s_per_gb']:.2f} s/GB",
             )
         )
-        for row in (ours, ceiling, with_events):
+        for row in medians.values():
             checks.append(
                 target(
                     f"{name}: bytes on the {row['server']} server's disk",
@@ -642,6 +686,7 @@ def _section(
         "workloads": {name: {"uploads": u, "file_bytes": s} for name, (u, s) in chosen.items()},
         "rows": rows,
         "ratios": ratios,
+        "ratios_pyview": vs_pyview,
         "targets": checks,
     }
 

@@ -121,3 +121,40 @@ def test_cpu_seconds_reads_this_process():
     before = wire.cpu_seconds(os.getpid())
     sum(i * i for i in range(300_000))  # some CPU to see
     assert wire.cpu_seconds(os.getpid()) >= before >= 0
+
+
+def _fake_run(mb_per_s: float, cpu_per_gb: float, size: int) -> dict[str, object]:
+    return {"completed": 1, "arrived_bytes": size, "first_failure": None, "mb_per_s": mb_per_s,
+            "server_cpu_s_per_gb": cpu_per_gb, "client_cpu_s_per_gb": 1.0, "seconds": 1.0}
+
+
+def test_the_pyview_way_runs_only_with_a_pyview_interpreter_and_gets_its_own_ratios():
+    """``--wire-pyview`` adds the ``pyview`` way (served by that interpreter,
+    driven by liveupload's client) and the ``vs pyview`` ratios; without it
+    the ways, steps and tables are as before. The pyview server itself needs
+    pyview-web, which this environment does not have: it runs by hand
+    (``liveupload bench wire --wire-pyview PYTHON``, docs/benchmarks.md)."""
+    assert wire.ways(TINY) == wire.RUNS and "pyview" not in wire.ways(TINY)
+    with_pyview = TINY.with_(wire_pyview_python="/venv/bin/python")
+    assert wire.ways(with_pyview) == {**wire.RUNS, "pyview": "pyview"}
+    assert wire.steps(with_pyview) == wire.steps(TINY) + len(TINY.wire_workloads) * TINY.wire_repeat
+    assert os.path.isfile(wire.PYVIEW_APP)
+    with open(wire.PYVIEW_APP, encoding="utf-8") as f:  # it runs in the other environment: nothing of ours
+        imported = {line.split()[1].split(".")[0] for line in f if line.startswith(("import ", "from "))}
+    assert imported <= {"__future__", "argparse", "os", "shutil", "socket", "sys", "typing", "uvicorn", "pyview"}
+
+    chosen = {"W2": (1, 1_000)}
+    speeds = {"liveupload": (40.0, 8.0), "ceiling": (100.0, 4.0), "ceiling+events": (80.0, 5.0), "pyview": (20.0, 16.0)}
+    runs = {("W2", way): [_fake_run(*speeds[way], 1_000)] for way in wire.ways(with_pyview)}
+    section = wire._section(with_pyview, chosen, runs)
+    assert [r["server"] for r in section["rows"]] == ["liveupload", "ceiling", "ceiling+events", "pyview"]
+    assert section["ratios_pyview"] == [{"workload": "W2", "mb_per_s_vs_pyview": 2.0, "server_cpu_vs_pyview": 0.5}]
+    names = {t["name"] for t in section["targets"]}
+    assert "W2: bytes on the pyview server's disk" in names  # checked as every server's, no other pyview target
+    assert not any("pyview" in name for name in names - {"W2: bytes on the pyview server's disk"})
+    key, _title, columns = next(spec for spec in wire.TABLES if spec[0] == "ratios_pyview")
+    assert [header for _, header, _ in columns] == ["workload", "MB/s vs pyview", "CPU/GB vs pyview"]
+
+    runs = {k: v for k, v in runs.items() if k[1] != "pyview"}
+    section = wire._section(TINY, chosen, runs)
+    assert section["ratios_pyview"] == [] and [r["server"] for r in section["rows"]][-1] == "ceiling+events"

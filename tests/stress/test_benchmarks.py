@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import sys
 from pathlib import Path
 
 import pytest
@@ -280,3 +281,22 @@ def test_the_wire_server_may_come_from_another_checkout(tmp_path):
     assert cli.params_from_args(_parser().parse_args(["wire"])).wire_server_checkout is None
     with pytest.raises(ValueError, match="not a checkout of liveupload"):
         cli.params_from_args(_parser().parse_args(["wire", "--wire-server-checkout", str(tmp_path)]))
+
+
+def test_the_wire_pyview_interpreter_must_import_pyview(tmp_path):
+    """``--wire-pyview PYTHON`` is kept (as an absolute path) only if ``import
+    pyview, uvicorn`` works in that interpreter; a missing interpreter or one
+    without pyview is refused before anything runs."""
+    assert cli.params_from_args(_parser().parse_args(["wire"])).wire_pyview_python is None
+    with pytest.raises(ValueError, match="no such interpreter"):
+        cli.params_from_args(_parser().parse_args(["wire", "--wire-pyview", str(tmp_path / "nope")]))
+    with pytest.raises(ValueError, match="import pyview, uvicorn failed"):
+        cli.params_from_args(_parser().parse_args(["wire", "--wire-pyview", sys.executable]))
+    # an interpreter that has a (stand-in) pyview package
+    (tmp_path / "pyview").mkdir()
+    (tmp_path / "pyview" / "__init__.py").write_text("")
+    python = tmp_path / "python"
+    python.write_text(f'#!/bin/sh\nPYTHONPATH={tmp_path} exec {sys.executable} "$@"\n')
+    python.chmod(0o755)
+    params = cli.params_from_args(_parser().parse_args(["wire", "--wire-pyview", str(python)]))
+    assert params.wire_pyview_python == str(python)
