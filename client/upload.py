@@ -108,8 +108,8 @@ async def _upload_batch(batch: _Batch) -> None:
     page = batch.page
     fields = [_entry_fields(r, batch.input_name) for r in batch.results]
     form = page.view.form
-    # ``_target`` in the urlencoded form too, as Phoenix's client serializes it
-    # (servers built on older LiveView clients, pyview's, read it only there)
+    # ``_target`` in ``meta``, as LiveView 1.x's client sends it, and in the urlencoded
+    # form too, as the 0.20 client did (pyview, which bundles it, reads it only there)
     target = {"_target": batch.input_name}
     await page.form_event(form.get("phx-change", "validate"), value=urllib.parse.urlencode(target), meta=target,
                           uploads={batch.config_ref: fields})
