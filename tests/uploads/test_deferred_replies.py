@@ -253,6 +253,7 @@ def test_the_last_chunk_waits_for_a_pending_close_and_the_owner_hears_done_after
         assert client.entry("0")["done"]
         [meta] = client.call("consume_uploaded_entries", "avatar", lambda meta: ("ok", meta))
         assert meta == {"data": b"abc"}
+        assert actors.await_exit(channel, WAIT) == ("shutdown", "consumed")  # told to stop: it releases as it goes
         assert control.journal == [("write", b"abc"), ("close", "done"), ("resume", "close"), ("release",)]
     finally:
         stop_session(session)
