@@ -12,7 +12,7 @@ from __future__ import annotations
 import threading
 from typing import Any
 
-from writers import CloseReason, CloseResult, InitResult, UploadWriter, WriteResult
+from writers import Chunk, CloseReason, CloseResult, InitResult, UploadWriter, WriteResult
 
 __all__ = ["DeclaredWaitingWriter", "NullWriter", "WaitingWriter"]
 
@@ -26,7 +26,7 @@ class NullWriter(UploadWriter):
     def meta(self, state: Any) -> dict:
         return {}
 
-    def write_chunk(self, data: bytes, state: Any) -> WriteResult:
+    def write_chunk(self, data: Chunk, state: Any) -> WriteResult:
         return ("ok", state)
 
     def close(self, state: Any, reason: CloseReason) -> CloseResult:
@@ -44,7 +44,7 @@ class WaitingWriter(UploadWriter):
     def meta(self, state: Any) -> dict:
         return {}
 
-    def write_chunk(self, data: bytes, state: Any) -> WriteResult:
+    def write_chunk(self, data: Chunk, state: Any) -> WriteResult:
         threading.Event().wait(state)
         return ("ok", state)
 

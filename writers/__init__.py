@@ -5,6 +5,7 @@ for the contract (Phoenix's ``UploadWriter`` plus a ``release`` hook).
 """
 
 from .behaviour import (
+    Chunk,
     CloseReason,
     CloseResult,
     InitResult,
@@ -35,6 +36,7 @@ from .tmpfile import (
 
 __all__ = [
     "CLOSE_ON",
+    "Chunk",
     "CloseReason",
     "CloseResult",
     "EchoWriter",

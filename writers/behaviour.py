@@ -47,6 +47,7 @@ from dataclasses import dataclass
 from typing import Any, Literal, Protocol, TypeVar
 
 __all__ = [
+    "Chunk",
     "Pending",
     "UploadWriter",
     "Waitable",
@@ -64,6 +65,10 @@ __all__ = [
 
 #: Whatever a writer keeps between callbacks; opaque to the channel.
 WriterState = Any
+#: One chunk as :meth:`UploadWriter.write_chunk` gets it: bytes-like. From the
+#: server it is a ``memoryview`` of the received frame (never copied on the
+#: way): write it or slice it; ``bytes(data)`` keeps a copy past the call.
+Chunk = bytes | bytearray | memoryview
 #: Any term describing a failure (Elixir's ``reason :: term``).
 Reason = Any
 
@@ -189,8 +194,11 @@ class UploadWriter(abc.ABC):
         """What the consumer receives once the upload is done (e.g. ``{"path": ...}``)."""
 
     @abc.abstractmethod
-    def write_chunk(self, data: bytes, state: WriterState) -> WriteResult | Pending:
+    def write_chunk(self, data: Chunk, state: WriterState) -> WriteResult | Pending:
         """Take one chunk: ``("ok", state)`` or ``("error", reason, state)``.
+
+        ``data`` is bytes-like (:data:`Chunk`): from the server, a ``memoryview``
+        of the frame, valid for the call; keep ``bytes(data)`` to hold it longer.
 
         An error makes the channel close the writer with ``("error", reason)``.
         A writer that waits on I/O may return a :class:`Pending` instead.

@@ -8,7 +8,7 @@ from typing import Any
 
 import structlog
 
-from .behaviour import CloseReason, CloseResult, InitResult, UploadWriter, WriteResult
+from .behaviour import Chunk, CloseReason, CloseResult, InitResult, UploadWriter, WriteResult
 
 __all__ = ["EchoWriter", "LOG_LEVELS"]
 
@@ -50,7 +50,7 @@ class EchoWriter(UploadWriter):
     def meta(self, state: dict) -> dict:
         return {"level": state["level"]}
 
-    def write_chunk(self, data: bytes, state: dict) -> WriteResult:
+    def write_chunk(self, data: Chunk, state: dict) -> WriteResult:
         size = len(data)
         total = state["total"] + size
         getattr(_log, state["method"])("received chunk", size=size, total=total)

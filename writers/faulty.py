@@ -43,7 +43,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from .behaviour import CloseReason, CloseResult, InitResult, WriteResult
+from .behaviour import Chunk, CloseReason, CloseResult, InitResult, WriteResult
 from .memory import MemoryState, MemoryWriter
 
 __all__ = ["FAULTS", "CLOSE_ON", "FaultInjected", "FaultConfig", "FaultyState", "FaultyWriter"]
@@ -137,7 +137,7 @@ class FaultyWriter(MemoryWriter[FaultyState]):
             return ("error", config.reason)
         return ("ok", FaultyState(config=config))
 
-    def write_chunk(self, data: bytes, state: FaultyState) -> WriteResult:
+    def write_chunk(self, data: Chunk, state: FaultyState) -> WriteResult:
         config = state.config
         n = state.chunks + 1
         _record(config, ("chunk", n))

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .behaviour import (
+    Chunk,
     CloseReason,
     CloseResult,
     InitResult,
@@ -149,7 +150,7 @@ class JournalingWriter(UploadWriter):
     def meta(self, state: JournaledState) -> dict:
         return state.writer.meta(state.inner)
 
-    def write_chunk(self, data: bytes, state: JournaledState) -> WriteResult | Pending:
+    def write_chunk(self, data: Chunk, state: JournaledState) -> WriteResult | Pending:
         state.chunks += 1
         state.journal.append(("chunk", *state.tag, state.chunks))
         return self._written(state.writer.write_chunk(data, state.inner), state)

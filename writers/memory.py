@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
-from .behaviour import CloseReason, CloseResult, InitResult, UploadWriter, WriteResult
+from .behaviour import Chunk, CloseReason, CloseResult, InitResult, UploadWriter, WriteResult
 
 __all__ = ["MemoryState", "MemoryWriter"]
 
@@ -40,7 +40,7 @@ class MemoryWriter(UploadWriter, Generic[StateT]):
     def meta(self, state: StateT) -> dict:
         return {"data": bytes(state.buffer)}
 
-    def write_chunk(self, data: bytes, state: StateT) -> WriteResult:
+    def write_chunk(self, data: Chunk, state: StateT) -> WriteResult:
         state.buffer += data
         state.chunks += 1
         return ("ok", state)

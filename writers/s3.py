@@ -56,7 +56,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 import actors
 import supervision
 
-from .behaviour import CloseReason, CloseResult, InitResult, Pending, UploadWriter, WriteResult
+from .behaviour import Chunk, CloseReason, CloseResult, InitResult, Pending, UploadWriter, WriteResult
 
 __all__ = [
     "DEFAULT_BUDGET_BYTES",
@@ -584,7 +584,7 @@ class S3Writer(UploadWriter):
     def meta(self, state: S3State) -> dict:
         return {"bucket": state.bucket, "key": state.key, "size": state.size, "etag": state.etag}
 
-    def write_chunk(self, data: bytes, state: S3State) -> WriteResult | Pending:
+    def write_chunk(self, data: Chunk, state: S3State) -> WriteResult | Pending:
         if state.closed:
             raise ValueError(f"write_chunk after close on s3://{state.bucket}/{state.key}")
         self._collect(state)

@@ -24,7 +24,7 @@ from typing import Any, BinaryIO
 
 import structlog
 
-from .behaviour import CloseReason, CloseResult, InitResult, UploadWriter, WriteResult
+from .behaviour import Chunk, CloseReason, CloseResult, InitResult, UploadWriter, WriteResult
 
 __all__ = [
     "TMPFILE_PREFIX",
@@ -104,7 +104,7 @@ class TmpFileWriter(UploadWriter):
     def meta(self, state: TmpFileState) -> dict:
         return {"path": state.path}
 
-    def write_chunk(self, data: bytes | bytearray | memoryview, state: TmpFileState) -> WriteResult:
+    def write_chunk(self, data: Chunk, state: TmpFileState) -> WriteResult:
         if state.file is None:
             raise ValueError(f"write_chunk after close on {state.path}")
         try:

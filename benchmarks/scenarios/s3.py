@@ -51,6 +51,7 @@ from benchmarks.progress import Progress
 from benchmarks.sessions import SessionFleet
 from benchmarks.stats import rate, ratio
 from benchmarks.targets import S3_THREADS, S3_VS_BOTO3, TableSpec, scale_note, target
+from writers import Chunk
 
 __all__ = ["NAME", "TABLES", "run", "steps"]
 
@@ -92,7 +93,7 @@ class TrackedS3Writer(s3w.S3Writer):
     peak_held = 0
     _lock = threading.Lock()
 
-    def write_chunk(self, data: bytes, state: s3w.S3State) -> Any:
+    def write_chunk(self, data: Chunk, state: s3w.S3State) -> Any:
         result = super().write_chunk(data, state)
         held = len(data) + len(state.buffer) + sum(getattr(f, "nbytes", 0) for f in state.inflight.values())
         if held > TrackedS3Writer.peak_held:
