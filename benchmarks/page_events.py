@@ -80,13 +80,13 @@ class _Channel:
 
 
 async def _settle(handler: LiveViewHandler) -> None:
-    """Wait until no push is pending (the session's news reaches the loop
-    through ``call_soon_threadsafe``, so give it a few turns)."""
-    for _ in range(3):
-        await asyncio.sleep(0.001)
-        task = handler._push_task
-        if task is not None and not task.done():
-            await asyncio.gather(task, return_exceptions=True)
+    """Wait until no push is pending: a round trip to the session (the
+    wake-ups its news scheduled on the loop come before its reply), then the
+    push task they started, if any."""
+    await handler._proxy().uploads()
+    task = handler._push_task
+    if task is not None and not task.done():
+        await asyncio.gather(task, return_exceptions=True)
 
 
 def _keep_nothing(name: str, meta: Any, entry: Any) -> None:

@@ -54,7 +54,7 @@ from pykka import ActorDeadError
 from actors.process import DeferredReply, Process, ProcessRef
 from actors.reasons import KILLED, Down, Exit, ExitReason, is_clean_exit
 from actors.timers import Timer, cancel_timer
-from writers import CloseReason, Pending, UploadWriter
+from writers import Chunk, CloseReason, Pending, UploadWriter
 
 __all__ = ["DEFERRED", "ChunkReply", "OwnerNews", "Reply", "UploadChannel"]
 
@@ -143,7 +143,7 @@ class UploadChannel(Process):
         # Deferred replies (see the module's docstring).
         self.waiting: WriterWait | None = None
         self.chunk_reply: DeferredReply | None = None  # the chunk answered once the writer is done
-        self.queued_chunks: deque[tuple[bytes, DeferredReply]] = deque()
+        self.queued_chunks: deque[tuple[Chunk, DeferredReply]] = deque()
         self._wait_serials = 0
 
     # -- dispatch: one handler per message --------------------------------------
@@ -191,14 +191,14 @@ class UploadChannel(Process):
                 return ("error", reason)
         raise ValueError(f"upload channel {self.entry_ref}: writer.init returned neither ok nor error")
 
-    def handle_chunk(self, data: bytes) -> Answer:
+    def handle_chunk(self, data: Chunk) -> Answer:
         """Write one chunk, or, while the writer is pending, queue it (its reply deferred)."""
         if self.waiting is not None:
             self.queued_chunks.append((data, self.defer_reply()))
             return DEFERRED
         return self.take_chunk(data)
 
-    def take_chunk(self, data: bytes) -> Answer:
+    def take_chunk(self, data: Chunk) -> Answer:
         """Write one chunk; the last expected byte closes the writer ``"done"``.
 
         A chunk over ``chunk_size`` (LiveView's client never sends one) ends

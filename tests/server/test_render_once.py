@@ -254,12 +254,14 @@ async def joined_page(n: int) -> tuple[LiveViewHandler, StandInChannel, str]:
 
 
 async def settled(handler: LiveViewHandler) -> None:
-    """Until the loop has run what the session's reports scheduled."""
-    for _ in range(5):
-        await asyncio.sleep(0.01)
-        task = handler._push_task
-        if task is not None:
-            await asyncio.wait_for(asyncio.shield(task), WAIT)
+    """Until the session has handled everything sent before and the loop has
+    pushed what its reports asked for: a round trip to the session (the
+    wake-ups its reports scheduled reach the loop before its reply), then the
+    push task they started, if any."""
+    await handler._proxy().uploads()
+    task = handler._push_task
+    if task is not None:
+        await asyncio.wait_for(asyncio.shield(task), WAIT)
 
 
 def test_a_progress_event_renders_once_and_its_reply_carries_only_that_entrys_fields():

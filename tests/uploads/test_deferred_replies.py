@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import queue
 import threading
+from collections.abc import Iterator
 from concurrent.futures import Future
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -90,11 +92,16 @@ class PendingWriter(UploadWriter):
         state.control.journal.append(("release",))
 
 
-def started(control: Control, **allow: Any) -> tuple[Any, InProcessClient]:
+@contextmanager
+def running(control: Control, **allow: Any) -> Iterator[tuple[Any, InProcessClient]]:
+    """A session whose uploads write with a ``PendingWriter`` on ``control``; stopped after."""
     session = UploadSession.start()
-    client = InProcessClient(session)
-    client.call("allow_upload", "avatar", accept="any", writer=lambda *_: (PendingWriter, control), **allow)
-    return session, client
+    try:
+        client = InProcessClient(session)
+        client.call("allow_upload", "avatar", accept="any", writer=lambda *_: (PendingWriter, control), **allow)
+        yield session, client
+    finally:
+        stop_session(session)
 
 
 def joined(client: InProcessClient, data: bytes) -> Any:
@@ -107,8 +114,7 @@ def kinds(control: Control) -> list:
 
 def test_a_pending_write_is_answered_once_its_future_is_done_and_the_channel_is_free_meanwhile():
     control = Control()
-    session, client = started(control)
-    try:
+    with running(control) as (session, client):
         channel = joined(client, b"abcdef")
         reply = channel.ask(("chunk", b"abc"), block=False)
         future = control.next_wait()
@@ -125,14 +131,11 @@ def test_a_pending_write_is_answered_once_its_future_is_done_and_the_channel_is_
         assert meta == {"data": b"abcdef"}
         assert actors.await_exit(channel, WAIT) == ("shutdown", "consumed")
         assert control.journal[-2:] == [("close", "done"), ("release",)]
-    finally:
-        stop_session(session)
 
 
 def test_a_pending_write_that_fails_is_the_writer_error_exit():
     control = Control()
-    session, client = started(control)
-    try:
+    with running(control) as (session, client):
         channel = joined(client, b"abcdef")
         reply = channel.ask(("chunk", b"abc"), block=False)
         control.next_wait().set_result(("error", ("s3_error", "BadDigest")))
@@ -142,14 +145,11 @@ def test_a_pending_write_that_fails_is_the_writer_error_exit():
         closes = [item for item in control.journal if item[0] == "close"]
         assert closes == [("close", ("error", ("s3_error", "BadDigest")))]
         assert control.journal[-1] == ("release",)
-    finally:
-        stop_session(session)
 
 
 def test_a_chunk_sent_while_one_is_pending_waits_its_turn():
     control = Control()
-    session, client = started(control)
-    try:
+    with running(control) as (session, client):
         channel = joined(client, b"abcdef")
         first = channel.ask(("chunk", b"abc"), block=False)
         first_wait = control.next_wait()
@@ -162,14 +162,11 @@ def test_a_chunk_sent_while_one_is_pending_waits_its_turn():
         assert second.get(timeout=WAIT) == "ok"
         assert control.journal[:4] == [("write", b"abc"), ("resume", b"abc"), ("write", b"def"), ("resume", b"def")]
         assert client.entry("0")["done"]
-    finally:
-        stop_session(session)
 
 
 def test_a_cancel_while_a_write_is_pending_closes_the_writer_once_and_never_resumes():
     control = Control()
-    session, client = started(control)
-    try:
+    with running(control) as (session, client):
         channel = joined(client, b"abcdef")
         reply = channel.ask(("chunk", b"abc"), block=False)
         future = control.next_wait()
@@ -179,15 +176,12 @@ def test_a_cancel_while_a_write_is_pending_closes_the_writer_once_and_never_resu
             reply.get(timeout=WAIT)  # never answered: as mail the channel never handled
         future.set_result("ok")  # too late: nobody resumes it
         assert control.journal == [("write", b"abc"), ("close", "cancel"), ("release",)]
-    finally:
-        stop_session(session)
 
 
 @pytest.mark.parametrize("how", ["client_left", "owner_down"])
 def test_an_exit_while_a_write_is_pending_cancels_the_writer(how):
     control = Control()
-    session, client = started(control)
-    try:
+    with running(control) as (session, client):
         channel = joined(client, b"abcdef")
         reply = channel.ask(("chunk", b"abc"), block=False)
         future = control.next_wait()
@@ -200,14 +194,11 @@ def test_an_exit_while_a_write_is_pending_cancels_the_writer(how):
             reply.get(timeout=WAIT)
         future.set_result("ok")
         assert control.journal == [("write", b"abc"), ("close", "cancel"), ("release",)]
-    finally:
-        stop_session(session)
 
 
 def test_a_kill_while_a_write_is_pending_releases_the_writer_and_never_resumes():
     control = Control()
-    session, client = started(control)
-    try:
+    with running(control) as (session, client):
         channel = joined(client, b"abcdef")
         reply = channel.ask(("chunk", b"abc"), block=False)
         future = control.next_wait()
@@ -219,14 +210,11 @@ def test_a_kill_while_a_write_is_pending_releases_the_writer_and_never_resumes()
         session.proxy().uploads().get(timeout=WAIT)
         assert client.entry("0")["errors"] == [("channel_crash", "killed")]
         assert control.journal == [("write", b"abc"), ("release",)]  # a kill: release only, as always
-    finally:
-        stop_session(session)
 
 
 def test_a_resume_that_raises_crashes_only_its_channel():
     control = Control()
-    session, client = started(control)
-    try:
+    with running(control) as (session, client):
         channel = joined(client, b"abcdef")
         reply = channel.ask(("chunk", b"abc"), block=False)
         control.next_wait().set_exception(RuntimeError("the store's client broke"))
@@ -236,14 +224,11 @@ def test_a_resume_that_raises_crashes_only_its_channel():
             reply.get(timeout=WAIT)
         assert control.journal[-2:] == [("close", "cancel"), ("release",)]
         assert session.is_alive()
-    finally:
-        stop_session(session)
 
 
 def test_the_last_chunk_waits_for_a_pending_close_and_the_owner_hears_done_after_it():
     control = Control(pend_writes=False, pend_done=True)
-    session, client = started(control)
-    try:
+    with running(control) as (session, client):
         channel = joined(client, b"abc")
         reply = channel.ask(("chunk", b"abc"), block=False)
         future = control.next_wait()
@@ -255,14 +240,11 @@ def test_the_last_chunk_waits_for_a_pending_close_and_the_owner_hears_done_after
         assert meta == {"data": b"abc"}
         assert actors.await_exit(channel, WAIT) == ("shutdown", "consumed")  # told to stop: it releases as it goes
         assert control.journal == [("write", b"abc"), ("close", "done"), ("resume", "close"), ("release",)]
-    finally:
-        stop_session(session)
 
 
 def test_a_pending_close_that_fails_is_the_writer_error_exit():
     control = Control(pend_writes=False, pend_done=True)
-    session, client = started(control)
-    try:
+    with running(control) as (session, client):
         channel = joined(client, b"abc")
         reply = channel.ask(("chunk", b"abc"), block=False)
         control.next_wait().set_result(("error", ("s3_error", "ETagMismatch")))
@@ -270,14 +252,11 @@ def test_a_pending_close_that_fails_is_the_writer_error_exit():
         assert actors.await_exit(channel, WAIT) == ("shutdown", "writer_error")
         assert client.entry("0")["errors"] == [("writer_failure", ("s3_error", "ETagMismatch"))]
         assert control.journal == [("write", b"abc"), ("close", "done"), ("resume", "close"), ("release",)]
-    finally:
-        stop_session(session)
 
 
 def test_a_cancel_while_the_close_is_pending_releases_without_a_second_close():
     control = Control(pend_writes=False, pend_done=True)
-    session, client = started(control)
-    try:
+    with running(control) as (session, client):
         channel = joined(client, b"abc")
         reply = channel.ask(("chunk", b"abc"), block=False)
         future = control.next_wait()
@@ -288,14 +267,11 @@ def test_a_cancel_while_the_close_is_pending_releases_without_a_second_close():
         future.set_result("ok")
         # close is called once; release (which must undo a pending close's effect) ends it
         assert control.journal == [("write", b"abc"), ("close", "done"), ("release",)]
-    finally:
-        stop_session(session)
 
 
 def test_the_chunk_timeout_does_not_run_against_a_client_waiting_for_its_answer():
     control = Control()
-    session, client = started(control, chunk_timeout=0.05)
-    try:
+    with running(control, chunk_timeout=0.05) as (session, client):
         channel = joined(client, b"abcdef")
         reply = channel.ask(("chunk", b"abc"), block=False)
         future = control.next_wait()
@@ -306,5 +282,3 @@ def test_the_chunk_timeout_does_not_run_against_a_client_waiting_for_its_answer(
         # Now the client is idle: the timeout does run.
         assert actors.await_exit(channel, WAIT) == ("shutdown", "timeout")
         assert [item for item in control.journal if item[0] == "close"] == [("close", "cancel")]
-    finally:
-        stop_session(session)
