@@ -85,12 +85,31 @@ async function runCase(url, spec) {
   const csrf = attr(html, /<meta name="csrf-token" content="([^"]+)"/);
 
   const frames = [];
+  const waiters = new Set(); // frames awaited by untilFrame
+  // Resolves once a received frame matches `pred` (at once if one did), else fails after `ms`.
+  const untilFrame = (pred, ms, what) =>
+    frames.some(pred)
+      ? Promise.resolve()
+      : new Promise((resolve, reject) => {
+          const waiter = { pred, resolve: () => { clearTimeout(waiter.timer); resolve(); } };
+          waiter.timer = setTimeout(() => {
+            if (waiters.delete(waiter)) reject(new Error(`no frame within ${ms} ms: ${what}`));
+          }, ms);
+          waiters.add(waiter);
+        });
   class TrackedWebSocket extends WebSocket {
     constructor(...args) {
       super(...args);
-      this.on("message", (data, isBinary) =>
-        frames.push(isBinary ? { dir: "in", binary: data.length } : { dir: "in", msg: JSON.parse(data.toString()) }),
-      );
+      this.on("message", (data, isBinary) => {
+        const frame = isBinary ? { dir: "in", binary: data.length } : { dir: "in", msg: JSON.parse(data.toString()) };
+        frames.push(frame);
+        for (const waiter of [...waiters]) {
+          if (waiter.pred(frame)) {
+            waiters.delete(waiter);
+            waiter.resolve();
+          }
+        }
+      });
     }
     send(data, ...rest) {
       frames.push(typeof data === "string" ? { dir: "out", msg: JSON.parse(data) } : { dir: "out", binary: data.byteLength });
@@ -184,6 +203,12 @@ async function runCase(url, spec) {
     });
     result.outcome = await finished;
     errorsAtOutcome = [...result.errors]; // not what the disconnect below makes it report
+    if (kind === "writer_error") {
+      // The upload's topic closes as its channel ends; the session records the
+      // failure on the page on its own time: wait for the diff that shows it.
+      await untilFrame((f) => f.dir === "in" && JSON.stringify(f.msg ?? null).includes("writer_failure"), 10000,
+        "the page showing the writer's failure");
+    }
     const uploader = result.uploader;
     delete result.uploader;
     delete result.errorsSeen;
